@@ -1,0 +1,93 @@
+"""Helpers over the `Object` envelope: wrap, unwrap, metadata, dict form.
+
+Every RPC carries objects in the envelope; code that works on any kind (the apiserver's
+generic paths, kemuctl's printers) goes through these helpers instead of switching on
+the oneof itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from kemu.api import kinds
+from kemu.api.v1 import api_pb2, meta_pb2
+
+Object = api_pb2.Object
+
+
+def kind_of(obj: api_pb2.Object) -> kinds.Kind:
+    """The Kind held by the envelope; ValueError when it is empty."""
+    field = obj.WhichOneof("kind")
+    if field is None:
+        raise ValueError("object is empty: no kind is set")
+    return kinds.by_envelope_field(field)
+
+
+def unwrap(obj: api_pb2.Object) -> Any:
+    """The typed message inside the envelope (a live reference: edits change `obj`)."""
+    return getattr(obj, kind_of(obj).envelope_field)
+
+
+def wrap(msg: Message) -> api_pb2.Object:
+    """Put a typed message (Pod, Deployment...) into a new envelope (copied)."""
+    kind = kinds.by_kind(msg.DESCRIPTOR.name)
+    if kind is None:
+        raise ValueError(f"{msg.DESCRIPTOR.name} is not a served kind")
+    obj = api_pb2.Object()
+    getattr(obj, kind.envelope_field).CopyFrom(msg)
+    return obj
+
+
+def meta(obj: api_pb2.Object) -> meta_pb2.ObjectMeta:
+    """The object's metadata (a live reference)."""
+    m: meta_pb2.ObjectMeta = unwrap(obj).metadata
+    return m
+
+
+def message_class(kind: kinds.Kind) -> type[Message]:
+    """The generated class for a kind, e.g. Pod for pods."""
+    field = api_pb2.Object.DESCRIPTOR.fields_by_name[kind.envelope_field]
+    cls: type[Message] = getattr(api_pb2, field.message_type.name)
+    return cls
+
+
+def ref(obj: api_pb2.Object) -> str:
+    """`kind/namespace/name` for logs and messages."""
+    m = meta(obj)
+    k = kind_of(obj)
+    return f"{k.singular}/{m.namespace}/{m.name}" if k.namespaced else f"{k.singular}/{m.name}"
+
+
+def fill_type_meta(obj: api_pb2.Object) -> api_pb2.Object:
+    """Set apiVersion and kind from the envelope, as the server returns them."""
+    k = kind_of(obj)
+    inner = unwrap(obj)
+    inner.api_version = k.api_version
+    inner.kind = k.kind
+    return obj
+
+
+def _integral(value: Any) -> Any:
+    """MessageToDict prints int-or-string numbers (google.protobuf.Value) as floats: 80.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+_FIRST = ("apiVersion", "kind", "metadata", "spec")
+
+
+def to_dict(obj: api_pb2.Object) -> dict[str, Any]:
+    """The object as a Kubernetes manifest dict: apiVersion, kind, metadata, spec first."""
+    fill_type_meta(obj)
+    raw = _integral(json_format.MessageToDict(unwrap(obj)))
+    ordered = {k: raw.pop(k) for k in _FIRST if k in raw}
+    ordered.update(raw)
+    return ordered

@@ -1,0 +1,1 @@
+"""The control plane: store, apiserver, scheduler, controllers."""
