@@ -33,6 +33,11 @@ _WELL_KNOWN = {
 }
 
 
+_INT64 = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
+                    FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
+                    FieldDescriptor.TYPE_SFIXED64})
+
+
 class ManifestError(ValueError):
     """A manifest that cannot become a typed object; the message names the problem."""
 
@@ -68,7 +73,9 @@ def _clean_scalar(field: FieldDescriptor, value: Any, path: str, quantity: bool)
         return value
     if t == FieldDescriptor.TYPE_ENUM:
         return value
-    # integers
+    # integers; 64-bit ones may be strings, as protobuf's JSON mapping writes them
+    if t in _INT64 and isinstance(value, str) and value.lstrip("-").isdigit():
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ManifestError(f"{path}: expected an integer, got {_describe(value)}")
     return value
@@ -117,7 +124,7 @@ def _clean_message(desc: Descriptor, doc: Any, path: str) -> dict[str, Any]:
                 str(k): _clean_value(value_field, v, f"{sub}.{k}", quantity)
                 for k, v in value.items() if v is not None
             }
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             if not isinstance(value, list):
                 raise ManifestError(f"{sub}: expected a list, got {_describe(value)}")
             out[key] = [_clean_value(field, v, f"{sub}[{i}]") for i, v in enumerate(value)]

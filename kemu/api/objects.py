@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from kemu.api import kinds
@@ -50,7 +51,7 @@ def meta(obj: api_pb2.Object) -> meta_pb2.ObjectMeta:
 def message_class(kind: kinds.Kind) -> type[Message]:
     """The generated class for a kind, e.g. Pod for pods."""
     field = api_pb2.Object.DESCRIPTOR.fields_by_name[kind.envelope_field]
-    cls: type[Message] = getattr(api_pb2, field.message_type.name)
+    cls: type[Message] = message_factory.GetMessageClass(field.message_type)
     return cls
 
 
@@ -81,13 +82,45 @@ def _integral(value: Any) -> Any:
     return value
 
 
+_INT64 = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
+                    FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
+                    FieldDescriptor.TYPE_SFIXED64})
+
+
+def _int64_as_numbers(desc: Descriptor, doc: dict[str, Any]) -> None:
+    """protobuf's JSON mapping writes int64 as strings ("30"); Kubernetes writes numbers."""
+    by_json = {f.json_name: f for f in desc.fields}
+    for key, value in doc.items():
+        f = by_json.get(key)
+        if f is None:
+            continue
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            vf = f.message_type.fields_by_name["value"]
+            if vf.message_type is not None and isinstance(value, dict):
+                for v in value.values():
+                    if isinstance(v, dict):
+                        _int64_as_numbers(vf.message_type, v)
+            continue
+        items = value if f.is_repeated and isinstance(value, list) else [value]
+        if f.type in _INT64:
+            converted = [int(v) if isinstance(v, str) else v for v in items]
+            doc[key] = converted if f.is_repeated else converted[0]
+        elif f.message_type is not None and not f.message_type.full_name.startswith(
+                "google.protobuf."):
+            for item in items:
+                if isinstance(item, dict):
+                    _int64_as_numbers(f.message_type, item)
+
+
 _FIRST = ("apiVersion", "kind", "metadata", "spec")
 
 
 def to_dict(obj: api_pb2.Object) -> dict[str, Any]:
     """The object as a Kubernetes manifest dict: apiVersion, kind, metadata, spec first."""
     fill_type_meta(obj)
-    raw = _integral(json_format.MessageToDict(unwrap(obj)))
+    inner = unwrap(obj)
+    raw = _integral(json_format.MessageToDict(inner))
+    _int64_as_numbers(inner.DESCRIPTOR, raw)
     ordered = {k: raw.pop(k) for k in _FIRST if k in raw}
     ordered.update(raw)
     return ordered

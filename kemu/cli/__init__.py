@@ -1,0 +1,1 @@
+"""Command-line entry points: `kemu` (cluster lifecycle, components) and `kemuctl`."""

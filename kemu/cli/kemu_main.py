@@ -1,0 +1,124 @@
+"""`kemu`: run a component (store, apiserver) or a whole cluster (up, down, status).
+
+One entry point, many roles: each subcommand builds a frozen config and calls that
+component's `run(config)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from kemu.cli import lifecycle
+
+
+def _host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return text
+
+
+def _endpoints(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip().removeprefix("http://") for p in text.split(",") if p.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...]")
+    for p in parts:
+        _host_port(p)
+    return parts
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or int(low) > int(high):
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH, got {text!r}")
+    return int(low), int(high)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kemu", description="kemu: a Kubernetes-style cluster "
+                                "emulator with real networking.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("store", help="run the etcd-compatible store")
+    s.add_argument("--listen", type=_host_port, default="127.0.0.1:2379")
+    s.add_argument("--data-dir", type=Path, default=Path("kemu-store.data"))
+    s.add_argument("--no-fsync", action="store_true",
+                   help="do not fsync each commit (survives kill -9, not power loss)")
+
+    a = sub.add_parser("apiserver", help="run the API server")
+    a.add_argument("--listen", type=_host_port, default="127.0.0.1:6443")
+    a.add_argument("--store", type=_endpoints, default=("127.0.0.1:2379",),
+                   help="etcd v3 API endpoints, HOST:PORT[,...] (kemu store or real etcd)")
+    a.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    a.add_argument("--service-node-port-range", type=_port_range, default=(30000, 32767))
+    a.add_argument("--watch-cache-size", type=int, default=5000)
+
+    u = sub.add_parser("up", help="start a cluster on this machine (store + apiserver)")
+    u.add_argument("--name", default="kemu")
+    u.add_argument("--store-port", type=int, default=2379)
+    u.add_argument("--apiserver-port", type=int, default=6443)
+    u.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops")
+
+    d = sub.add_parser("down", help="stop a cluster and remove what it made")
+    d.add_argument("--name", default="kemu")
+    d.add_argument("--keep-data", action="store_true", help="keep the store's data directory")
+
+    st = sub.add_parser("status", help="show a cluster's components and their health")
+    st.add_argument("--name", default="kemu")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except lifecycle.LifecycleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "store":
+        from kemu.services.store.server import StoreConfig, run  # noqa: PLC0415
+
+        run(StoreConfig(listen=args.listen, data_dir=args.data_dir, fsync=not args.no_fsync))
+        return 0
+    if args.command == "apiserver":
+        from kemu.services.apiserver.server import APIServerConfig  # noqa: PLC0415
+        from kemu.services.apiserver.server import run as run_apiserver  # noqa: PLC0415
+
+        import ipaddress  # noqa: PLC0415
+
+        try:
+            ipaddress.IPv4Network(args.service_cluster_ip_range)
+        except ValueError as e:
+            print(f"error: --service-cluster-ip-range: {e}", file=sys.stderr)
+            return 2
+        run_apiserver(APIServerConfig(listen=args.listen, store=args.store,
+                                      service_cidr=args.service_cluster_ip_range,
+                                      node_port_range=args.service_node_port_range,
+                                      watch_cache_size=args.watch_cache_size))
+        return 0
+    if args.command == "up":
+        return lifecycle.up(args.name, store_port=args.store_port,
+                            apiserver_port=args.apiserver_port, foreground=args.foreground)
+    if args.command == "down":
+        return lifecycle.down(args.name, keep_data=args.keep_data)
+    if args.command == "status":
+        return lifecycle.status(args.name)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""`kemu up`, `kemu down`, `kemu status`: a cluster on this machine as managed processes.
+
+State lives in ~/.kemu/clusters/NAME/: the store's data, one log and one pid file per
+component. `up` on a running cluster reuses it; `down` stops what `up` started (by pid)
+and removes the state directory; a second cluster with another --name and other ports
+can run beside the first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kemu.client import config
+
+
+class LifecycleError(RuntimeError):
+    """A cluster could not be started, stopped or inspected."""
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    address: str
+    args: tuple[str, ...]
+
+
+def state_dir(name: str) -> Path:
+    return Path(os.environ.get("KEMU_HOME") or Path.home() / ".kemu") / "clusters" / name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def healthy(address: str, timeout: float = 1.0) -> bool:
+    """True when the address answers grpc.health.v1 with SERVING."""
+    with grpc.insecure_channel(address) as ch:
+        try:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
+                                                       timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _components(name: str, store_port: int, apiserver_port: int) -> list[Component]:
+    d = state_dir(name)
+    store = f"127.0.0.1:{store_port}"
+    api = f"127.0.0.1:{apiserver_port}"
+    return [
+        Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
+        Component("apiserver", api, ("apiserver", "--listen", api, "--store", store)),
+    ]
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _start(d: Path, comp: Component, deadline_s: float = 60.0) -> int:
+    log_path = d / "logs" / f"{comp.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kemu.cli.kemu_main", *comp.args],
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    (d / f"{comp.name}.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LifecycleError(f"{comp.name} exited with code {proc.returncode}; "
+                                 f"log {log_path}:\n{_tail(log_path)}")
+        if healthy(comp.address):
+            return proc.pid
+        time.sleep(0.1)
+    raise LifecycleError(f"{comp.name} did not become healthy at {comp.address} within "
+                         f"{deadline_s:.0f}s; log {log_path}:\n{_tail(log_path)}")
+
+
+def up(name: str, *, store_port: int = 2379, apiserver_port: int = 6443,
+       foreground: bool = False) -> int:
+    d = state_dir(name)
+    d.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    comps = _components(name, store_port, apiserver_port)
+    for comp in comps:
+        pid = _read_pid(d / f"{comp.name}.pid")
+        if pid is not None and _pid_alive(pid) and healthy(comp.address):
+            print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
+            continue
+        if pid is not None and _pid_alive(pid):
+            raise LifecycleError(f"{comp.name} (pid {pid}) is running but not healthy at "
+                                 f"{comp.address}; run `kemu down --name {name}` first")
+        print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
+        pid = _start(d, comp)
+        print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+    api = comps[-1].address
+    path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
+    print(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s")
+    print(f"  apiserver  {api}   (kemu.v1 gRPC; health and reflection enabled)")
+    print(f"  store      {comps[0].address}   (etcd v3 API: "
+          f"ETCDCTL_API=3 etcdctl --endpoints={comps[0].address} get --prefix /registry)")
+    print(f"  config     {path}   (kemuctl uses it)")
+    print(f"  logs       {d / 'logs'}")
+    print("\nnext: kemuctl get namespaces;  kemuctl apply -f examples/web.yaml;  "
+          f"kemu down --name {name}")
+    if foreground:
+        try:
+            while all(_pid_alive(_read_pid(d / f"{c.name}.pid") or -1) for c in comps):
+                time.sleep(1)
+            print("a component exited; see the logs", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return down(name, keep_data=True)
+    return 0
+
+
+def _stop_pid(pid: int, grace: float = 10.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def down(name: str, *, keep_data: bool = False) -> int:
+    d = state_dir(name)
+    if not d.exists():
+        print(f"no cluster named {name!r}")
+        return 0
+    for comp in ("apiserver", "store"):
+        pid = _read_pid(d / f"{comp}.pid")
+        if pid is not None and _pid_alive(pid):
+            _stop_pid(pid)
+            print(f"  {comp:<10} stopped (pid {pid})")
+        (d / f"{comp}.pid").unlink(missing_ok=True)
+    if not keep_data:
+        shutil.rmtree(d, ignore_errors=True)
+        config.remove_cluster(name)
+    print(f"cluster {name!r} is down" + (" (data kept)" if keep_data else ""))
+    return 0
+
+
+def status(name: str) -> int:
+    d = state_dir(name)
+    entry = config.load().get("clusters", {}).get(name) or {}
+    if not d.exists():
+        print(f"no cluster named {name!r}")
+        return 1
+    addresses = {"apiserver": entry.get("server", ""), "store": entry.get("store", "")}
+    worst = 0
+    print(f"{'COMPONENT':<11}{'PID':<9}{'ADDRESS':<22}STATUS")
+    for comp in ("store", "apiserver"):
+        pid = _read_pid(d / f"{comp}.pid")
+        alive = pid is not None and _pid_alive(pid)
+        ok = alive and bool(addresses[comp]) and healthy(addresses[comp])
+        state = "Healthy" if ok else ("Unhealthy" if alive else "Stopped")
+        worst = worst or (0 if ok else 1)
+        print(f"{comp:<11}{pid or '-'!s:<9}{addresses[comp] or '-':<22}{state}")
+    return worst

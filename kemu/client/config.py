@@ -1,0 +1,91 @@
+"""~/.kemu/config: which cluster kemuctl talks to, written by `kemu up`.
+
+Resolution order for the server address, as kubectl's for its cluster: `--server`, then
+the KEMU_SERVER environment variable, then the current cluster in the config file
+(KEMU_CONFIG names another file).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_SERVER = "127.0.0.1:6443"
+
+
+class ConfigError(ValueError):
+    """The config file exists but cannot be used."""
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("KEMU_CONFIG") or Path.home() / ".kemu" / "config")
+
+
+@dataclass(frozen=True)
+class ClusterEntry:
+    name: str
+    server: str
+    store: str = ""
+
+
+def load(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def current_cluster(path: Path | None = None) -> ClusterEntry | None:
+    data = load(path)
+    name = data.get("current-cluster")
+    clusters = data.get("clusters") or {}
+    entry = clusters.get(name) if isinstance(clusters, dict) else None
+    if not isinstance(entry, dict) or not entry.get("server"):
+        return None
+    return ClusterEntry(str(name), str(entry["server"]), str(entry.get("store", "")))
+
+
+def resolve_server(flag: str | None) -> str:
+    if flag:
+        return flag
+    env = os.environ.get("KEMU_SERVER")
+    if env:
+        return env
+    entry = current_cluster()
+    return entry.server if entry else DEFAULT_SERVER
+
+
+def save_cluster(entry: ClusterEntry, path: Path | None = None) -> Path:
+    """Add or replace a cluster entry and make it current."""
+    path = path or config_path()
+    data = load(path)
+    clusters = data.setdefault("clusters", {})
+    clusters[entry.name] = {"server": entry.server, **({"store": entry.store} if entry.store
+                                                       else {})}
+    data["current-cluster"] = entry.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def remove_cluster(name: str, path: Path | None = None) -> None:
+    path = path or config_path()
+    data = load(path)
+    clusters = data.get("clusters") or {}
+    clusters.pop(name, None)
+    if data.get("current-cluster") == name:
+        data["current-cluster"] = next(iter(clusters), None)
+    if path.exists():
+        path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,295 @@
+"""The watch cache: one store watch per resource type, fanned out to every client watch.
+
+As Kubernetes' cacher (staging/.../storage/cacher): the cache lists the resource once,
+then watches the store from the next revision. It keeps the current objects and a
+bounded window of recent events. A client watch that resumes from resourceVersion R gets
+every buffered event after R, then live events, with no gap and no repeat, because the
+catch-up read and the registration happen in one step of the event loop, and events are
+dispatched to watchers in the same step that records them. A resourceVersion older than
+the window is Gone (the client lists again), as with Kubernetes' 410.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from kemu.api import labels, objects
+from kemu.api.kinds import Kind
+from kemu.api.v1 import api_pb2
+from kemu.services.apiserver import fields
+from kemu.services.apiserver.errors import APIError, Gone, Unavailable
+from kemu.services.apiserver.registry import decode
+from kemu.services.apiserver.storage import KeyValue, Storage
+
+log = logging.getLogger(__name__)
+WatchEvent = api_pb2.WatchEvent
+ADDED, MODIFIED, DELETED, BOOKMARK = (WatchEvent.ADDED, WatchEvent.MODIFIED, WatchEvent.DELETED,
+                                      WatchEvent.BOOKMARK)
+
+
+class Timeout(APIError):
+    """The cache did not reach the requested resourceVersion in time."""
+
+
+class WatcherOverflow(APIError):
+    """A client watch fell too far behind and was closed; the client should resume."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One store event for one object, with the object before it (None when created)."""
+
+    revision: int
+    type: int
+    obj: api_pb2.Object
+    prev: api_pb2.Object | None
+
+
+@dataclass(eq=False)
+class Filter:
+    """What one client watch wants to see."""
+
+    namespace: str = ""
+    selector: labels.Selector = labels.EVERYTHING
+    field_reqs: list[fields.FieldRequirement] = field(default_factory=list)
+
+    def matches(self, obj: api_pb2.Object | None) -> bool:
+        if obj is None:
+            return False
+        inner = objects.unwrap(obj)
+        meta = inner.metadata
+        return ((not self.namespace or meta.namespace == self.namespace)
+                and self.selector.matches(meta.labels) and fields.matches(self.field_reqs, inner))
+
+    def translate(self, change: Change) -> int | None:
+        """The event type this watch sees for a change, or None to skip it (as Kubernetes:
+        an object that stops matching is DELETED, one that starts matching is ADDED)."""
+        now_ok = change.type != DELETED and self.matches(change.obj)
+        was_ok = self.matches(change.prev)
+        if change.type == DELETED:
+            return DELETED if was_ok else None
+        if now_ok:
+            return change.type if was_ok or change.type == ADDED else ADDED
+        return DELETED if was_ok else None
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One client watch: a filter and a queue of events to send."""
+
+    filter: Filter
+    limit: int
+    queue: asyncio.Queue[api_pb2.WatchEvent | APIError] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+
+    def offer(self, event: api_pb2.WatchEvent) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() >= self.limit:
+            self.close(WatcherOverflow("watch closed: the client is too slow to keep up; "
+                                       "resume from the last resourceVersion received"))
+            return
+        self.queue.put_nowait(event)
+
+    def close(self, error: APIError) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(error)
+
+
+class Cacher:
+    """The watch cache of one resource type."""
+
+    def __init__(self, kind: Kind, storage: Storage, *, capacity: int = 5000,
+                 watcher_queue: int = 100_000) -> None:
+        self.kind = kind
+        self.storage = storage
+        self.capacity = capacity
+        self.watcher_queue = watcher_queue
+        self.current: dict[str, api_pb2.Object] = {}
+        self.revision = 0  # the cache holds every change up to this store revision
+        self.oldest = 0  # a watch may resume from any revision >= this
+        self.events: deque[Change] = deque()
+        self.watchers: set[Watcher] = set()
+        self.ready = asyncio.Event()
+        self._advanced = asyncio.Condition()
+        self._want_progress = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"cacher-{self.kind.plural}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for w in list(self.watchers):
+            w.close(Unavailable("apiserver is shutting down"))
+
+    # ---- the store side ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        relist = True
+        while True:
+            try:
+                if relist:
+                    kvs, rev = await self.storage.list(self.kind.store_prefix())
+                    self._reset(kvs, rev)
+                    relist = False
+                async for resp in self.storage.watch(self.kind.store_prefix(), self.revision + 1,
+                                                     self._want_progress):
+                    self._receive(resp)
+                    backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Gone:
+                log.warning("watch cache %s: store compacted past us; relisting", self.kind.plural)
+                relist = True
+            except Exception as e:  # the store is down or restarting: retry
+                log.warning("watch cache %s: %s; retrying in %.1fs", self.kind.plural, e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _reset(self, kvs: list[KeyValue], revision: int) -> None:
+        first = not self.ready.is_set()
+        self.current = {kv.key: decode(kv) for kv in kvs}
+        self.events.clear()
+        self.revision = self.oldest = revision
+        if not first:
+            for w in list(self.watchers):
+                w.close(Gone("watch cache relisted; list again"))
+            self.watchers.clear()
+        self.ready.set()
+        self._notify()
+
+    def _receive(self, resp: object) -> None:
+        events = getattr(resp, "events")  # noqa: B009 - etcd WatchResponse
+        header_rev = getattr(resp, "header").revision  # noqa: B009
+        if not events:
+            # A progress notification: the stream has sent everything up to header_rev.
+            if header_rev > self.revision:
+                self.revision = header_rev
+                self._notify()
+            return
+        for ev in events:
+            key = ev.kv.key.decode()
+            rev = ev.kv.mod_revision
+            prev = self.current.get(key)
+            if ev.type == 1:  # DELETE
+                if prev is None:
+                    continue
+                gone = api_pb2.Object()
+                gone.CopyFrom(prev)
+                objects.meta(gone).resource_version = str(rev)
+                del self.current[key]
+                self._record(Change(rev, DELETED, gone, prev))
+            else:
+                obj = decode(KeyValue(key, ev.kv.value, ev.kv.create_revision, rev))
+                self.current[key] = obj
+                kind = ADDED if ev.kv.create_revision == rev or prev is None else MODIFIED
+                self._record(Change(rev, kind, obj, prev))
+            self.revision = max(self.revision, rev)
+        self._notify()
+
+    def _record(self, change: Change) -> None:
+        self.events.append(change)
+        while len(self.events) > self.capacity:
+            dropped = self.events.popleft()
+            self.oldest = dropped.revision
+        prepared: dict[int, api_pb2.WatchEvent] = {}
+        for w in list(self.watchers):
+            t = w.filter.translate(change)
+            if t is None:
+                continue
+            ev = prepared.get(t)
+            if ev is None:
+                ev = prepared[t] = WatchEvent(type=t, object=change.obj)  # type: ignore[arg-type]
+            w.offer(ev)
+            if w.closed:
+                self.watchers.discard(w)
+
+    def _notify(self) -> None:
+        async def wake() -> None:
+            async with self._advanced:
+                self._advanced.notify_all()
+        asyncio.ensure_future(wake())  # noqa: RUF006 - fire and forget, it only notifies
+
+    async def _wait_for(self, revision: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.revision < revision:
+            self._want_progress.set()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout(f"Too large resource version: {revision}, current: {self.revision}")
+            async with self._advanced:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._advanced.wait(), timeout=min(left, 0.5))
+
+    # ---- the client side ---------------------------------------------------------------
+
+    async def watch(self, flt: Filter, resource_version: str, *,
+                    wait_timeout: float = 5.0) -> Watcher:
+        """Register a client watch starting after `resource_version` ("" or "0": from now,
+        with an ADDED event for each existing object first)."""
+        await self.ready.wait()
+        w = Watcher(flt, self.watcher_queue)
+        if resource_version in ("", "0"):
+            for key in sorted(self.current):
+                obj = self.current[key]
+                if flt.matches(obj):
+                    w.queue.put_nowait(WatchEvent(type=ADDED, object=obj))
+            self.watchers.add(w)
+            return w
+        try:
+            rv = int(resource_version)
+        except ValueError:
+            raise Gone(f"invalid resourceVersion {resource_version!r}") from None
+        if rv > self.revision:
+            await self._wait_for(rv, wait_timeout)
+        if rv < self.oldest:
+            raise Gone(f"too old resource version: {rv} ({self.oldest})")
+        for change in self.events:  # one synchronous step: no event can slip between
+            if change.revision <= rv:
+                continue
+            t = flt.translate(change)
+            if t is not None:
+                w.queue.put_nowait(WatchEvent(type=t, object=change.obj))  # type: ignore[arg-type]
+        self.watchers.add(w)
+        return w
+
+    def unregister(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+
+    def bookmark(self) -> api_pb2.WatchEvent:
+        """A BOOKMARK at the cache's revision: valid once a watcher's queue is drained."""
+        ev = WatchEvent(type=BOOKMARK)
+        getattr(ev.object, self.kind.envelope_field).metadata.resource_version = str(
+            self.revision)
+        return objects.fill_type_meta(ev.object) and ev
+
+
+async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
+                 bookmark_interval: float = 10.0) -> AsyncIterator[api_pb2.WatchEvent]:
+    """The events of one client watch until it is closed; errors are raised."""
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(w.queue.get(), timeout=bookmark_interval) \
+                    if bookmarks else await w.queue.get()
+            except TimeoutError:
+                if w.queue.empty():
+                    yield cacher.bookmark()
+                continue
+            if isinstance(item, APIError):
+                raise item
+            yield item
+    finally:
+        cacher.unregister(w)

@@ -1,0 +1,164 @@
+"""Wiring of the apiserver: config, bootstrap, the gRPC server, health and reflection.
+
+`run(config)` is what `kemu apiserver` calls. The server listens at once and reports
+NOT_SERVING on grpc.health.v1 until it has reached the store, created the built-in
+namespaces and filled every watch cache; then SERVING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kemu.api import kinds, objects
+from kemu.api.v1 import api_pb2, api_pb2_grpc
+from kemu.services.apiserver import allocators
+from kemu.services.apiserver.cacher import Cacher
+from kemu.services.apiserver.errors import AlreadyExists
+from kemu.services.apiserver.registry import Registry
+from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
+from kemu.services.apiserver.storage import Storage
+
+log = logging.getLogger("kemu.apiserver")
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class APIServerConfig:
+    """How to run the apiserver."""
+
+    listen: str = "127.0.0.1:6443"
+    store: tuple[str, ...] = ("127.0.0.1:2379",)
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    watch_cache_size: int = 5000
+    bookmark_interval: float = 10.0
+    store_kind: str = "etcd-v3"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class APIServer:
+    """A running apiserver (in-process handle used by `run` and by tests)."""
+
+    def __init__(self, config: APIServerConfig) -> None:
+        self.config = config
+        self.storage = Storage(config.store)
+        net = ipaddress.IPv4Network(config.service_cidr)
+        self.ranges = allocators.Ranges(net, *config.node_port_range)
+        self.registry = Registry(self.storage, ranges=self.ranges)
+        self.caches = {k.plural: Cacher(k, self.storage, capacity=config.watch_cache_size)
+                       for k in kinds.KINDS}
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
+            health.HealthServicer()
+        self.server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ])
+        self.port = 0
+        self._bootstrap: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        api_pb2_grpc.add_ResourcesServicer_to_server(
+            ResourcesServicer(self.registry, self.caches,
+                              bookmark_interval=self.config.bookmark_interval), self.server)
+        api_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryServicer(self.config.store_kind),
+                                                     self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = (api_pb2.DESCRIPTOR.services_by_name["Resources"].full_name,
+                 api_pb2.DESCRIPTOR.services_by_name["Discovery"].full_name,
+                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self.server)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.server.add_insecure_port(self.config.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        await self.server.start()
+        self._bootstrap = asyncio.create_task(self._bootstrap_loop())
+
+    async def _set_health(self, status: int) -> None:
+        for service in ("", "kemu.v1.Resources"):
+            result = self.health.set(service, status)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _bootstrap_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.storage.current_revision()
+                await self._ensure_builtins()
+                break
+            except Exception as e:
+                log.warning("waiting for the store at %s: %s", ",".join(self.config.store), e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for cache in self.caches.values():
+            cache.start()
+        await asyncio.gather(*(c.ready.wait() for c in self.caches.values()))
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("apiserver ready on %s (store %s)", self.config.listen,
+                 ",".join(self.config.store))
+
+    async def _ensure_builtins(self) -> None:
+        for name in BUILTIN_NAMESPACES:
+            ns = api_pb2.Object()
+            ns.namespace.metadata.name = name
+            with contextlib.suppress(AlreadyExists):
+                await self.registry.create(ns)
+        svc = api_pb2.Object()
+        s = svc.service
+        s.metadata.name, s.metadata.namespace = "kubernetes", "default"
+        s.metadata.labels.update({"component": "apiserver", "provider": "kubernetes"})
+        s.spec.cluster_ip = str(self.ranges.service_cidr.network_address + 1)
+        port = s.spec.ports.add(name="https", port=443, protocol="TCP")
+        port.target_port.number_value = int(self.config.listen.rsplit(":", 1)[1] or 6443)
+        with contextlib.suppress(AlreadyExists):
+            await self.registry.create(svc)
+        log.debug("built-in objects present: %s", objects.ref(svc))
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self._bootstrap is not None
+        await asyncio.wait_for(asyncio.shield(self._bootstrap), timeout)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._bootstrap is not None:
+            self._bootstrap.cancel()
+        for cache in self.caches.values():
+            await cache.stop()
+        await self.server.stop(grace)
+        await self.storage.close()
+
+
+async def serve(config: APIServerConfig) -> APIServer:
+    server = APIServer(config)
+    await server.start()
+    return server
+
+
+def run(config: APIServerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and stop."""
+
+    async def main() -> None:
+        server = await serve(config)
+        log.info("apiserver listening on %s", config.listen)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("apiserver shutting down")
+        await server.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,294 @@
+"""Thin gRPC servicers: check the request's shape, delegate to the registry, translate
+errors through one table (kemu.services.apiserver.errors -> gRPC status codes)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+import kemu
+from kemu.api import kinds, objects
+from kemu.api.v1 import api_pb2, api_pb2_grpc
+from kemu.services.apiserver import cacher as cache
+from kemu.services.apiserver import errors, fields
+from kemu.services.apiserver.registry import Registry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATUS: dict[type[Exception], grpc.StatusCode] = {
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.Conflict: grpc.StatusCode.ABORTED,
+    errors.Invalid: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Gone: grpc.StatusCode.OUT_OF_RANGE,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
+    cache.Timeout: grpc.StatusCode.DEADLINE_EXCEEDED,
+    cache.WatcherOverflow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    kinds.UnknownResourceError: grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+def status_of(exc: Exception) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+async def _translate(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    code = status_of(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("%s failed", method)
+        await context.abort(code, f"internal error: {exc}")
+    message = str(exc).strip("'\"") if isinstance(exc, LookupError) else str(exc)
+    await context.abort(code, message)
+
+
+def _resolve(resource: str) -> kinds.Kind:
+    if not resource:
+        raise errors.BadRequest("resource is required")
+    return kinds.resolve(resource)
+
+
+def _object(obj: api_pb2.Object, request_field: str = "object") -> api_pb2.Object:
+    if obj.WhichOneof("kind") is None:
+        raise errors.BadRequest(f"{request_field} is required: set exactly one kind in it")
+    return obj
+
+
+class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
+    """kemu.v1.Resources."""
+
+    def __init__(self, registry: Registry, caches: dict[str, cache.Cacher], *,
+                 bookmark_interval: float = 10.0) -> None:
+        self.registry = registry
+        self.caches = caches
+        self.bookmark_interval = bookmark_interval
+
+    async def _run(self, context: grpc.aio.ServicerContext, method: str,
+                   work: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        try:
+            return await work()
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:  # every error leaves through the table
+            await _translate(context, e, method)
+            raise  # unreachable: abort raises
+        finally:
+            log.debug("%s took %.1f ms", method, (time.perf_counter() - started) * 1000)
+
+    async def Create(self, request: api_pb2.CreateRequest,
+                     context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        return await self._run(context, "Create", lambda: self.registry.create(
+            _object(request.object), dry_run=request.dry_run))
+
+    async def Get(self, request: api_pb2.GetRequest,
+                  context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        key = request.key
+        return await self._run(context, "Get", lambda: self.registry.get(
+            _resolve(key.resource), key.namespace, key.name))
+
+    async def List(self, request: api_pb2.ListRequest,
+                   context: grpc.aio.ServicerContext) -> api_pb2.ListResponse:
+        async def work() -> api_pb2.ListResponse:
+            kind = _resolve(request.resource)
+            result = await self.registry.list(kind, request.namespace, request.label_selector,
+                                              request.field_selector)
+            return api_pb2.ListResponse(items=result.items,
+                                        resource_version=str(result.resource_version))
+        return await self._run(context, "List", work)
+
+    async def Update(self, request: api_pb2.UpdateRequest,
+                     context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        return await self._run(context, "Update", lambda: self.registry.update(
+            _object(request.object), dry_run=request.dry_run))
+
+    async def UpdateStatus(self, request: api_pb2.UpdateRequest,
+                           context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        return await self._run(context, "UpdateStatus", lambda: self.registry.update(
+            _object(request.object), status=True, dry_run=request.dry_run))
+
+    async def Delete(self, request: api_pb2.DeleteRequest,
+                     context: grpc.aio.ServicerContext) -> api_pb2.DeleteResponse:
+        async def work() -> api_pb2.DeleteResponse:
+            key = request.key
+            grace = request.grace_period_seconds if request.HasField("grace_period_seconds") \
+                else None
+            obj, deleted = await self.registry.delete(
+                _resolve(key.resource), key.namespace, key.name,
+                policy=request.propagation_policy, grace_period_seconds=grace,
+                resource_version=request.resource_version, uid=request.uid)
+            return api_pb2.DeleteResponse(object=obj, deleted=deleted)
+        return await self._run(context, "Delete", work)
+
+    async def DeleteCollection(self, request: api_pb2.DeleteCollectionRequest,
+                               context: grpc.aio.ServicerContext
+                               ) -> api_pb2.DeleteCollectionResponse:
+        async def work() -> api_pb2.DeleteCollectionResponse:
+            kind = _resolve(request.resource)
+            found = await self.registry.list(kind, request.namespace, request.label_selector,
+                                             request.field_selector)
+            results = []
+            for item in found.items:
+                meta = objects.meta(item)
+                with contextlib.suppress(errors.NotFound):
+                    obj, deleted = await self.registry.delete(
+                        kind, meta.namespace, meta.name, policy=request.propagation_policy)
+                    results.append(api_pb2.DeleteResponse(object=obj, deleted=deleted))
+            return api_pb2.DeleteCollectionResponse(results=results)
+        return await self._run(context, "DeleteCollection", work)
+
+    async def Watch(self, request: api_pb2.WatchRequest,
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
+        try:
+            kind = _resolve(request.resource)
+            flt = cache.Filter(
+                namespace=request.namespace if kind.namespaced else "",
+                selector=self.registry.parse_label_selector(request.label_selector),
+                field_reqs=fields.parse(request.field_selector, objects.message_class(kind)))
+            cacher = self.caches[kind.plural]
+            watcher = await cacher.watch(flt, request.resource_version)
+            async for event in cache.stream(cacher, watcher, bookmarks=request.allow_bookmarks,
+                                            bookmark_interval=self.bookmark_interval):
+                yield event
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            await _translate(context, e, "Watch")
+
+    async def Apply(self, request: api_pb2.ApplyRequest,
+                    context: grpc.aio.ServicerContext) -> api_pb2.ApplyResponse:
+        async def work() -> api_pb2.ApplyResponse:
+            obj, result = await self.registry.apply(_object(request.object),
+                                                    dry_run=request.dry_run)
+            return api_pb2.ApplyResponse(object=obj, result=result)  # type: ignore[arg-type]
+        return await self._run(context, "Apply", work)
+
+    async def Bind(self, request: api_pb2.BindRequest,
+                   context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        return await self._run(context, "Bind", lambda: self._bind(request))
+
+    async def _bind(self, request: api_pb2.BindRequest) -> api_pb2.Object:
+        if not request.node_name:
+            raise errors.BadRequest("nodeName is required")
+        pods = kinds.resolve("pods")
+
+        def change(obj: api_pb2.Object) -> None:
+            pod = obj.pod
+            if pod.spec.node_name:
+                raise errors.Conflict(pods, pod.metadata.name,
+                                      f'pod {pod.metadata.name} is already assigned to node '
+                                      f'"{pod.spec.node_name}"')
+            if pod.metadata.HasField("deletion_timestamp"):
+                raise errors.Conflict(pods, pod.metadata.name, "pod is being deleted")
+            pod.spec.node_name = request.node_name
+            _set_condition(pod.status.conditions, "PodScheduled", "True")
+        return await self.registry.mutate(pods, request.namespace, request.name, change,
+                                          validate=False, uid=request.uid)
+
+    async def Scale(self, request: api_pb2.ScaleRequest,
+                    context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        async def work() -> api_pb2.Object:
+            kind = _resolve(request.key.resource)
+            if kind.plural not in SCALABLE:
+                raise errors.BadRequest(f"{kind.plural} cannot be scaled: only "
+                                        + ", ".join(sorted(SCALABLE)) + " have replicas")
+            if request.replicas < 0:
+                raise errors.Invalid(kind, request.key.name, [errors.invalid(
+                    "spec.replicas", request.replicas, "must be greater than or equal to 0")])
+
+            def change(obj: api_pb2.Object) -> None:
+                objects.unwrap(obj).spec.replicas = request.replicas
+            return await self.registry.mutate(kind, request.key.namespace, request.key.name,
+                                              change, resource_version=request.resource_version)
+        return await self._run(context, "Scale", work)
+
+    async def Rollback(self, request: api_pb2.RollbackRequest,
+                       context: grpc.aio.ServicerContext) -> api_pb2.Object:
+        from kemu.services.apiserver.rollback import rollback  # noqa: PLC0415
+
+        return await self._run(context, "Rollback", lambda: rollback(
+            self.registry, request.namespace, request.name, request.to_revision))
+
+    async def Logs(self, request: api_pb2.LogsRequest,
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
+        try:
+            await self._node_of(request.namespace, request.name)
+        except Exception as e:
+            await _translate(context, e, "Logs")
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "logs need a node agent; none is part of this cluster yet")
+        yield api_pb2.LogChunk()  # pragma: no cover - unreachable, makes this a generator
+
+    async def Exec(self, request_iterator: AsyncIterator[api_pb2.ExecRequest],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.ExecResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("input") != "start":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "the first exec message must be `start`")
+            return
+        try:
+            await self._node_of(first.start.namespace, first.start.name)
+        except Exception as e:
+            await _translate(context, e, "Exec")
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "exec needs a node agent; none is part of this cluster yet")
+        yield api_pb2.ExecResponse()  # pragma: no cover
+
+    async def _node_of(self, namespace: str, name: str) -> str:
+        pod = (await self.registry.get(kinds.resolve("pods"), namespace, name)).pod
+        if not pod.spec.node_name:
+            raise errors.FailedPrecondition(f"pod {name} does not have a host assigned")
+        return str(pod.spec.node_name)
+
+
+SCALABLE = frozenset({"deployments", "replicasets", "statefulsets", "replicationcontrollers"})
+
+
+def _set_condition(conditions: Any, type_: str, status: str, reason: str = "") -> None:
+    from kemu.services.apiserver.registry import now  # noqa: PLC0415
+
+    for c in conditions:
+        if c.type == type_:
+            if c.status != status:
+                c.status = status
+                c.last_transition_time.CopyFrom(now())
+            c.reason = reason
+            return
+    conditions.add(type=type_, status=status, reason=reason, last_transition_time=now())
+
+
+class DiscoveryServicer(api_pb2_grpc.DiscoveryServicer):
+    """kemu.v1.Discovery."""
+
+    def __init__(self, store_kind: str) -> None:
+        self.store_kind = store_kind
+
+    async def ListAPIResources(self, request: api_pb2.ListAPIResourcesRequest,
+                               context: grpc.aio.ServicerContext
+                               ) -> api_pb2.ListAPIResourcesResponse:
+        return api_pb2.ListAPIResourcesResponse(resources=[
+            api_pb2.APIResource(name=k.plural, singular_name=k.singular,
+                                short_names=list(k.short_names), kind=k.kind,
+                                api_version=k.api_version, namespaced=k.namespaced,
+                                verbs=list(k.verbs))
+            for k in kinds.KINDS])
+
+    async def Version(self, request: api_pb2.VersionRequest,
+                      context: grpc.aio.ServicerContext) -> api_pb2.VersionInfo:
+        return api_pb2.VersionInfo(
+            git_version=f"v{kemu.__version__}", api_version="kemu.v1",
+            python_version=sys.version.split()[0],
+            platform=f"{platform.system().lower()}/{platform.machine()}", store=self.store_kind)
