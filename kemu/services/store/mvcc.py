@@ -293,7 +293,7 @@ class KVReader:
             )
             src_params = (*params, rev)
         resp = rpc_pb2.RangeResponse()
-        resp.header.revision = rev
+        resp.header.revision = current_rev  # etcd answers with the current revision
         filters: list[str] = []
         fparams: list[int] = []
         for column, value, op in (
