@@ -83,6 +83,7 @@ def _clean_scalar(field: FieldDescriptor, value: Any, path: str, quantity: bool)
 
 def _clean_value(field: FieldDescriptor, value: Any, path: str, quantity: bool = False) -> Any:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
+        assert field.message_type is not None
         wk = _WELL_KNOWN.get(field.message_type.full_name)
         if wk == "timestamp":
             if isinstance(value, datetime.datetime):  # YAML reads unquoted times itself
@@ -149,7 +150,7 @@ def from_dict(doc: Any, *, source: str = "") -> api_pb2.Object:
             f'{where}no matches for kind "{kind_name}" in version "{api_version}"')
     msg_cls = objects.message_class(kind)
     try:
-        cleaned = _clean_message(msg_cls.DESCRIPTOR, doc, "")
+        cleaned = _clean_message(msg_cls.DESCRIPTOR, doc, "")  # type: ignore[arg-type]
         msg = json_format.ParseDict(cleaned, msg_cls())
     except ManifestError as e:
         raise ManifestError(f"{where}{kind.kind} {_name_of(doc)}{e}") from None

@@ -51,6 +51,7 @@ def meta(obj: api_pb2.Object) -> meta_pb2.ObjectMeta:
 def message_class(kind: kinds.Kind) -> type[Message]:
     """The generated class for a kind, e.g. Pod for pods."""
     field = api_pb2.Object.DESCRIPTOR.fields_by_name[kind.envelope_field]
+    assert field.message_type is not None
     cls: type[Message] = message_factory.GetMessageClass(field.message_type)
     return cls
 

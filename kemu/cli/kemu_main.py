@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="etcd v3 API endpoints, HOST:PORT[,...] (kemu store or real etcd)")
     a.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     a.add_argument("--service-node-port-range", type=_port_range, default=(30000, 32767))
-    a.add_argument("--watch-cache-size", type=int, default=5000)
+    a.add_argument("--watch-cache-size", type=int, default=5000,
+                   help="recent events kept per resource for watches that resume")
+    a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
+                   help="seconds between BOOKMARK events on watches that ask for them")
 
     u = sub.add_parser("up", help="start a cluster on this machine (store + apiserver)")
     u.add_argument("--name", default="kemu")
@@ -90,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "store":
-        from kemu.services.store.server import StoreConfig, run  # noqa: PLC0415
+        from kemu.services.store.server import StoreConfig, run
 
         run(StoreConfig(listen=args.listen, data_dir=args.data_dir, fsync=not args.no_fsync))
         return 0
     if args.command == "apiserver":
-        from kemu.services.apiserver.server import APIServerConfig  # noqa: PLC0415
-        from kemu.services.apiserver.server import run as run_apiserver  # noqa: PLC0415
+        import ipaddress
 
-        import ipaddress  # noqa: PLC0415
+        from kemu.services.apiserver.server import APIServerConfig
+        from kemu.services.apiserver.server import run as run_apiserver
 
         try:
             ipaddress.IPv4Network(args.service_cluster_ip_range)
@@ -108,7 +111,8 @@ def dispatch(args: argparse.Namespace) -> int:
         run_apiserver(APIServerConfig(listen=args.listen, store=args.store,
                                       service_cidr=args.service_cluster_ip_range,
                                       node_port_range=args.service_node_port_range,
-                                      watch_cache_size=args.watch_cache_size))
+                                      watch_cache_size=args.watch_cache_size,
+                                      bookmark_interval=args.watch_bookmark_interval))
         return 0
     if args.command == "up":
         return lifecycle.up(args.name, store_port=args.store_port,

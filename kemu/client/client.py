@@ -8,6 +8,7 @@ since a write that timed out may have been applied.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -54,7 +55,8 @@ class Client:
         backoff = 0.1
         while True:
             try:
-                return method(request, timeout=self.timeout, metadata=self.metadata)
+                result: T = method(request, timeout=self.timeout, metadata=self.metadata)
+                return result
             except grpc.RpcError as e:
                 err = from_rpc_error(e, self.server)
                 if isinstance(err, Unavailable) and time.monotonic() + backoff < deadline:
@@ -152,7 +154,7 @@ class Client:
         except grpc.RpcError as e:
             raise from_rpc_error(e, self.server) from None
 
-    def api_resources(self) -> list[api_pb2.APIResource]:
+    def api_resources(self) -> builtins.list[api_pb2.APIResource]:
         resp = self._call(self.discovery.ListAPIResources, api_pb2.ListAPIResourcesRequest(),
                           read=True)
         return list(resp.resources)

@@ -95,11 +95,9 @@ def from_rpc_error(err: grpc.RpcError, target: str = "") -> ClientError:
     """Translate a gRPC error into the client's exception family."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else "") or str(code)
-    if code == grpc.StatusCode.UNAVAILABLE and target:
-        if "failed to connect" in details.lower() or "connection refused" in details.lower() \
-                or "connect" in details.lower():
-            details = (f"The connection to the server {target} was refused - did you specify "
-                       "the right host or port?")
+    if code == grpc.StatusCode.UNAVAILABLE and target and "connect" in details.lower():
+        details = (f"The connection to the server {target} was refused - did you specify "
+                   "the right host or port?")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and target:
         details = f"the server {target} did not answer in time: {details}"
     cls = _BY_CODE.get(code, ClientError)

@@ -22,13 +22,14 @@ from kemu.services.apiserver.errors import FieldError, invalid
 
 IP_PREFIX = "/registry/ranges/serviceips/"
 PORT_PREFIX = "/registry/ranges/servicenodeports/"
+DEFAULT_SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 
 
 @dataclass(frozen=True)
 class Ranges:
     """The ranges the apiserver allocates from."""
 
-    service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.96.0.0/12")
+    service_cidr: ipaddress.IPv4Network = DEFAULT_SERVICE_CIDR
     node_port_low: int = 30000
     node_port_high: int = 32767
 
@@ -49,11 +50,11 @@ class Claims:
 
 
 def wants_cluster_ip(spec: Any) -> bool:
-    return spec.type != "ExternalName" and spec.cluster_ip != "None"
+    return bool(spec.type != "ExternalName" and spec.cluster_ip != "None")
 
 
 def wants_node_ports(spec: Any) -> bool:
-    return spec.type in ("NodePort", "LoadBalancer")
+    return bool(spec.type in ("NodePort", "LoadBalancer"))
 
 
 def check_requested(spec: Any, ranges: Ranges) -> list[FieldError]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from kemu.services.apiserver.errors import BadRequest
@@ -59,13 +58,12 @@ def parse(text: str, msg_type: Any) -> list[FieldRequirement]:
     """Parse a field selector against a kind's message type; BadRequest names the problem."""
     reqs: list[FieldRequirement] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        for op, equal in (("!=", False), ("==", True), ("=", True)):
-            if op in part:
-                key, _, value = part.partition(op)
-                break
-        else:
+        op = next((o for o in ("!=", "==", "=") if o in part), None)
+        if op is None:
             raise BadRequest(f"invalid field selector: {part!r}: expected key=value or "
                              "key!=value")
+        key, _, value = part.partition(op)
+        equal = op != "!="
         path = tuple(key.strip().split("."))
         _check_path(msg_type, path, key.strip())
         reqs.append(FieldRequirement(path, equal, value.strip()))

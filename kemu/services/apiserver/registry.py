@@ -31,6 +31,8 @@ from kemu.services.apiserver.errors import (
     FieldError,
     Invalid,
     NotFound,
+    invalid,
+    required,
 )
 from kemu.services.apiserver.storage import (
     KeyValue,
@@ -70,7 +72,7 @@ def encode(obj: api_pb2.Object) -> bytes:
 
 
 def now() -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp  # noqa: PLC0415
+    from google.protobuf.timestamp_pb2 import Timestamp
 
     ts = Timestamp()
     ts.FromSeconds(int(time.time()))
@@ -233,7 +235,7 @@ class Registry:
             if resp.response_range.kvs and claim in claims.requested:
                 value = claim.rsplit("/", 1)[1]
                 what = "IP" if claim.startswith(allocators.IP_PREFIX) else "port"
-                errs.append(validation.invalid(path, value, f"provided {what} is already "
+                errs.append(invalid(path, value, f"provided {what} is already "
                                                "allocated"))
         if errs:
             raise Invalid(kind, name, errs)
@@ -306,10 +308,8 @@ class Registry:
             old, rev = await self._read(kind, req_meta.namespace, req_meta.name)
             if conditional and req_meta.resource_version != str(rev):
                 raise Conflict(kind, req_meta.name)
-            if status:
-                new = self._status_update(request, old)
-            else:
-                new = self._spec_update(request, old)
+            new = (self._status_update(request, old) if status
+                   else self._spec_update(request, old))
             result = await self._write(new, old, rev, dry_run=dry_run)
             if result is not None:
                 return result
@@ -415,7 +415,7 @@ class Registry:
     async def _remove(self, obj: api_pb2.Object, rev: int) -> api_pb2.Object | None:
         """Delete the key if still at `rev`, and in the same transaction free the claims
         (ClusterIP, NodePorts) that this object, by uid, still holds."""
-        from kemu.api.etcd import rpc_pb2  # noqa: PLC0415
+        from kemu.api.etcd import rpc_pb2
 
         key = self.key_of(obj)
         uid = objects.meta(obj).uid.encode()
@@ -508,7 +508,8 @@ class Registry:
                 meta.deletion_timestamp.CopyFrom(now())
             obj.namespace.status.phase = "Terminating"
             return bool(obj.namespace.spec.finalizers or meta.finalizers)
-        wanted = {api_pb2.FOREGROUND: "foregroundDeletion", api_pb2.ORPHAN: "orphan"}.get(policy)
+        wanted = {int(api_pb2.FOREGROUND): "foregroundDeletion",
+                  int(api_pb2.ORPHAN): "orphan"}.get(int(policy))
         if wanted is not None and wanted not in meta.finalizers:
             meta.finalizers.append(wanted)
         if not meta.finalizers:
@@ -528,7 +529,7 @@ class Registry:
         self._normalise_namespace(request)
         meta = objects.meta(request)
         if not meta.name:
-            raise Invalid(kind, "", [validation.required("metadata.name")])
+            raise Invalid(kind, "", [required("metadata.name")])
         config = objects.to_dict(request)
         config["metadata"].pop("resourceVersion", None)
         config["metadata"].get("annotations", {}).pop(LAST_APPLIED, None)
@@ -611,15 +612,15 @@ def three_way_merge(live: dict[str, Any], last: dict[str, Any],
             del out[key]
     for key, value in config.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            prev = last.get(key) if isinstance(last.get(key), dict) else {}
-            out[key] = three_way_merge(out[key], prev, value)
+            prev = last.get(key)
+            out[key] = three_way_merge(out[key], prev if isinstance(prev, dict) else {}, value)
         else:
             out[key] = value
     return out
 
 
 def api_txn(*, compare: list[Any], success: list[Any], failure: list[Any] | None = None) -> Any:
-    from kemu.api.etcd import rpc_pb2  # noqa: PLC0415
+    from kemu.api.etcd import rpc_pb2
 
     return rpc_pb2.TxnRequest(compare=compare, success=success, failure=failure or [])
 

@@ -20,9 +20,10 @@ async def rollback(registry: Registry, namespace: str, name: str,
                    to_revision: int) -> api_pb2.Object:
     deployments, replicasets = kinds.resolve("deployments"), kinds.resolve("replicasets")
     deploy = (await registry.get(deployments, namespace, name)).deployment
-    owned = [rs.replica_set for rs in (await registry.list(replicasets, deploy.metadata.namespace)
-                                       ).items
-             if any(ref.uid == deploy.metadata.uid for ref in rs.replica_set.metadata.owner_references)]
+    listed = await registry.list(replicasets, deploy.metadata.namespace)
+    owned = [o.replica_set for o in listed.items
+             if any(ref.uid == deploy.metadata.uid
+                    for ref in o.replica_set.metadata.owner_references)]
     by_revision = {int(rs.metadata.annotations.get(REVISION, "0") or 0): rs for rs in owned}
     if not by_revision:
         raise FailedPrecondition(f'no rollout history found for deployment "{name}"')

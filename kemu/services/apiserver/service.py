@@ -51,7 +51,7 @@ async def _translate(context: grpc.aio.ServicerContext, exc: Exception, method: 
     if code == grpc.StatusCode.INTERNAL:
         log.exception("%s failed", method)
         await context.abort(code, f"internal error: {exc}")
-    message = str(exc).strip("'\"") if isinstance(exc, LookupError) else str(exc)
+    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     await context.abort(code, message)
 
 
@@ -217,7 +217,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     async def Rollback(self, request: api_pb2.RollbackRequest,
                        context: grpc.aio.ServicerContext) -> api_pb2.Object:
-        from kemu.services.apiserver.rollback import rollback  # noqa: PLC0415
+        from kemu.services.apiserver.rollback import rollback
 
         return await self._run(context, "Rollback", lambda: rollback(
             self.registry, request.namespace, request.name, request.to_revision))
@@ -258,7 +258,7 @@ SCALABLE = frozenset({"deployments", "replicasets", "statefulsets", "replication
 
 
 def _set_condition(conditions: Any, type_: str, status: str, reason: str = "") -> None:
-    from kemu.services.apiserver.registry import now  # noqa: PLC0415
+    from kemu.services.apiserver.registry import now
 
     for c in conditions:
         if c.type == type_:

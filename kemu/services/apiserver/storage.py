@@ -9,6 +9,7 @@ do not (a write that may have been applied is reported, never silently repeated)
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class Storage:
                 return out, revision
             start = resp.kvs[-1].key + b"\0"
 
-    async def keys(self, prefix: str) -> list[str]:
+    async def keys(self, prefix: str) -> builtins.list[str]:
         """The keys (only) under a prefix."""
         resp = await self._read(rpc_pb2.RangeRequest(
             key=prefix.encode(), range_end=prefix_end(prefix.encode()), keys_only=True))

@@ -450,7 +450,7 @@ _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 
 def cron_schedule(text: str) -> str | None:
     """The problem with a cron schedule, or None when it is valid (croniter's grammar)."""
-    from croniter import croniter  # noqa: PLC0415 - imported where it is needed
+    from croniter import croniter
 
     body = text.strip()
     if body.startswith("TZ=") or body.startswith("CRON_TZ="):
@@ -482,7 +482,8 @@ def _ip(path: str, text: str) -> Errors:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        return [invalid(path, text, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
+        return [invalid(path, text,
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
     return []
 
 
@@ -524,10 +525,8 @@ def service(obj: Any) -> Errors:
         seen_ports.add((port.port, port.protocol))
         if spec.type != "ExternalName":
             errs += int_or_string_port(f"{p}.targetPort", port.target_port)
-        if port.node_port:
-            if spec.type not in ("NodePort", "LoadBalancer"):
-                errs.append(forbidden(f"{p}.nodePort", "may not be used when `type` is "
-                                      f"'{spec.type}'"))
+        if port.node_port and spec.type not in ("NodePort", "LoadBalancer"):
+            errs.append(forbidden(f"{p}.nodePort", f"may not be used when `type` is '{spec.type}'"))
     errs += labels("spec.selector", spec.selector)
     errs += _enum("spec.sessionAffinity", spec.session_affinity, ("None", "ClientIP"))
     if spec.session_affinity == "ClientIP":
