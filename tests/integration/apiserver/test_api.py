@@ -84,7 +84,7 @@ def test_create_defaults_and_allocates(api: Client) -> None:
 def test_errors_have_kubernetes_meaning(api: Client) -> None:
     ns = namespace(api)
     created = api.create(configmap("cm", ns))
-    with pytest.raises(AlreadyExists, match=f'configmaps "cm" already exists'):
+    with pytest.raises(AlreadyExists, match='configmaps "cm" already exists'):
         api.create(configmap("cm", ns))
     with pytest.raises(NotFound, match='configmaps "nope" not found'):
         api.get("cm", "nope", ns)
@@ -137,7 +137,7 @@ def test_label_and_field_selectors(api: Client) -> None:
     assert names(label_selector="tier") == ["a"]
     assert names(field_selector="metadata.name!=a", label_selector="app=web") == ["b"]
     assert names(field_selector=f"metadata.namespace={ns},metadata.name=c") == ["c"]
-    with pytest.raises(Invalid, match="field label not supported: spec.bogus"):
+    with pytest.raises(Invalid, match=r"field label not supported: spec\.bogus"):
         api.list("cm", ns, field_selector="spec.bogus=1")
     with pytest.raises(Invalid, match="unable to parse requirement"):
         api.list("cm", ns, label_selector="app in (")
