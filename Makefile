@@ -1,0 +1,45 @@
+# kemu: the two set-up commands are `make up` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+NAME ?= kemu
+PYTEST_ARGS ?=
+
+.PHONY: up down status test check unit integration bench proto venv lint clean
+
+venv:
+	@scripts/bootstrap.sh
+
+up: venv  ## start a cluster on this machine (store + apiserver) and write ~/.kemu/config
+	@$(VENV)/bin/kemu up --name $(NAME)
+
+down: venv
+	@$(VENV)/bin/kemu down --name $(NAME)
+
+status: venv
+	@$(VENV)/bin/kemu status --name $(NAME)
+
+proto: venv  ## regenerate kemu/api from protos/
+	@$(PY) scripts/genproto.py
+
+lint: venv  ## generated code fresh, ruff, mypy, import layers
+	@$(PY) scripts/genproto.py --check
+	@$(VENV)/bin/ruff check kemu tests bench scripts
+	@$(VENV)/bin/mypy kemu
+	@$(VENV)/bin/lint-imports --no-cache
+
+test: venv lint  ## everything CI runs
+	@$(VENV)/bin/pytest -n 2 --dist loadfile -q $(PYTEST_ARGS) tests
+
+unit: venv
+	@$(VENV)/bin/pytest -q tests/unit
+
+integration: venv
+	@$(VENV)/bin/pytest -n 2 --dist loadfile -q -m integration tests
+
+bench: venv  ## benchmarks against a real etcd started in the same run
+	@$(PY) bench/bench_store.py
+	@$(PY) bench/bench_apiserver.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
