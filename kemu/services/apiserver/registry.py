@@ -104,8 +104,12 @@ class Registry:
     """Create, read, update, delete and apply objects of every kind."""
 
     def __init__(self, storage: Storage, *, ranges: allocators.Ranges | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 cached_namespace: Callable[[str], api_pb2.Object | None] | None = None
+                 ) -> None:
         self.storage = storage
+        # A fast, possibly stale view of namespaces (the watch cache); a miss reads the store.
+        self.cached_namespace = cached_namespace
         self.ranges = ranges or allocators.Ranges()
         self._rng = rng or random.Random()
 
@@ -151,10 +155,12 @@ class Registry:
         if not kind.namespaced:
             return
         ns_kind = kinds.resolve("namespaces")
-        kv, _ = await self.storage.get(ns_kind.store_key("", meta.namespace))
-        if kv is None:
-            raise NotFound(ns_kind, meta.namespace)
-        ns = decode(kv)
+        ns = self.cached_namespace(meta.namespace) if self.cached_namespace else None
+        if ns is None:
+            kv, _ = await self.storage.get(ns_kind.store_key("", meta.namespace))
+            if kv is None:
+                raise NotFound(ns_kind, meta.namespace)
+            ns = decode(kv)
         if objects.meta(ns).HasField("deletion_timestamp"):
             raise FailedPrecondition(
                 f"unable to create new content in namespace {meta.namespace} because it is "

@@ -54,9 +54,12 @@ class APIServer:
         self.storage = Storage(config.store)
         net = ipaddress.IPv4Network(config.service_cidr)
         self.ranges = allocators.Ranges(net, *config.node_port_range)
-        self.registry = Registry(self.storage, ranges=self.ranges)
         self.caches = {k.plural: Cacher(k, self.storage, capacity=config.watch_cache_size)
                        for k in kinds.KINDS}
+        ns_cache, ns_kind = self.caches["namespaces"], kinds.resolve("namespaces")
+        self.registry = Registry(
+            self.storage, ranges=self.ranges,
+            cached_namespace=lambda name: ns_cache.current.get(ns_kind.store_key("", name)))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
         self.server = grpc.aio.server(options=[
