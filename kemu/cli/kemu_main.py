@@ -83,10 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(args)
     except KeyboardInterrupt:
         return 130
-    except lifecycle.LifecycleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
+    except Exception as e:  # one line for the user; -vv shows the traceback
+        if args.verbose > 1:
+            logging.exception("kemu %s failed", args.command)
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -83,7 +83,11 @@ class APIServer:
                  reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(self.config.listen)
+        try:
+            self.port = self.server.add_insecure_port(self.config.listen)
+        except RuntimeError as e:  # grpc's "Failed to bind to address"
+            raise OSError(f"cannot listen on {self.config.listen}: address in use or "
+                          "not available") from e
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         await self.server.start()
