@@ -18,7 +18,8 @@ import grpc
 
 from kemu.api.etcd import rpc_pb2, rpc_pb2_grpc
 from kemu.services.store import errors
-from kemu.services.store.store import Store
+from kemu.services.store.store import RAFT_TERM, Store
+from kemu.services.store.watch import WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,8 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
 
     @staticmethod
     async def _read(
-        request_iterator: AsyncIterator[rpc_pb2.WatchRequest], stream: object
+        request_iterator: AsyncIterator[rpc_pb2.WatchRequest], stream: WatchStream
     ) -> None:
-        from kemu.services.store.watch import WatchStream
-
-        assert isinstance(stream, WatchStream)
         try:
             async for req in request_iterator:
                 kind = req.WhichOneof("request_union")
@@ -272,14 +270,8 @@ class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
             dbSizeInUse=in_use,
             leader=self._store.member_id,
             raftIndex=rev,
-            raftTerm=self._store_term(),
+            raftTerm=RAFT_TERM,
             raftAppliedIndex=rev,
         )
         self._store.fill_header(resp.header, rev)
         return resp
-
-    @staticmethod
-    def _store_term() -> int:
-        from kemu.services.store.store import RAFT_TERM
-
-        return RAFT_TERM

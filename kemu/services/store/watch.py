@@ -32,6 +32,9 @@ WatchResponse = rpc_pb2.WatchResponse
 
 # Rows read from history per catch-up step.
 CATCHUP_CHUNK = 1000
+# Value bytes per catch-up response (whole revisions only), to stay well under
+# clients' default 4 MiB message limit.
+CATCHUP_BYTES = 1 << 20
 # Responses queued on one stream before its watchers fall back to catch-up.
 STREAM_HIGH_WATER = 1024
 COMPACTED_REASON = "etcdserver: mvcc: required revision has been compacted"
@@ -320,7 +323,13 @@ class WatchHub:
                     last -= 1
                 upto = last
             events: list[Event] = []
+            size = 0
+            upto_rev = 0  # revision of the previous row: cut only between revisions
             for rev, _sub, key, create_rev, version, lease, value, deleted in rows:
+                if size > CATCHUP_BYTES and rev != upto_rev:
+                    upto = rev - 1
+                    break
+                upto_rev = rev
                 if deleted:
                     ev = Event(
                         type=kv_pb2.Event.DELETE, kv=kv_pb2.KeyValue(key=key, mod_revision=rev)
@@ -343,6 +352,8 @@ class WatchHub:
                     prev = self._reader.previous(key, rev)
                     if prev is not None:
                         ev.prev_kv.CopyFrom(prev)
+                        size += len(prev.value)
+                size += len(key) + len(value)
                 events.append(ev)
             return compact_rev, events, upto
         finally:

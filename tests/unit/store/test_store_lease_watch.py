@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +216,33 @@ async def test_watch_ids_cancel_and_progress(store: Store) -> None:
     assert progress is not None
     assert (progress.watch_id, progress.header.revision, list(progress.events)) == (-1, 2, [])
     stream.close()
+
+
+async def test_catch_up_splits_large_history_between_revisions(store: Store) -> None:
+    big = b"x" * 100_000
+    for i in range(30):
+        await store.put(rpc_pb2.PutRequest(key=b"big%d" % i, value=big))
+    s = watch(store, b"big", prefix_end(b"big"), start_revision=2)
+    seen: list[int] = []
+    responses = 0
+    while len(seen) < 30:
+        resp = await next_events(s)
+        responses += 1
+        assert sum(len(e.kv.value) for e in resp.events) <= 1_200_000
+        seen += [e.kv.mod_revision for e in resp.events]
+    assert seen == list(range(2, 32))
+    assert responses > 1
+
+
+async def test_progress_notify_reaches_idle_watchers(tmp_path: Path) -> None:
+    s = Store(tmp_path / "d", fsync=False, progress_interval=0.05)
+    await s.start()
+    try:
+        stream = watch(s, b"k", progress_notify=True)
+        quiet = watch(s, b"k")
+        await s.put(rpc_pb2.PutRequest(key=b"other", value=b"1"))
+        resp = await next_events(stream)
+        assert (resp.watch_id, list(resp.events), resp.header.revision) == (0, [], 2)
+        assert quiet.queue.empty()
+    finally:
+        await s.close()
