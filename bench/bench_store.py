@@ -92,9 +92,21 @@ def wait_ready(endpoint: str, proc: subprocess.Popen[bytes], timeout: float = 30
 def start_kemu(data_dir: Path) -> Proc:
     endpoint = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kemu.services.store", "--listen", endpoint,
-         "--data-dir", str(data_dir), "--fsync", "--log-level", "WARNING"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "kemu.services.store",
+            "--listen",
+            endpoint,
+            "--data-dir",
+            str(data_dir),
+            "--fsync",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_ready(endpoint, proc)
     return Proc("kemu", endpoint, proc)
@@ -104,14 +116,25 @@ def start_etcd(data_dir: Path) -> Proc:
     port, peer = free_port(), free_port()
     endpoint = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [shutil.which("etcd") or "/usr/bin/etcd", "--data-dir", str(data_dir),
-         "--listen-client-urls", f"http://{endpoint}",
-         "--advertise-client-urls", f"http://{endpoint}",
-         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-cluster", f"default=http://127.0.0.1:{peer}",
-         "--log-level", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            shutil.which("etcd") or "/usr/bin/etcd",
+            "--data-dir",
+            str(data_dir),
+            "--listen-client-urls",
+            f"http://{endpoint}",
+            "--advertise-client-urls",
+            f"http://{endpoint}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer}",
+            "--log-level",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_ready(endpoint, proc)
     return Proc("etcd", endpoint, proc)
@@ -149,8 +172,9 @@ async def _worker_async(endpoint: str, op: str, concurrency: int, seconds: float
     return count
 
 
-def throughput(pool: ProcessPoolExecutor, endpoint: str, op: str, clients: int,
-               seconds: float) -> float:
+def throughput(
+    pool: ProcessPoolExecutor, endpoint: str, op: str, clients: int, seconds: float
+) -> float:
     procs = 1 if clients == 1 else CLIENT_PROCS
     per = clients // procs
     started = time.monotonic()
@@ -165,12 +189,19 @@ def throughput(pool: ProcessPoolExecutor, endpoint: str, op: str, clients: int,
 async def watch_latency(endpoint: str, n: int = 300) -> list[float]:
     """ms from a put's acknowledgement to the watcher receiving its event."""
     latencies: list[float] = []
-    async with grpc.aio.insecure_channel(endpoint) as wch, \
-            grpc.aio.insecure_channel(endpoint) as pch:
+    async with (
+        grpc.aio.insecure_channel(endpoint) as wch,
+        grpc.aio.insecure_channel(endpoint) as pch,
+    ):
         kv = rpc_pb2_grpc.KVStub(pch)
         requests: asyncio.Queue[rpc_pb2.WatchRequest] = asyncio.Queue()
-        await requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
-            key=b"bench/watch/", range_end=b"bench/watch0")))
+        await requests.put(
+            rpc_pb2.WatchRequest(
+                create_request=rpc_pb2.WatchCreateRequest(
+                    key=b"bench/watch/", range_end=b"bench/watch0"
+                )
+            )
+        )
 
         async def gen() -> Any:
             while True:
@@ -202,13 +233,18 @@ async def load_keys(endpoint: str, n: int = 100_000, per_txn: int = 100) -> None
 
         async def txn(start: int) -> None:
             async with sem:
-                ops = [rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(
-                    key=b"bench/mem/%08d" % i, value=VALUE)) for i in range(start, start + per_txn)]
+                ops = [
+                    rpc_pb2.RequestOp(
+                        request_put=rpc_pb2.PutRequest(key=b"bench/mem/%08d" % i, value=VALUE)
+                    )
+                    for i in range(start, start + per_txn)
+                ]
                 await kv.Txn(rpc_pb2.TxnRequest(success=ops), timeout=60)
 
         await asyncio.gather(*(txn(s) for s in range(0, n, per_txn)))
-        resp = await kv.Range(rpc_pb2.RangeRequest(
-            key=b"bench/mem/", range_end=b"bench/mem0", count_only=True))
+        resp = await kv.Range(
+            rpc_pb2.RangeRequest(key=b"bench/mem/", range_end=b"bench/mem0", count_only=True)
+        )
         assert resp.count == n, resp.count
 
 
@@ -219,8 +255,9 @@ def rss_mb(pid: int) -> float:
 # ---------------------------------------------------------------- main
 
 
-def measure_all(servers: list[Proc], pool: ProcessPoolExecutor, seconds: float,
-                rounds: int) -> dict[str, dict[str, float]]:
+def measure_all(
+    servers: list[Proc], pool: ProcessPoolExecutor, seconds: float, rounds: int
+) -> dict[str, dict[str, float]]:
     """Every line for every server, interleaved and repeated; best of the rounds.
 
     The machine may be shared, so the servers take turns line by line (both
@@ -259,8 +296,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/store.json")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp, \
-            ProcessPoolExecutor(CLIENT_PROCS, mp_context=get_context("spawn")) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-store-") as tmp,
+        ProcessPoolExecutor(CLIENT_PROCS, mp_context=get_context("spawn")) as pool,
+    ):
         servers: list[Proc] = []
         try:
             servers.append(start_kemu(Path(tmp) / "kemu"))
@@ -283,18 +322,25 @@ def main() -> int:
             line += f"  etcd {fmt.format(e, unit):>9}  ratio {ratio:.2f}"
         print(line)
         lines.append({"name": key, "kemu": k, "etcd": e, "ratio": ratio, "unit": unit})
-    print(f"store rss 100k keys: {kemu['rss MB']:.1f} MB (target < 100 MB)"
-          + (f"  [etcd {etcd['rss MB']:.1f} MB]" if etcd else ""))
-    print(f"load 100k keys (txns of 100): kemu {kemu['load 100k s']:.1f}s"
-          + (f"  etcd {etcd['load 100k s']:.1f}s" if etcd else ""))
+    print(
+        f"store rss 100k keys: {kemu['rss MB']:.1f} MB (target < 100 MB)"
+        + (f"  [etcd {etcd['rss MB']:.1f} MB]" if etcd else "")
+    )
+    print(
+        f"load 100k keys (txns of 100): kemu {kemu['load 100k s']:.1f}s"
+        + (f"  etcd {etcd['load 100k s']:.1f}s" if etcd else "")
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "lines": lines,
         "store_rss_mb_100k_keys": kemu["rss MB"],
         "etcd_rss_mb_100k_keys": etcd.get("rss MB"),
         "raw": results,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "seconds_per_line": args.seconds,
         "rounds": args.rounds,
         "client_processes": CLIENT_PROCS,

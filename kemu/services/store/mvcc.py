@@ -233,9 +233,11 @@ def validate_delete(req: rpc_pb2.DeleteRangeRequest) -> None:
 
 def validate_txn(req: rpc_pb2.TxnRequest, *, top: bool = True) -> None:
     """etcd's checkTxnRequest: op count, each op, then duplicate keys."""
-    if len(req.compare) > MAX_TXN_OPS or len(req.success) > MAX_TXN_OPS or len(
-        req.failure
-    ) > MAX_TXN_OPS:
+    if (
+        len(req.compare) > MAX_TXN_OPS
+        or len(req.success) > MAX_TXN_OPS
+        or len(req.failure) > MAX_TXN_OPS
+    ):
         raise InvalidRequest("etcdserver: too many operations in txn request")
     for c in req.compare:
         if not c.key:
@@ -307,9 +309,7 @@ class KVReader:
                 fparams.append(value)
         limit = req.limit if req.limit > 0 else 0
         if req.count_only or limit or filters:
-            (count,) = self.conn.execute(
-                f"SELECT COUNT(*) FROM {source}", src_params
-            ).fetchone()
+            (count,) = self.conn.execute(f"SELECT COUNT(*) FROM {source}", src_params).fetchone()
             resp.count = count
             if req.count_only:
                 return resp
@@ -634,9 +634,7 @@ class KVWriter:
 
     def _txn(self, req: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         if is_txn_readonly(req):
-            return self.reader.readonly_txn(
-                req, current_rev=self.rev, compact_rev=self.compact_rev
-            )
+            return self.reader.readonly_txn(req, current_rev=self.rev, compact_rev=self.compact_rev)
         path = self.reader.txn_path(req)
         self._check_txn_puts(req, path)
         self.reader.check_ranges(req, path, current_rev=self.rev, compact_rev=self.compact_rev)

@@ -107,8 +107,11 @@ async def serve(config: StoreConfig) -> StoreServer:
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     full_names = [rpc_pb2.DESCRIPTOR.services_by_name[s].full_name for s in SERVICES]
     reflection.enable_server_reflection(
-        [*full_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *full_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     await store.start()
@@ -117,7 +120,10 @@ async def serve(config: StoreConfig) -> StoreServer:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "store serving: listen=%s data_dir=%s fsync=%s revision=%d",
-        config.listen, config.data_dir, config.fsync, store.revision,
+        config.listen,
+        config.data_dir,
+        config.fsync,
+        store.revision,
     )
     return StoreServer(server=server, store=store, health=health, port=port)
 

@@ -70,7 +70,7 @@ class KVServicer(rpc_pb2_grpc.KVServicer):
         self, request: rpc_pb2.RangeRequest, context: grpc.aio.ServicerContext
     ) -> rpc_pb2.RangeResponse:
         try:
-            resp = self._store.range(request)
+            resp = await self._store.range_async(request)
         except errors.StoreError as e:
             await _abort(context, e)
         self._store.fill_header(resp.header)

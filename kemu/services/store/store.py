@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from kemu.api.etcd import rpc_pb2
 from kemu.services.store import backend
@@ -43,6 +47,8 @@ from kemu.services.store.writer import Writer
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 RAFT_TERM = 2
 _GET_LATEST = (
     "SELECT m.value, c.key, c.create_rev, c.mod_rev, c.version, c.lease, c.value"
@@ -52,6 +58,19 @@ _GET_REVS = (
     "SELECT (SELECT value FROM meta WHERE name = 'rev'),"
     " (SELECT value FROM meta WHERE name = 'compact')"
 )
+
+
+def _is_point_read(req: rpc_pb2.RangeRequest) -> bool:
+    """A latest-revision read of one key with no filters: served by one statement."""
+    return (
+        not req.range_end
+        and req.revision <= 0
+        and not req.count_only
+        and not req.min_mod_revision
+        and not req.max_mod_revision
+        and not req.min_create_revision
+        and not req.max_create_revision
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +110,9 @@ class Store:
         for lease_id, ttl in backend.load_leases(self._conn).items():
             self.lessor.add(lease_id, ttl)
         self._meta = meta
+        self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="store-read")
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
         self.hub: WatchHub | None = None
         self.writer: Writer | None = None
         self._lease_task: asyncio.Task[None] | None = None
@@ -126,6 +148,9 @@ class Store:
             await self.hub.close()
         if self.writer is not None:
             await self.writer.close()
+        self._read_pool.shutdown(wait=True)
+        for conn in self._read_conns:
+            conn.close()
         self._conn.close()
 
     # ------------------------------------------------------------ headers
@@ -150,22 +175,47 @@ class Store:
     # ------------------------------------------------------------ KV
 
     def range(self, req: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+        """Serve a range on the calling thread (the event loop's connection)."""
         validate_range(req)
-        if (
-            not req.range_end
-            and req.revision <= 0
-            and not req.count_only
-            and not req.min_mod_revision
-            and not req.max_mod_revision
-            and not req.min_create_revision
-            and not req.max_create_revision
-        ):
+        if _is_point_read(req):
             return self._get_latest(req.key, req.keys_only)
-        conn = self._conn
+        return self._in_snapshot(
+            self._reader, lambda r, rev, c: r.range(req, current_rev=rev, compact_rev=c)
+        )
+
+    async def range_async(self, req: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+        """Point reads inline; scans and past revisions on a reader thread.
+
+        A large scan must not stall the event loop (acknowledgements and watch
+        delivery run there); a point read is cheaper than the thread hop.
+        """
+        validate_range(req)
+        if _is_point_read(req):
+            return self._get_latest(req.key, req.keys_only)
+        return await self._on_reader(lambda r, rev, c: r.range(req, current_rev=rev, compact_rev=c))
+
+    async def _on_reader(self, fn: Callable[[KVReader, int, int], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._read_pool, lambda: self._in_snapshot(self._thread_reader(), fn)
+        )
+
+    def _thread_reader(self) -> KVReader:
+        reader: KVReader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            conn = backend.connect(self.data_dir, fsync=self._fsync)
+            self._read_conns.append(conn)
+            reader = self._local.reader = KVReader(conn)
+        return reader
+
+    @staticmethod
+    def _in_snapshot(reader: KVReader, fn: Callable[[KVReader, int, int], _T]) -> _T:
+        """Run fn in one read transaction, with the revisions of that snapshot."""
+        conn = reader.conn
         conn.execute("BEGIN")
         try:
             rev, compact = conn.execute(_GET_REVS).fetchone()
-            return self._reader.range(req, current_rev=rev, compact_rev=compact)
+            return fn(reader, rev, compact)
         finally:
             conn.execute("COMMIT")
 
@@ -196,13 +246,9 @@ class Store:
     async def txn(self, req: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         validate_txn(req)
         if is_txn_readonly(req):
-            conn = self._conn
-            conn.execute("BEGIN")
-            try:
-                rev, compact = conn.execute(_GET_REVS).fetchone()
-                return self._reader.readonly_txn(req, current_rev=rev, compact_rev=compact)
-            finally:
-                conn.execute("COMMIT")
+            return await self._on_reader(
+                lambda r, rev, c: r.readonly_txn(req, current_rev=rev, compact_rev=c)
+            )
         return cast(rpc_pb2.TxnResponse, await self._write(req))
 
     async def compact(self, req: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:

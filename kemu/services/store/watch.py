@@ -261,9 +261,7 @@ class WatchHub:
 
     def _send_events(self, w: Watcher, events: list[Event], header_rev: int) -> None:
         if not w.prev_kv:
-            events = [
-                Event(type=e.type, kv=e.kv) if e.HasField("prev_kv") else e for e in events
-            ]
+            events = [Event(type=e.type, kv=e.kv) if e.HasField("prev_kv") else e for e in events]
         resp = WatchResponse(watch_id=w.id, events=events)
         self.fill_header(resp.header, header_rev)
         w.sent_recently = True

@@ -95,9 +95,16 @@ def start_kemu(
     port = port or free_port()
     endpoint = f"127.0.0.1:{port}"
     argv = [
-        sys.executable, "-m", "kemu.services.store",
-        "--listen", endpoint, "--data-dir", str(data_dir),
-        "--progress-notify-interval", "1", *(extra or []),
+        sys.executable,
+        "-m",
+        "kemu.services.store",
+        "--listen",
+        endpoint,
+        "--data-dir",
+        str(data_dir),
+        "--progress-notify-interval",
+        "1",
+        *(extra or []),
     ]
     return _start("kemu", endpoint, data_dir, argv)
 
@@ -106,13 +113,23 @@ def start_etcd(data_dir: Path) -> Server:
     port, peer = free_port(), free_port()
     endpoint = f"127.0.0.1:{port}"
     argv = [
-        ETCD, "--data-dir", str(data_dir), "--name", "default",
-        "--listen-client-urls", f"http://{endpoint}",
-        "--advertise-client-urls", f"http://{endpoint}",
-        "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-        "--initial-cluster", f"default=http://127.0.0.1:{peer}",
-        "--experimental-watch-progress-notify-interval", "1s",
+        ETCD,
+        "--data-dir",
+        str(data_dir),
+        "--name",
+        "default",
+        "--listen-client-urls",
+        f"http://{endpoint}",
+        "--advertise-client-urls",
+        f"http://{endpoint}",
+        "--listen-peer-urls",
+        f"http://127.0.0.1:{peer}",
+        "--initial-advertise-peer-urls",
+        f"http://127.0.0.1:{peer}",
+        "--initial-cluster",
+        f"default=http://127.0.0.1:{peer}",
+        "--experimental-watch-progress-notify-interval",
+        "1s",
     ]
     return _start("etcd", endpoint, data_dir, argv)
 
@@ -218,10 +235,7 @@ _IDS = ("cluster_id", "member_id", "raft_term", "ID", "id")
 def normalize(obj: Any) -> Any:
     """Drop per-cluster identities so kemu's and etcd's JSON compare equal."""
     if isinstance(obj, dict):
-        return {
-            k: "<id>" if k in _IDS else normalize(v)
-            for k, v in obj.items()
-        }
+        return {k: "<id>" if k in _IDS else normalize(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [normalize(v) for v in obj]
     return obj

@@ -34,9 +34,7 @@ async def _burst(endpoint: str, pid: int, *, kill_after: int) -> dict[bytes, int
                 key = b"crash/%02d/%06d" % (w, i)
                 i += 1
                 try:
-                    resp = await kv.Put(
-                        rpc_pb2.PutRequest(key=key, value=key * 8), timeout=5
-                    )
+                    resp = await kv.Put(rpc_pb2.PutRequest(key=key, value=key * 8), timeout=5)
                 except grpc.aio.AioRpcError:
                     return
                 acked[key] = resp.header.revision
@@ -62,9 +60,7 @@ def test_acknowledged_writes_survive_kill9(tmp_path: Path) -> None:
     try:
         with grpc.insecure_channel(second.endpoint) as ch:
             kv = rpc_pb2_grpc.KVStub(ch)
-            resp = kv.Range(
-                rpc_pb2.RangeRequest(key=b"crash/", range_end=b"crash0"), timeout=10
-            )
+            resp = kv.Range(rpc_pb2.RangeRequest(key=b"crash/", range_end=b"crash0"), timeout=10)
             stored = {item.key: item for item in resp.kvs}
             for key, rev in acked.items():
                 assert key in stored, f"acknowledged {key!r} lost"

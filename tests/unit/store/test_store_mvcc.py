@@ -108,36 +108,91 @@ def keys(resp: rpc_pb2.RangeResponse) -> list[bytes]:
     ("request_kw", "want_keys", "want_more", "want_count"),
     [
         pytest.param({"key": b"a"}, [b"a"], False, 1, id="single"),
-        pytest.param({"key": b"c/", "range_end": prefix_end(b"c/")}, [b"c/1", b"c/2"], False, 2,
-                     id="prefix"),
-        pytest.param({"key": b"b", "range_end": b"d"}, [b"b", b"c/1", b"c/2"], False, 3,
-                     id="range"),
-        pytest.param({"key": b"c", "range_end": b"\x00"}, [b"c/1", b"c/2", b"d"], False, 3,
-                     id="from-key"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "limit": 2}, [b"a", b"b"], True, 5,
-                     id="limit"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "limit": 5}, None, False, 5,
-                     id="limit-exact"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "sort_order": 2},
-                     [b"d", b"c/2", b"c/1", b"b", b"a"], False, 5, id="key-descend"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "sort_target": 4},
-                     [b"c/1", b"b", b"d", b"c/2", b"a"], False, 5, id="value-default-ascend"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "sort_target": 3, "sort_order": 2,
-                      "limit": 2}, [b"a", b"d"], True, 5, id="mod-descend-limit"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "sort_target": 2, "sort_order": 1},
-                     [b"a", b"b", b"c/1", b"c/2", b"d"], False, 5, id="create-ascend"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "sort_target": 1, "sort_order": 2,
-                      "limit": 1}, [b"a"], True, 5, id="version-descend"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "min_mod_revision": 5},
-                     [b"a", b"c/2", b"d"], False, 5, id="min-mod"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "max_create_revision": 3},
-                     [b"a", b"b"], False, 5, id="max-create"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "count_only": True}, [], False, 5,
-                     id="count-only"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "revision": 4},
-                     [b"a", b"b", b"c/1"], False, 3, id="at-revision"),
-        pytest.param({"key": b"\x00", "range_end": b"\x00", "revision": 6, "limit": 1},
-                     [b"a"], True, 5, id="at-revision-limit"),
+        pytest.param(
+            {"key": b"c/", "range_end": prefix_end(b"c/")}, [b"c/1", b"c/2"], False, 2, id="prefix"
+        ),
+        pytest.param(
+            {"key": b"b", "range_end": b"d"}, [b"b", b"c/1", b"c/2"], False, 3, id="range"
+        ),
+        pytest.param(
+            {"key": b"c", "range_end": b"\x00"}, [b"c/1", b"c/2", b"d"], False, 3, id="from-key"
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "limit": 2}, [b"a", b"b"], True, 5, id="limit"
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "limit": 5}, None, False, 5, id="limit-exact"
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "sort_order": 2},
+            [b"d", b"c/2", b"c/1", b"b", b"a"],
+            False,
+            5,
+            id="key-descend",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "sort_target": 4},
+            [b"c/1", b"b", b"d", b"c/2", b"a"],
+            False,
+            5,
+            id="value-default-ascend",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "sort_target": 3, "sort_order": 2, "limit": 2},
+            [b"a", b"d"],
+            True,
+            5,
+            id="mod-descend-limit",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "sort_target": 2, "sort_order": 1},
+            [b"a", b"b", b"c/1", b"c/2", b"d"],
+            False,
+            5,
+            id="create-ascend",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "sort_target": 1, "sort_order": 2, "limit": 1},
+            [b"a"],
+            True,
+            5,
+            id="version-descend",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "min_mod_revision": 5},
+            [b"a", b"c/2", b"d"],
+            False,
+            5,
+            id="min-mod",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "max_create_revision": 3},
+            [b"a", b"b"],
+            False,
+            5,
+            id="max-create",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "count_only": True},
+            [],
+            False,
+            5,
+            id="count-only",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "revision": 4},
+            [b"a", b"b", b"c/1"],
+            False,
+            3,
+            id="at-revision",
+        ),
+        pytest.param(
+            {"key": b"\x00", "range_end": b"\x00", "revision": 6, "limit": 1},
+            [b"a"],
+            True,
+            5,
+            id="at-revision-limit",
+        ),
     ],
 )
 async def test_range_options(
@@ -168,8 +223,13 @@ async def test_keys_only_and_history_values(filled: Store) -> None:
 
 def cmp(target: str, key: bytes, result: int, value: object) -> rpc_pb2.Compare:
     c = Compare(key=key, result=result, target=getattr(Compare, target.upper()))  # type: ignore[arg-type]
-    field = {"version": "version", "create": "create_revision", "mod": "mod_revision",
-             "value": "value", "lease": "lease"}[target]
+    field = {
+        "version": "version",
+        "create": "create_revision",
+        "mod": "mod_revision",
+        "value": "value",
+        "lease": "lease",
+    }[target]
     setattr(c, field, value)
     return c
 
@@ -286,15 +346,33 @@ async def test_readonly_txn_does_not_bump(store: Store) -> None:
 @pytest.mark.parametrize(
     "ops",
     [
-        pytest.param([RequestOp(request_put=rpc_pb2.PutRequest(key=b"a")),
-                      RequestOp(request_put=rpc_pb2.PutRequest(key=b"a"))], id="put-put"),
-        pytest.param([RequestOp(request_put=rpc_pb2.PutRequest(key=b"a/1")),
-                      RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(
-                          key=b"a/", range_end=b"a0"))], id="put-delete"),
-        pytest.param([RequestOp(request_put=rpc_pb2.PutRequest(key=b"a")),
-                      RequestOp(request_txn=rpc_pb2.TxnRequest(success=[
-                          RequestOp(request_put=rpc_pb2.PutRequest(key=b"a"))]))],
-                     id="nested-put"),
+        pytest.param(
+            [
+                RequestOp(request_put=rpc_pb2.PutRequest(key=b"a")),
+                RequestOp(request_put=rpc_pb2.PutRequest(key=b"a")),
+            ],
+            id="put-put",
+        ),
+        pytest.param(
+            [
+                RequestOp(request_put=rpc_pb2.PutRequest(key=b"a/1")),
+                RequestOp(
+                    request_delete_range=rpc_pb2.DeleteRangeRequest(key=b"a/", range_end=b"a0")
+                ),
+            ],
+            id="put-delete",
+        ),
+        pytest.param(
+            [
+                RequestOp(request_put=rpc_pb2.PutRequest(key=b"a")),
+                RequestOp(
+                    request_txn=rpc_pb2.TxnRequest(
+                        success=[RequestOp(request_put=rpc_pb2.PutRequest(key=b"a"))]
+                    )
+                ),
+            ],
+            id="nested-put",
+        ),
     ],
 )
 async def test_txn_duplicate_keys_rejected(store: Store, ops: list[rpc_pb2.RequestOp]) -> None:
