@@ -246,3 +246,24 @@ async def test_progress_notify_reaches_idle_watchers(tmp_path: Path) -> None:
         assert quiet.queue.empty()
     finally:
         await s.close()
+
+
+async def test_slow_watcher_falls_back_to_history_without_gaps(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kemu.services.store.watch as watch_mod
+
+    monkeypatch.setattr(watch_mod, "STREAM_HIGH_WATER", 4)
+    s = watch(store, b"k", prefix_end(b"k"))
+    for i in range(50):  # nobody drains the stream meanwhile
+        await store.put(rpc_pb2.PutRequest(key=b"k%d" % (i % 3), value=b"%d" % i))
+    assert s.queue.qsize() <= 5, "a stalled stream stops buffering"
+    seen: list[int] = []
+    while len(seen) < 50:
+        resp = await next_events(s)
+        s.sent_one()
+        seen += [e.kv.mod_revision for e in resp.events]
+    assert seen == list(range(2, 52))
+    await store.put(rpc_pb2.PutRequest(key=b"k0", value=b"live"))
+    resp = await next_events(s)
+    assert [e.kv.mod_revision for e in resp.events] == [52]
