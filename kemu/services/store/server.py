@@ -35,7 +35,7 @@ SERVICES = ("KV", "Watch", "Lease", "Cluster", "Maintenance")
 class StoreConfig:
     """Configuration of ``kemu store``."""
 
-    data_dir: Path = Path("kemu-store-data")
+    data_dir: Path
     listen: str = "127.0.0.1:2379"
     fsync: bool = True
     # Member name shown by `etcdctl member list` (etcd's default is "default").
