@@ -1,0 +1,54 @@
+"""What every verb gets: the server, namespace and timeout from the global flags, a
+lazily made client (so `kemuctl version --client` and `--help` never connect), the
+output streams and a clock. Verbs write through `out`/`err` so tests can run `main()`
+in-process and capture them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from kemu.client.client import Client
+
+
+@dataclass
+class Ctx:
+    server: str
+    namespace: str = "default"
+    namespace_explicit: bool = False
+    timeout: float = 30.0
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    clock: Callable[[], float] = time.time
+    _client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.server, timeout=self.timeout)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def now(self) -> float:
+        return self.clock()
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def line(self, text: str) -> None:
+        self.write(text + "\n")
+
+    def error(self, text: str) -> None:
+        """One line on stderr."""
+        self.err.write(text.replace("\n", " ").rstrip() + "\n")
+        self.err.flush()

@@ -1,0 +1,126 @@
+"""Command-line parsing with kubectl's conventions: global flags (`--server`, `-n`,
+`--request-timeout`) anywhere on the line, flags and positional arguments in any order
+(`get pods -n x web`), `--` ending the flags (`exec POD -- ls -l`), and usage errors as
+one `error:` line plus a pointer to --help rather than argparse's usage dump.
+
+The verb is found first; then only that verb's parser runs, with the global flags added
+to it, through argparse's intermixed parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from typing import NoReturn
+
+from kemu.cli.ctl.errors import CtlError
+
+GLOBAL_VALUE_FLAGS = frozenset({"-s", "--server", "-n", "--namespace", "--request-timeout"})
+
+
+class UsageError(CtlError):
+    """A command line that does not parse; printed with a pointer to --help."""
+
+    def __init__(self, message: str, prog: str = "kemuctl") -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class HelpShown(Exception):
+    """--help was printed; exit 0."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^unrecognized arguments: ", "unknown flag or argument: ", message)
+        raise UsageError(message, self.prog)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            raise UsageError(message.strip(), self.prog)
+        raise HelpShown()
+
+
+def split_verb(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The verb (first word that is not a global flag or its value) and the rest."""
+    rest = list(argv)
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--":
+            return None, rest
+        if token in GLOBAL_VALUE_FLAGS:
+            i += 2
+            continue
+        if token.startswith("-"):
+            i += 1
+            continue
+        return token, rest[:i] + rest[i + 1:]
+    return None, rest
+
+
+def split_dashes(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Arguments before `--`, and the command after it."""
+    args = list(argv)
+    if "--" in args:
+        i = args.index("--")
+        return args[:i], args[i + 1:]
+    return args, []
+
+
+def add_global_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("global flags")
+    g.add_argument("-s", "--server", default=None,
+                   help="apiserver address HOST:PORT (default: $KEMU_SERVER, then "
+                        "~/.kemu/config, then 127.0.0.1:6443)")
+    g.add_argument("-n", "--namespace", default=None, help="the namespace of this request")
+    g.add_argument("--request-timeout", default=None,
+                   help="how long to wait for one server call: 30s, 2m, 0 for no limit")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def parse_duration(text: str) -> float:
+    """kubectl's durations: `30s`, `1m`, `500ms`, `2h`, or plain seconds."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise CtlError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s or 1m")
+    value = float(m.group(1))
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+# ---- flags several verbs share ----------------------------------------------------------
+
+def add_filenames(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-f", "--filename", action="append", default=[], metavar="FILE",
+                   help=f"file, directory or - (stdin) holding the objects to {what}; "
+                        "repeatable")
+    p.add_argument("-R", "--recursive", action="store_true",
+                   help="process the directory given with -f recursively")
+
+
+def add_selectors(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-l", "--selector", default="",
+                   help="label selector, e.g. app=web,tier!=db")
+    p.add_argument("--field-selector", default="",
+                   help="field selector, e.g. metadata.name=web,status.phase=Running")
+
+
+def add_all_namespaces(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="across all namespaces")
+
+
+def add_output(p: argparse.ArgumentParser, formats: str = "yaml|json|name") -> None:
+    p.add_argument("-o", "--output", default="", help=f"output format: {formats}")
+
+
+def add_dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", nargs="?", const="client", default="none",
+                   choices=("none", "client", "server"),
+                   help="client: only print the object; server: validate on the server, "
+                        "persist nothing")
