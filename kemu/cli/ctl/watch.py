@@ -32,8 +32,6 @@ class WatchPrinter:
         self.printed_any = False
 
     def _line(self, cells: list[str]) -> str:
-        if not self.widths:
-            self.widths = [max(6, len(c) + 3) for c in cells]
         parts = []
         for i, cell in enumerate(cells):
             last = i == len(cells) - 1
@@ -51,18 +49,26 @@ class WatchPrinter:
             return
         rows = [headers(self.kind, self.opts)]
         rows += [row(o, self.opts, self.ctx.now(), event) for o in items]
-        self.widths = [max(6, max(len(r[i]) for r in rows if i < len(r)) + 3)
-                       for i in range(len(rows[0]))]
+        self._set_widths(rows)
         for r in rows:
             self.ctx.line(self._line(r))
         self.printed_any = True
 
+    def _set_widths(self, rows: list[list[str]]) -> None:
+        self.widths = [max(6, max(len(r[i]) for r in rows if i < len(r)) + 3)
+                       for i in range(len(rows[0]))]
+        if self.opts.event_column:
+            self.widths[0] = max(self.widths[0], len("MODIFIED") + 3)
+
     def object(self, obj: api_pb2.Object, event: str = "") -> None:
         if self.fmt in ("table", "wide"):
+            cells = row(obj, self.opts, self.ctx.now(), event)
             if not self.printed_any:
-                self.ctx.line(self._line(headers(self.kind, self.opts)))
+                head = headers(self.kind, self.opts)
+                self._set_widths([head, cells])
+                self.ctx.line(self._line(head))
                 self.printed_any = True
-            self.ctx.line(self._line(row(obj, self.opts, self.ctx.now(), event)))
+            self.ctx.line(self._line(cells))
             return
         if self.fmt == "yaml" and self.printed_any:
             self.ctx.write("---\n")
