@@ -8,6 +8,8 @@ worker processes, so the client is not the only bottleneck. Lines:
     range c=1 / c=64      single-key Range throughput
     watch p50 / p99       put acknowledged -> event received, in ms
     store rss 100k keys   RSS of the kemu store holding 100,000 keys of 256 B
+    reference             range c=64 against a grpc.aio handler that does nothing:
+                          the ceiling any Python grpc.aio server has on this machine
 
 Ratios are kemu/etcd for throughput and etcd/kemu for latency, so the target
 (>= 0.5) reads the same way on every line. Everything is bounded in count and
@@ -138,6 +140,36 @@ def start_etcd(data_dir: Path) -> Proc:
     )
     wait_ready(endpoint, proc)
     return Proc("etcd", endpoint, proc)
+
+
+class _EmptyKV(rpc_pb2_grpc.KVServicer):
+    """Answers without doing anything: the ceiling of a Python grpc.aio server."""
+
+    async def Range(self, request: Any, context: Any) -> rpc_pb2.RangeResponse:
+        return rpc_pb2.RangeResponse()
+
+    async def Put(self, request: Any, context: Any) -> rpc_pb2.PutResponse:
+        return rpc_pb2.PutResponse()
+
+
+async def _serve_empty(endpoint: str) -> None:
+    server = grpc.aio.server()
+    rpc_pb2_grpc.add_KVServicer_to_server(_EmptyKV(), server)
+    server.add_insecure_port(endpoint)
+    await server.start()
+    await server.wait_for_termination()
+
+
+def start_empty() -> Proc:
+    endpoint = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-empty", endpoint],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_ready(endpoint, proc)
+    return Proc("empty", endpoint, proc)
 
 
 # ---------------------------------------------------------------- client workers
@@ -294,7 +326,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best kept)")
     parser.add_argument("--no-etcd", action="store_true", help="measure kemu only")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/store.json")
+    parser.add_argument("--serve-empty", metavar="HOST:PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_empty:
+        asyncio.run(_serve_empty(args.serve_empty))
+        return 0
     results: dict[str, dict[str, float]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-store-") as tmp,
@@ -306,6 +342,14 @@ def main() -> int:
             if not args.no_etcd:
                 servers.append(start_etcd(Path(tmp) / "etcd"))
             results = measure_all(servers, pool, args.seconds, args.rounds)
+            # Reference: the same range load against a handler that does nothing.
+            empty = start_empty()
+            servers.append(empty)
+            throughput(pool, empty.endpoint, "range", 8, 0.5)
+            ceiling = max(
+                throughput(pool, empty.endpoint, "range", 64, args.seconds)
+                for _ in range(args.rounds)
+            )
         finally:
             for server in servers:
                 server.stop()
@@ -330,12 +374,17 @@ def main() -> int:
         f"load 100k keys (txns of 100): kemu {kemu['load 100k s']:.1f}s"
         + (f"  etcd {etcd['load 100k s']:.1f}s" if etcd else "")
     )
+    print(
+        f"reference: range c=64 against an empty grpc.aio handler {ceiling:.0f}/s"
+        f" (kemu reaches {kemu['range c=64'] / ceiling:.0%} of it)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "lines": lines,
         "store_rss_mb_100k_keys": kemu["rss MB"],
         "etcd_rss_mb_100k_keys": etcd.get("rss MB"),
         "raw": results,
+        "empty_grpc_aio_handler_range_c64": ceiling,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
