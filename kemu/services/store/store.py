@@ -17,23 +17,21 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, cast
 
-from kemu.api.etcd import rpc_pb2
+from kemu.api.etcd import kv_pb2, rpc_pb2
 from kemu.services.store import backend
 from kemu.services.store.clock import Clock, SystemClock
-from kemu.services.store.errors import LeaseNotFound, StoreError
+from kemu.services.store.errors import LeaseNotFound
 from kemu.services.store.lease import Lessor, effective_ttl
 from kemu.services.store.mvcc import (
     KVReader,
     LeaseGrant,
     LeaseRevoke,
-    RevisionEvents,
     WriteOp,
     is_txn_readonly,
     row_to_kv,
@@ -100,7 +98,6 @@ class Store:
         self._clock = clock or SystemClock()
         self._progress_interval = progress_interval
         self._lease_check_interval = lease_check_interval
-        self.started = time.time()
         meta = backend.initialize(data_dir, fsync=fsync)
         self.cluster_id = meta.cluster_id
         self.member_id = meta.member_id
@@ -322,9 +319,7 @@ class Store:
     def db_sizes(self) -> tuple[int, int]:
         return backend.db_sizes(self._conn, self.data_dir)
 
-    def latest_kvs(self, key: bytes, range_end: bytes = b"") -> list[object]:
+    def latest_kvs(self, key: bytes, range_end: bytes = b"") -> list[kv_pb2.KeyValue]:
         """Convenience for tests: the live key-values in a range."""
         return [row_to_kv(r) for r in self._reader.latest(key, range_end)]
 
-
-__all__ = ["LeaseInfo", "RevisionEvents", "Store", "StoreError"]

@@ -76,7 +76,7 @@ async def test_lease_expiry_deletes_keys_at_a_new_revision(store: Store, clock: 
     ]
     assert store.lease_time_to_live(lease, keys=False) is None
     assert store.lease_renew(lease) == 0
-    assert [kv.key for kv in store.latest_kvs(b"\x00", b"\x00")] == [b"c"]  # type: ignore[attr-defined]
+    assert [kv.key for kv in store.latest_kvs(b"\x00", b"\x00")] == [b"c"]
     with pytest.raises(LeaseNotFound):
         await store.lease_revoke(lease)
 
