@@ -77,11 +77,6 @@ def _split_listen(listen: str) -> tuple[str, int]:
 async def serve(config: StoreConfig) -> StoreServer:
     """Open the store and start serving on ``config.listen``; returns a handle."""
     host, _ = _split_listen(config.listen)
-    store = Store(
-        config.data_dir,
-        fsync=config.fsync,
-        progress_interval=config.progress_notify_interval,
-    )
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
@@ -95,6 +90,11 @@ async def serve(config: StoreConfig) -> StoreServer:
         raise ConfigError(f"cannot listen on {config.listen}: {e}") from e
     if port == 0:
         raise ConfigError(f"cannot listen on {config.listen}: address in use or unavailable")
+    store = Store(
+        config.data_dir,
+        fsync=config.fsync,
+        progress_interval=config.progress_notify_interval,
+    )
     client_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     rpc_pb2_grpc.add_KVServicer_to_server(servicers.KVServicer(store), server)
     rpc_pb2_grpc.add_WatchServicer_to_server(servicers.WatchServicer(store), server)
@@ -115,7 +115,11 @@ async def serve(config: StoreConfig) -> StoreServer:
         server,
     )
     await store.start()
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await store.close()
+        raise
     for name in ("", *full_names):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
