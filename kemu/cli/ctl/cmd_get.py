@@ -69,6 +69,7 @@ def run(ctx: Ctx, args: Any) -> int:
         found = from_files(ctx, args)
         single = len(found.items) == 1 and len(args.filename) == 1
         kinds = [k for k, _ in found.groups]
+        named = True
     else:
         sel = resargs.parse(args.resources, verb="get")
         if args.watch or args.watch_only:
@@ -81,7 +82,8 @@ def run(ctx: Ctx, args: Any) -> int:
                       ignore_not_found=args.ignore_not_found)
         single = sel.single
         kinds = sel.kinds
-    print_found(ctx, found, args, fmt, template, single, kinds)
+        named = sel.named
+    print_found(ctx, found, args, fmt, template, single, kinds, named)
     for line in found.errors:
         ctx.error(line)
     if found.errors:
@@ -90,7 +92,7 @@ def run(ctx: Ctx, args: Any) -> int:
 
 
 def print_found(ctx: Ctx, found: Fetched, args: Any, fmt: str, template: str, single: bool,
-                kinds: list[Any]) -> None:
+                kinds: list[Any], named: bool) -> None:
     items = found.items
     if fmt in ("table", "wide"):
         opts = table_options(args, fmt, len(kinds) > 1)
@@ -99,5 +101,6 @@ def print_found(ctx: Ctx, found: Fetched, args: Any, fmt: str, template: str, si
         ctx.write("\n".join(tables))
     elif fmt == "name" or items or not single:
         ctx.write(output.render(items, fmt, template, single=single))
-    if not items and not found.errors and fmt in ("table", "wide", "name"):
+    # Named objects that are missing were reported (or ignored) one by one already.
+    if not items and not named and fmt in ("table", "wide", "name"):
         ctx.error(nothing_found(ctx, kinds, args.all_namespaces))
