@@ -79,8 +79,14 @@ def test_api_resources(ctl: Kemuctl) -> None:
 
 
 def test_cluster_info_and_version(ctl: Kemuctl) -> None:
-    assert ctl.ok("cluster-info").lines[0] == (
-        f"kemu control plane is running at {ctl.server}")
+    assert ctl.ok("cluster-info").lines == [f"kemu control plane is running at {ctl.server}"]
+    ctl.ok("apply", "-f", "-", stdin=(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: kube-dns\n  namespace: kube-system\n"
+        "spec:\n  clusterIP: 10.96.0.10\n  selector: {k8s-app: kube-dns}\n"
+        "  ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53}]\n"))
+    assert ctl.ok("cluster-info").lines == [
+        f"kemu control plane is running at {ctl.server}",
+        "kube-dns is running at 10.96.0.10:53/UDP,53/TCP"]
     lines = ctl.ok("version").lines
     assert lines[0].startswith("Client Version: v") and lines[1].startswith("Server Version: v")
     doc = json.loads(ctl.ok("version", "-o", "json").out)
