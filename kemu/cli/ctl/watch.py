@@ -12,7 +12,7 @@ from kemu.api.v1 import api_pb2
 from kemu.cli.ctl import output
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.errors import CtlError
-from kemu.cli.ctl.fetch import check_flags, nothing_found
+from kemu.cli.ctl.fetch import check_flags
 from kemu.cli.ctl.resargs import Selection
 from kemu.cli.ctl.table import TableOptions, headers, row
 from kemu.client.errors import Gone
@@ -94,11 +94,8 @@ def watch(ctx: Ctx, args: Any, sel: Selection, fmt: str, template: str,
     try:
         listed = ctx.client.list(kind.plural, namespace, label_selector=args.selector,
                                  field_selector=field_selector)
-        if not args.watch_only:
-            if listed.items:
-                printer.table(list(listed.items), "ADDED")
-            else:
-                ctx.error(nothing_found(ctx, [kind], args.all_namespaces))
+        if not args.watch_only and listed.items:  # as kubectl: nothing at all when empty
+            printer.table(list(listed.items), "ADDED")
         resource_version = listed.resource_version
         while True:
             try:
