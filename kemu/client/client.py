@@ -138,10 +138,11 @@ class Client:
         return self._call(self.resources.Bind, api_pb2.BindRequest(
             namespace=namespace, name=name, node_name=node_name))
 
-    def scale(self, resource: str, name: str, replicas: int,
-              namespace: str = "") -> api_pb2.Object:
+    def scale(self, resource: str, name: str, replicas: int, namespace: str = "", *,
+              resource_version: str = "") -> api_pb2.Object:
         key = api_pb2.ObjectKey(resource=resource, namespace=namespace, name=name)
-        return self._call(self.resources.Scale, api_pb2.ScaleRequest(key=key, replicas=replicas))
+        return self._call(self.resources.Scale, api_pb2.ScaleRequest(
+            key=key, replicas=replicas, resource_version=resource_version))
 
     def rollback(self, name: str, namespace: str = "", to_revision: int = 0) -> api_pb2.Object:
         return self._call(self.resources.Rollback, api_pb2.RollbackRequest(
@@ -151,6 +152,13 @@ class Client:
         try:
             for chunk in self.resources.Logs(request, metadata=self.metadata):
                 yield chunk.data
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, self.server) from None
+
+    def exec(self, requests: Iterator[api_pb2.ExecRequest]) -> Iterator[api_pb2.ExecResponse]:
+        """Run a command in a container: send `start` first, then stdin; read the outputs."""
+        try:
+            yield from self.resources.Exec(requests, metadata=self.metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e, self.server) from None
 

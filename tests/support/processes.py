@@ -92,7 +92,8 @@ class Proc:
         def ready() -> bool:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
-            return probe(self.address)
+            # Alive after the probe too: a stranger on the same port must not pass for us.
+            return probe(self.address) and self.alive()
         wait_for(ready, timeout, f"{self.name} at {self.address}")
         return self
 

@@ -5,6 +5,7 @@ Handlers raise these; the servicer layer maps each to one gRPC status code.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from kemu.api.kinds import Kind
@@ -49,8 +50,9 @@ class FieldError:
 
     def __str__(self) -> str:
         text = f"{self.path}: {self.reason}"
-        if self.show_value:
-            text += f": {self.value!r}" if isinstance(self.value, str) else f": {self.value}"
+        if self.show_value:  # strings quoted as Kubernetes quotes them: "Bad_Name"
+            text += f": {json.dumps(self.value)}" if isinstance(self.value, str) \
+                else f": {self.value}"
         if self.detail:
             text += f": {self.detail}"
         return text

@@ -541,7 +541,8 @@ class Registry:
         config["metadata"].get("annotations", {}).pop(LAST_APPLIED, None)
         if not config["metadata"].get("annotations"):
             config["metadata"].pop("annotations", None)
-        applied_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+        # kubectl ends the annotation with a newline; YAML output then shows it as a block.
+        applied_text = json.dumps(config, sort_keys=True, separators=(",", ":")) + "\n"
         for _attempt in range(_RETRIES):
             try:
                 live, rev = await self._read(kind, meta.namespace, meta.name)

@@ -90,7 +90,7 @@ def test_errors_have_kubernetes_meaning(api: Client) -> None:
         api.get("cm", "nope", ns)
     with pytest.raises(NotFound, match='namespaces "no-such-ns" not found'):
         api.create(configmap("cm", "no-such-ns"))
-    with pytest.raises(Invalid, match=r"metadata.name: Invalid value: 'Bad_Name'"):
+    with pytest.raises(Invalid, match=r'metadata\.name: Invalid value: "Bad_Name"'):
         api.create(configmap("Bad_Name", ns))
     stale = api_pb2.Object()
     stale.CopyFrom(created)

@@ -49,7 +49,7 @@ def test_valid_deployment_has_no_errors() -> None:
 
 
 @pytest.mark.parametrize(("patch", "expected"), [
-    pytest.param({"metadata.name": "Web_1"}, "metadata.name: Invalid value: 'Web_1'", id="name"),
+    pytest.param({"metadata.name": "Web_1"}, "metadata.name: Invalid value: \"Web_1\"", id="name"),
     pytest.param({"spec.replicas": -1}, "spec.replicas: Invalid value: -1", id="replicas"),
     pytest.param({"spec.selector.matchLabels": {"app": "other"}},
                  "spec.template.metadata.labels: Invalid value", id="selector-mismatch"),
@@ -60,7 +60,7 @@ def test_valid_deployment_has_no_errors() -> None:
     pytest.param({"spec.template.spec.containers.0.image": ""},
                  "spec.template.spec.containers[0].image: Required value", id="image"),
     pytest.param({"spec.template.spec.restartPolicy": "Never"},
-                 "spec.template.spec.restartPolicy: Unsupported value: 'Never'", id="restart"),
+                 "spec.template.spec.restartPolicy: Unsupported value: \"Never\"", id="restart"),
     pytest.param({"metadata.labels": {"bad key!": "x"}}, "metadata.labels: Invalid value",
                  id="label-key"),
     pytest.param({"metadata.labels": {"ok": "-bad-"}}, "metadata.labels.ok: Invalid value",
@@ -102,10 +102,10 @@ spec:
                  "spec.ports[1].name: Required value", id="multi-port-name"),
     pytest.param({"spec.ports": [{"port": 80, "nodePort": 30001}]},
                  "spec.ports[0].nodePort: Forbidden", id="nodeport-clusterip"),
-    pytest.param({"spec.type": "Bogus"}, "spec.type: Unsupported value: 'Bogus'", id="type"),
+    pytest.param({"spec.type": "Bogus"}, "spec.type: Unsupported value: \"Bogus\"", id="type"),
     pytest.param({"spec.ports": [{"port": 80, "protocol": "ICMP"}]},
                  "spec.ports[0].protocol: Unsupported value", id="protocol"),
-    pytest.param({"metadata.name": "1web"}, "metadata.name: Invalid value: '1web'",
+    pytest.param({"metadata.name": "1web"}, "metadata.name: Invalid value: \"1web\"",
                  id="dns1035-name"),
     pytest.param({"spec.clusterIP": "not-an-ip"}, "spec.clusterIPs[0]: Invalid value",
                  id="cluster-ip"),
@@ -121,7 +121,7 @@ def test_update_rules_forbid_changing_a_deployment_selector() -> None:
     new.CopyFrom(old)
     new.deployment.spec.selector.match_labels["tier"] = "x"
     errs = validation.UPDATE_VALIDATORS["deployment"](new.deployment, old.deployment)
-    assert [str(e) for e in errs] == ["spec.selector: Invalid value: '': field is immutable"]
+    assert [str(e) for e in errs] == ["spec.selector: Invalid value: \"\": field is immutable"]
 
 
 def test_pod_updates_may_only_change_images() -> None:
