@@ -1,0 +1,135 @@
+"""An asyncio work queue with client-go's semantics.
+
+Keys are de-duplicated while waiting; a key being processed is never handed to a second
+worker (if it is added meanwhile, it is queued again when `done` is called);
+`add_rate_limited` re-adds with per-key exponential back-off until `forget`;
+`add_after` re-adds after a delay. Model: client-go's workqueue as used by
+`processNextWorkItem`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+
+
+class ShutDown(Exception):
+    """The queue was shut down; workers should return."""
+
+
+class WorkQueue(Generic[K]):
+    """De-duplicating, rate-limited work queue."""
+
+    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 300.0) -> None:
+        self._queue: list[K] = []
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._cond = asyncio.Condition()
+        self._shutting_down = False
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: K) -> None:
+        if self._shutting_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._wake()
+
+    def _wake(self) -> None:
+        async def notify() -> None:
+            async with self._cond:
+                self._cond.notify()
+        asyncio.ensure_future(notify())  # noqa: RUF006 - only wakes a waiting worker
+
+    async def get(self) -> K:
+        async with self._cond:
+            while not self._queue:
+                if self._shutting_down:
+                    raise ShutDown
+                await self._cond.wait()
+            key = self._queue.pop(0)
+        self._processing.add(key)
+        self._dirty.discard(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wake()
+
+    def add_after(self, key: K, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.add(key)
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def add_rate_limited(self, key: K) -> None:
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        self.add_after(key, min(self.base_delay * (2 ** failures), self.max_delay))
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+    def num_requeues(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    async def shut_down(self) -> None:
+        self._shutting_down = True
+        for handle in self._timers:
+            handle.cancel()
+        async with self._cond:
+            self._cond.notify_all()
+
+
+async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[None]],
+                      workers: int, *, on_error: Callable[[K, Exception], None] | None = None
+                      ) -> None:
+    """Run `workers` loops of get -> reconcile -> done; an exception re-adds with back-off."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                key = await queue.get()
+            except ShutDown:
+                return
+            try:
+                await reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if on_error is not None:
+                    on_error(key, e)
+                queue.add_rate_limited(key)
+            else:
+                queue.forget(key)
+            finally:
+                queue.done(key)
+
+    tasks = [asyncio.create_task(loop()) for _ in range(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
