@@ -95,7 +95,10 @@ def from_rpc_error(err: grpc.RpcError, target: str = "") -> ClientError:
     """Translate a gRPC error into the client's exception family."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else "") or str(code)
-    if code == grpc.StatusCode.UNAVAILABLE and target and "connect" in details.lower():
+    # Only the channel's own failures (not a server's UNAVAILABLE message) mean "refused".
+    transport = details.lower().startswith(("failed to connect", "connection refused",
+                                            "dns resolution failed", "connections to all"))
+    if code == grpc.StatusCode.UNAVAILABLE and target and transport:
         details = (f"The connection to the server {target} was refused - did you specify "
                    "the right host or port?")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and target:

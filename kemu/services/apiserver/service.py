@@ -18,6 +18,7 @@ from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc
 from kemu.services.apiserver import cacher as cache
 from kemu.services.apiserver import errors, fields
+from kemu.services.apiserver.proxy import AgentError, NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def status_of(exc: Exception) -> grpc.StatusCode:
 
 
 async def _translate(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    if isinstance(exc, AgentError):  # a node agent's own status passes through unchanged
+        await context.abort(exc.code, str(exc))
     code = status_of(exc)
     if code == grpc.StatusCode.INTERNAL:
         log.exception("%s failed", method)
@@ -73,6 +76,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
     def __init__(self, registry: Registry, caches: dict[str, cache.Cacher], *,
                  bookmark_interval: float = 10.0) -> None:
         self.registry = registry
+        self.proxy = NodeAgentProxy(registry)
         self.caches = caches
         self.bookmark_interval = bookmark_interval
 
@@ -225,33 +229,28 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
     async def Logs(self, request: api_pb2.LogsRequest,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
         try:
-            await self._node_of(request.namespace, request.name)
+            async for chunk in self.proxy.logs(request):
+                yield chunk
+        except grpc.aio.AbortError:
+            raise
         except Exception as e:
             await _translate(context, e, "Logs")
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "logs need a node agent; none is part of this cluster yet")
-        yield api_pb2.LogChunk()  # pragma: no cover - unreachable, makes this a generator
 
     async def Exec(self, request_iterator: AsyncIterator[api_pb2.ExecRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.ExecResponse]:
-        first = await anext(aiter(request_iterator), None)
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
         if first is None or first.WhichOneof("input") != "start":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the first exec message must be `start`")
             return
         try:
-            await self._node_of(first.start.namespace, first.start.name)
+            async for resp in self.proxy.exec(first, requests):
+                yield resp
+        except grpc.aio.AbortError:
+            raise
         except Exception as e:
             await _translate(context, e, "Exec")
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "exec needs a node agent; none is part of this cluster yet")
-        yield api_pb2.ExecResponse()  # pragma: no cover
-
-    async def _node_of(self, namespace: str, name: str) -> str:
-        pod = (await self.registry.get(kinds.resolve("pods"), namespace, name)).pod
-        if not pod.spec.node_name:
-            raise errors.FailedPrecondition(f"pod {name} does not have a host assigned")
-        return str(pod.spec.node_name)
 
 
 SCALABLE = frozenset({"deployments", "replicasets", "statefulsets", "replicationcontrollers"})
