@@ -113,9 +113,10 @@ def test_logs_and_exec_print_the_servers_one_line(ctl: Kemuctl, ns: str) -> None
     ctl.ok("apply", "-n", ns, "-f", "-", stdin=(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
         "spec: {nodeName: node-1, containers: [{name: c, image: busybox}]}\n"))
+    # The pod names a node that has no Node object, so no agent can be found for it.
     assert one_line(ctl.process("logs", "p", "-n", ns)) == (
-        "error: logs need a node agent; none is part of this cluster yet")
+        'Error from server (NotFound): nodes "node-1" not found')
     assert one_line(ctl.process("exec", "p", "-n", ns, "--", "ls", "-l")) == (
-        "error: exec needs a node agent; none is part of this cluster yet")
+        'Error from server (NotFound): nodes "node-1" not found')
     assert one_line(ctl.process("logs", "nope", "-n", ns)) == (
         'Error from server (NotFound): pods "nope" not found')
