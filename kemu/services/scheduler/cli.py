@@ -1,0 +1,95 @@
+"""`kemu scheduler` and `python -m kemu.services.scheduler`: flags -> SchedulerConfig -> run.
+
+Kept free of heavy imports (grpc, the framework) so that `kemu` can import it at start-up
+to register the subcommand; `run` imports the scheduler only when it is chosen. Flags are
+validated by SchedulerConfig, so a bad value is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, NoReturn
+
+from kemu.services.scheduler.config import SchedulerConfig
+
+PROG = "kemu scheduler"
+
+
+def _optional_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--apiserver", default="127.0.0.1:6443", metavar="HOST:PORT",
+                   help="the API server to watch and bind through")
+    p.add_argument("--scheduler-name", default="default-scheduler",
+                   help="schedule pods whose spec.schedulerName is this")
+    p.add_argument("--percentage-of-nodes-to-score", type=_optional_int, default=None,
+                   metavar="PCT", help="stop filtering after this share of nodes fit "
+                   "(default: kube-scheduler's adaptive rule, all nodes below 100)")
+    p.add_argument("--health-listen", default=None, metavar="HOST:PORT",
+                   help="serve grpc.health.v1 here (SERVING once the caches are filled)")
+    p.add_argument("--bind-concurrency", type=int, default=64,
+                   help="Bind RPCs in flight at most")
+    p.add_argument("--unschedulable-retry-seconds", type=float, default=30.0,
+                   help="retry pods that fit nowhere at least this often")
+    p.add_argument("--seed", type=_optional_int, default=None,
+                   help="seed for breaking score ties (reproducible placement)")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `scheduler` on kemu's subcommands (an argparse _SubParsersAction)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "scheduler", help="run the scheduler (binds pending pods to nodes)",
+        description="Watch pods and nodes through the API server and bind each pending pod "
+                    "to a node, as kube-scheduler does.")
+    add_arguments(p)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SchedulerConfig:
+    """Raises ValueError with a one-line message on a bad value."""
+    return SchedulerConfig(
+        apiserver=args.apiserver, scheduler_name=args.scheduler_name,
+        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
+        health_listen=args.health_listen, bind_concurrency=args.bind_concurrency,
+        unschedulable_retry_seconds=args.unschedulable_retry_seconds, seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the scheduler from parsed flags; the exit status."""
+    try:
+        config = config_from_args(args)
+    except ValueError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    from kemu.services.scheduler.scheduler import run as run_scheduler
+
+    try:
+        run_scheduler(config)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _OneLineParser(prog=PROG, description="Run the kemu scheduler.")
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run(args)
