@@ -1,0 +1,268 @@
+"""Wiring of the node agent: `run(config)`.
+
+Start order: reach Docker (or fail with one line), register the Node, make the pod network,
+start the informers (pods bound to this node; ConfigMaps, Secrets and Services for env and
+volumes), wait until they have listed once, adopt what is already running, then run the
+pod workers, the Lease and node status heartbeats, the Docker event watch (the kubelet's
+PLEG: a container that dies queues its pod at once), a periodic resync, and the NodeAgent
+gRPC server. SIGTERM and SIGINT stop the agent and leave the pods running, as the kubelet
+does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kemu.api.v1 import api_pb2, nodeagent_pb2_grpc
+from kemu.client.aio import AsyncClient
+from kemu.client.errors import ClientError
+from kemu.client.informer import Informer, key_of
+from kemu.client.workqueue import WorkQueue, run_workers
+from kemu.nodeagent import adopt, naming
+from kemu.nodeagent.clock import SystemClock
+from kemu.nodeagent.config import AgentConfig
+from kemu.nodeagent.events import WARNING, EventRecorder
+from kemu.nodeagent.lease import NodeLease
+from kemu.nodeagent.node import NodeStatus
+from kemu.nodeagent.podworker import PodWorker
+from kemu.nodeagent.probes import ProbeManager
+from kemu.nodeagent.pvc import LocalPathProvisioner
+from kemu.nodeagent.runtime import DockerRuntime, RuntimeError_, RuntimeUnavailable
+from kemu.nodeagent.service import NodeAgentService
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "kemu.v1.NodeAgent"
+
+
+class AgentError(Exception):
+    """The agent cannot start; the message is the one line the user sees."""
+
+
+class Agent:
+    """One node agent; `start` then `wait`, `stop` from a signal."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.clock = SystemClock()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.stopped = asyncio.Event()
+        self.server: grpc.aio.Server | None = None
+        self.informers: list[Informer] = []
+        self.runtime: DockerRuntime | None = None
+        self.client: AsyncClient | None = None
+
+    async def _connect_runtime(self) -> DockerRuntime:
+        where = self.config.docker_host or "unix:///var/run/docker.sock"
+        try:
+            runtime = DockerRuntime(self.config.docker_host)
+            await asyncio.wait_for(runtime.ping(), timeout=10)
+        except (RuntimeError_, TimeoutError) as e:
+            detail = str(e).split("\n")[0]
+            raise AgentError(f"cannot reach Docker at {where}: {detail}") from None
+        return runtime
+
+    async def _register(self, node: NodeStatus) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await node.register()
+                return
+            except ClientError as e:
+                log.warning("cannot register node %s at %s: %s; retrying",
+                            self.config.node_name, self.config.apiserver, e.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _ensure_network(self, runtime: DockerRuntime, pod_cidr: str) -> None:
+        name = self.config.network_name
+        if self.config.owns_network:
+            await runtime.ensure_network(name, pod_cidr, {naming.NETWORK_OWNER:
+                                                          self.config.node_name})
+            return
+        nets = await runtime._run(runtime.api.networks, names=[name])
+        if not any(n.get("Name") == name for n in nets):
+            raise AgentError(f"docker network {name!r} (--network) does not exist")
+
+    async def start(self) -> None:
+        cfg = self.config
+        runtime = self.runtime = await self._connect_runtime()
+        client = self.client = AsyncClient(cfg.apiserver)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        node = NodeStatus(cfg, client, runtime, self.clock)
+        await self._register(node)
+        await self._ensure_network(runtime, node.pod_cidr)
+
+        queue: WorkQueue[str] = WorkQueue(base_delay=0.1, max_delay=30.0)
+        recorder = EventRecorder(client, cfg.node_name)
+        recorder.start()
+        pods = Informer(client, "pods", field_selector=f"spec.nodeName={cfg.node_name}")
+        configmaps = Informer(client, "configmaps")
+        secrets = Informer(client, "secrets")
+        services = Informer(client, "services")
+        self.informers = [pods, configmaps, secrets, services]
+        probes = ProbeManager(runtime, self.clock, on_change=queue.add,
+                              on_failure=lambda pod, container, message: recorder.event(
+                                  pod, WARNING, "Unhealthy", message, container))
+        worker = PodWorker(config=cfg, client=client, runtime=runtime, clock=self.clock,
+                           pods=pods, configmaps=configmaps, secrets=secrets,
+                           services=services, recorder=recorder,
+                           provisioner=LocalPathProvisioner(client, cfg.data_dir,
+                                                            cfg.node_name),
+                           probes=probes, queue=queue, node_allocatable=node.allocatable)
+
+        def on_pod(old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+            obj = new if new is not None else old
+            if obj is not None:
+                queue.add(key_of(obj))
+
+        def on_source(kind: str) -> Any:
+            def handler(old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+                obj = new if new is not None else old
+                if obj is None or not pods.synced.is_set():
+                    return
+                m = obj.config_map.metadata if kind == "configmaps" else obj.secret.metadata
+                for key in worker.pods_using(kind, m.namespace, m.name):
+                    queue.add(key)
+            return handler
+
+        pods.add_handler(on_pod)
+        configmaps.add_handler(on_source("configmaps"))
+        secrets.add_handler(on_source("secrets"))
+        for inf in self.informers:
+            inf.start()
+        for inf in self.informers:
+            await inf.wait_synced()
+        await adopt.sweep(runtime, cfg.node_name, pods, queue, cfg.data_dir, initial=True)
+
+        def on_error(key: str, err: Exception) -> None:
+            if isinstance(err, RuntimeUnavailable | ClientError):
+                log.warning("sync of pod %s failed: %s", key, err)
+            else:
+                log.error("sync of pod %s failed", key, exc_info=err)
+
+        def requeue_all() -> None:
+            for o in pods.list():
+                queue.add(key_of(o))
+
+        self.tasks += [
+            asyncio.create_task(run_workers(queue, worker.sync, cfg.workers, on_error=on_error),
+                                name="pod-workers"),
+            asyncio.create_task(node.run(on_runtime_back=requeue_all), name="node-status"),
+            asyncio.create_task(NodeLease(client, cfg.node_name, self.clock,
+                                          duration=cfg.lease_duration_seconds,
+                                          renew_interval=cfg.lease_renew_interval).run(),
+                                name="lease"),
+            asyncio.create_task(self._watch_runtime(runtime, queue), name="runtime-events"),
+            asyncio.create_task(self._resync(runtime, pods, queue), name="resync"),
+        ]
+        self._queue, self._recorder, self._probes = queue, recorder, probes
+        await self._serve(runtime, pods)
+        log.info("node agent %s ready: apiserver %s, NodeAgent on %s:%d, network %s",
+                 cfg.node_name, cfg.apiserver, cfg.listen_host, cfg.port, cfg.network_name)
+
+    async def _serve(self, runtime: DockerRuntime, pods: Informer) -> None:
+        server = self.server = grpc.aio.server()
+        nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
+            NodeAgentService(runtime, self.config.node_name, pods), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), server)
+        address = f"{self.config.listen_host}:{self.config.port}"
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as e:
+            raise AgentError(f"cannot listen on {address}: address in use or not available"
+                             ) from e
+        if port == 0:
+            raise AgentError(f"cannot listen on {address}")
+        await server.start()
+        for svc in ("", SERVICE_NAME):
+            await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _watch_runtime(self, runtime: DockerRuntime, queue: WorkQueue[str]) -> None:
+        """Docker's event stream as the kubelet's PLEG: a container of ours that starts or
+        dies queues its pod."""
+        delay = 0.5
+        while True:
+            try:
+                async for ev in runtime.events({naming.NODE: self.config.node_name}):
+                    ns, name = ev.labels.get(naming.NAMESPACE), ev.labels.get(naming.POD)
+                    if ns and name:
+                        queue.add(f"{ns}/{name}")
+                    delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.info("docker events: %s; watching again in %.1fs", e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _resync(self, runtime: DockerRuntime, pods: Informer,
+                      queue: WorkQueue[str]) -> None:
+        while True:
+            await asyncio.sleep(self.config.resync_interval)
+            try:
+                await adopt.sweep(runtime, self.config.node_name, pods, queue,
+                                  self.config.data_dir)
+            except (RuntimeError_, OSError) as e:
+                log.info("resync: %s", e)
+
+    async def wait(self) -> None:
+        """Until stopped, or until a background task fails (then raise its error)."""
+        stop = asyncio.create_task(self.stopped.wait())
+        try:
+            done, _ = await asyncio.wait([stop, *self.tasks],
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        for t in done:
+            if t is not stop and not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        """Stop serving; containers keep running."""
+        if self.server is not None:
+            await self.server.stop(1.0)
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if hasattr(self, "_probes"):
+            await self._probes.stop_all()
+            await self._recorder.flush(2.0)
+            await self._recorder.stop()
+        for inf in self.informers:
+            await inf.stop()
+        if self.client is not None:
+            await self.client.close()
+        if self.runtime is not None:
+            await self.runtime.close()
+
+
+async def main(config: AgentConfig) -> None:
+    agent = Agent(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, agent.stopped.set)
+    try:
+        await agent.start()
+        await agent.wait()
+        log.info("node agent %s stopping; pods keep running", config.node_name)
+    finally:
+        await agent.stop()
+
+
+def run(config: AgentConfig) -> None:
+    """Run the agent until SIGTERM/SIGINT. AgentError carries the one-line reason it could
+    not start."""
+    asyncio.run(main(config))

@@ -1,0 +1,117 @@
+"""`kemu agent`: the node agent's command line.
+
+`add_parser(subparsers)` adds the subcommand to `kemu`; `run(args)` builds the frozen
+AgentConfig and runs the agent. `python -m kemu.nodeagent` uses the same two functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+from kemu.nodeagent.config import AgentConfig
+
+DEFAULT_DATA_ROOT = Path("/var/lib/kemu/agent")
+
+
+def _host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return text
+
+
+def _labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected k=v[,k=v...], got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    a = subparsers.add_parser("agent", help="run the node agent (kemu's kubelet) on this node")
+    configure(a)
+    return a
+
+
+def configure(a: argparse.ArgumentParser) -> None:
+    a.add_argument("--apiserver", type=_host_port, required=True, help="HOST:PORT")
+    a.add_argument("--node-name", required=True)
+    a.add_argument("--node-ip", type=_ip, required=True,
+                   help="the node's InternalIP (where the apiserver reaches the agent)")
+    a.add_argument("--docker-host", default="",
+                   help="Docker endpoint, e.g. unix:///var/run/docker.sock (default: $DOCKER_HOST"
+                        " or the local socket)")
+    a.add_argument("--labels", type=_labels, default={},
+                   help="extra node labels, k=v[,k=v...] (e.g. node-role.kubernetes.io/worker=)")
+    a.add_argument("--port", type=int, default=10250, help="NodeAgent gRPC port")
+    a.add_argument("--address", default="0.0.0.0", help="address the NodeAgent port binds")
+    a.add_argument("--data-dir", type=Path, default=None,
+                   help="default: /var/lib/kemu/agent/NODE")
+    a.add_argument("--pause-image", default="kemu/pause:3.9")
+    a.add_argument("--network", default="",
+                   help="Docker network for pods (default: a bridge kemu-NODE made by the agent)")
+    a.add_argument("--workers", type=int, default=16, help="pods synced in parallel")
+    a.add_argument("--backoff-initial", type=float, default=10.0,
+                   help="first crash-loop / image-pull back-off, seconds (Kubernetes: 10)")
+    a.add_argument("--backoff-max", type=float, default=300.0,
+                   help="longest back-off, seconds (Kubernetes: 300)")
+    a.add_argument("--resync-interval", type=float, default=10.0)
+    a.add_argument("-v", "--verbose", dest="agent_verbose", action="count", default=0)
+
+
+def config_from(args: argparse.Namespace) -> AgentConfig:
+    import os
+
+    docker_host = args.docker_host or os.environ.get("DOCKER_HOST", "")
+    return AgentConfig(
+        apiserver=args.apiserver, node_name=args.node_name, node_ip=args.node_ip,
+        docker_host=docker_host, labels=args.labels, port=args.port,
+        listen_host=args.address,
+        data_dir=args.data_dir or DEFAULT_DATA_ROOT / args.node_name,
+        pause_image=args.pause_image, network=args.network, workers=args.workers,
+        backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
+        resync_interval=args.resync_interval)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent; one line and exit 1 when it cannot start."""
+    from kemu.nodeagent.agent import AgentError
+    from kemu.nodeagent.agent import run as run_agent
+
+    verbose = max(getattr(args, "agent_verbose", 0), getattr(args, "verbose", 0))
+    if verbose or not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                            force=True)
+    if verbose <= 1:
+        for noisy in ("docker", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        run_agent(config_from(args))
+    except AgentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="kemu agent", description="kemu node agent")
+    configure(p)
+    return run(p.parse_args(argv))

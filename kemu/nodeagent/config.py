@@ -1,0 +1,40 @@
+"""The agent's configuration: one frozen value built by the CLI and passed to `run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything the agent needs to know at start; nothing here changes while it runs."""
+
+    apiserver: str
+    node_name: str
+    node_ip: str
+    docker_host: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    port: int = 10250
+    listen_host: str = "0.0.0.0"
+    data_dir: Path = Path("/var/lib/kemu/agent")
+    pause_image: str = "kemu/pause:3.9"
+    network: str = ""
+    workers: int = 16
+    # Kubernetes' container restart and image pull back-off: 10 s doubling to 5 min.
+    backoff_initial: float = 10.0
+    backoff_max: float = 300.0
+    lease_duration_seconds: int = 40
+    lease_renew_interval: float = 4.0
+    node_status_interval: float = 10.0
+    resync_interval: float = 10.0
+    max_pods: int = 110
+
+    @property
+    def network_name(self) -> str:
+        """The Docker network pods are put on: --network, or the agent's own bridge."""
+        return self.network or f"kemu-{self.node_name}"
+
+    @property
+    def owns_network(self) -> bool:
+        return not self.network
