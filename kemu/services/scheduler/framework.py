@@ -74,7 +74,16 @@ class Error(Status):
     ok = False
 
 
+class Skip(Status):
+    """From PreFilter/PreScore: this plugin has nothing to check for this pod (no host
+    ports, no node selector...), so its Filter/Score is not called this cycle."""
+
+    __slots__ = ()
+    code = "Skip"
+
+
 SUCCESS = Status()
+SKIP = Skip()
 
 
 @runtime_checkable
@@ -236,6 +245,8 @@ class Framework:
         self.pre_filters = [p for p in self.filters if isinstance(p, PreFilterPlugin)]
         self.scores = [(p, w) for p, w in scores if w > 0]
         self.pre_scores = [p for p, _ in self.scores if isinstance(p, PreScorePlugin)]
+        # Protocol isinstance checks are slow: decide once which plugins normalize.
+        self.scores_run = [(p, w, isinstance(p, NormalizeScorePlugin)) for p, w in self.scores]
         self.percentage = percentage_of_nodes_to_score
         self.rng = rng or random.Random()
         self._next_start = 0
@@ -265,14 +276,6 @@ class Framework:
         return cls(filters, scores, percentage_of_nodes_to_score=percentage_of_nodes_to_score,
                    rng=rng)
 
-    def run_filters(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
-        """The first rejecting filter's status, or SUCCESS."""
-        for plugin in self.filters:
-            status = plugin.filter(state, pod, node)
-            if not status.ok:
-                return status
-        return SUCCESS
-
     def schedule(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> ScheduleResult:
         """Pick a node for the pod; raises FitError or SchedulingError."""
         total = len(nodes)
@@ -280,6 +283,7 @@ class Framework:
             raise FitError(0, {})
         state: CycleState = {}
         try:
+            skipped: set[str] = set()
             for pre in self.pre_filters:
                 status = pre.pre_filter(state, pod)
                 if isinstance(status, Error):
@@ -287,7 +291,11 @@ class Framework:
                 if not status.ok:
                     raise FitError(total, {n.name: status for n in nodes},
                                    pre_filter_message=status.message)
-            feasible, statuses, processed = self._find_feasible(state, pod, nodes)
+                if isinstance(status, Skip):
+                    skipped.add(pre.name)
+            filters = ([f for f in self.filters if f.name not in skipped] if skipped
+                       else self.filters)
+            feasible, statuses, processed = self._find_feasible(state, pod, nodes, filters)
         except (FitError, SchedulingError):
             raise
         except Exception as e:
@@ -301,14 +309,14 @@ class Framework:
         node = select_host([n.name for n in feasible], totals, self.rng)
         return ScheduleResult(node, processed, len(feasible))
 
-    def _find_feasible(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+    def _find_feasible(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                       filters: Sequence[FilterPlugin]
                        ) -> tuple[list[NodeInfo], dict[str, Status], int]:
         total = len(nodes)
         want = num_feasible_nodes_to_find(total, self.percentage)
         start = self._next_start % total
         feasible: list[NodeInfo] = []
         statuses: dict[str, Status] = {}
-        filters = self.filters
         processed = 0
         for i in range(total):
             node = nodes[(start + i) % total]
@@ -330,14 +338,19 @@ class Framework:
     def _score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         totals = [0] * len(nodes)
         try:
+            skipped: set[str] = set()
             for pre in self.pre_scores:
                 status = pre.pre_score(state, pod, nodes)
                 if not status.ok:
                     raise SchedulingError(f"{pre.name} prescore: {status.message}")
-            for plugin, weight in self.scores:
+                if isinstance(status, Skip):
+                    skipped.add(pre.name)
+            for plugin, weight, normalizes in self.scores_run:
+                if plugin.name in skipped:
+                    continue  # the same score for every node: it cannot change the pick
                 scores = [plugin.score(state, pod, n) for n in nodes]
-                if isinstance(plugin, NormalizeScorePlugin):
-                    plugin.normalize_scores(state, pod, scores)
+                if normalizes:
+                    plugin.normalize_scores(state, pod, scores)  # type: ignore[attr-defined]
                 for i, s in enumerate(scores):
                     if not 0 <= s <= MAX_NODE_SCORE:
                         raise SchedulingError(

@@ -11,7 +11,7 @@ as Kubernetes' `Quantity.Value()` does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kemu.api import quantity
@@ -134,27 +134,28 @@ class Usage:
         self.pods += sign
 
 
-def insufficient(requests: Mapping[str, int], usage: Usage,
+def fit_order(requests: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """The requests a fit check looks at: non-zero ones (a resource the pod requests none
+    of never fails, as in Kubernetes), cpu, memory and ephemeral-storage first, then the
+    rest by name, which is the order kube-scheduler reports them in."""
+    first = (CPU, MEMORY, EPHEMERAL_STORAGE)
+    rest = sorted(set(requests) - set(first) - {PODS})
+    return tuple((name, requests[name]) for name in (*first, *rest)
+                 if requests.get(name, 0) > 0)
+
+
+def insufficient(ordered: Sequence[tuple[str, int]], usage: Usage,
                  allocatable: Mapping[str, int]) -> list[str]:
-    """The names of the resources the pod does not fit in, in Kubernetes' order: the pod
-    count first, then cpu, memory, ephemeral-storage, then the rest by name. A resource the
-    pod requests zero of never fails (as in Kubernetes)."""
+    """The resources the pod does not fit in: "pods" first when the node is full, then
+    those of `ordered` (see fit_order) that exceed what is left."""
     short: list[str] = []
     if usage.pods + 1 > allocatable.get(PODS, 0):
         short.append(PODS)
-    for name in _ordered(requests):
-        want = requests[name]
-        if want <= 0:
-            continue
-        if want > allocatable.get(name, 0) - usage.requested.get(name, 0):
+    requested = usage.requested
+    for name, want in ordered:
+        if want > allocatable.get(name, 0) - requested.get(name, 0):
             short.append(name)
     return short
-
-
-def _ordered(names: Iterable[str]) -> list[str]:
-    first = (CPU, MEMORY, EPHEMERAL_STORAGE)
-    present = set(names)
-    return [n for n in first if n in present] + sorted(present - set(first) - {PODS})
 
 
 def least_allocated(requested: int, allocatable: int, max_score: int = 100) -> int:

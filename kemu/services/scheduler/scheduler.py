@@ -278,7 +278,7 @@ class Scheduler:
             self._report_failure(key, pod, "SchedulerError", str(e), started)
             return False
         self.cache.assume(info, result.node)
-        task = asyncio.create_task(self._bind(info, result, started))
+        task = asyncio.create_task(self._bind(info, result, started, _ms(started)))
         self._bind_tasks.add(task)
         task.add_done_callback(self._bind_tasks.discard)
         return True
@@ -290,9 +290,9 @@ class Scheduler:
         self.recorder.failed_scheduling(pod, message)
         self._set_condition(key, pod, reason, message)
 
-    async def _bind(self, info: PodInfo, result: ScheduleResult, started: float) -> None:
+    async def _bind(self, info: PodInfo, result: ScheduleResult, started: float,
+                    cycle_ms: float) -> None:
         pod, key, node = info.pod, info.key, result.node
-        scheduled_ms = _ms(started)
         try:
             await self.client.bind(pod.metadata.namespace, pod.metadata.name, node,
                                    pod.metadata.uid)
@@ -314,9 +314,9 @@ class Scheduler:
         self.queue.forget(key)
         self.recorder.scheduled(pod, node)
         self.recorder.forget_pod(pod.metadata.uid)
-        log.info("pod=%s bound node=%s evaluated=%d feasible=%d schedule_ms=%.2f "
+        log.info("pod=%s bound node=%s evaluated=%d feasible=%d cycle_ms=%.2f "
                  "duration_ms=%.2f", key, node, result.evaluated, result.feasible,
-                 scheduled_ms, _ms(started))
+                 cycle_ms, _ms(started))
 
     # ---- PodScheduled=False -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from kemu.api.v1 import core_pb2
 from kemu.services.scheduler.framework import (
+    SKIP,
     SUCCESS,
     CycleState,
     Status,
@@ -164,8 +165,8 @@ class NodeAffinity:
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo) -> Status:
-        state[NAME] = compile_pod(pod.pod.spec)
-        return SUCCESS
+        matcher = state[NAME] = compile_pod(pod.pod.spec)
+        return SKIP if not matcher.selector and matcher.required is None else SUCCESS
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
         matcher: Matcher | None = state.get(NAME)
@@ -178,8 +179,8 @@ class NodeAffinity:
         return Unschedulable(REASON)
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
-        state[_SCORE_STATE] = compile_preferred(pod.pod.spec)
-        return SUCCESS
+        preferred = state[_SCORE_STATE] = compile_preferred(pod.pod.spec)
+        return SUCCESS if preferred else SKIP
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         preferred: tuple[tuple[int, Term], ...] = state[_SCORE_STATE]

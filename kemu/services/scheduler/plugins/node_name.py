@@ -8,7 +8,7 @@ for any pod it is handed, e.g. in simulations and tests.
 from __future__ import annotations
 
 from kemu.api.v1 import core_pb2
-from kemu.services.scheduler.framework import SUCCESS, CycleState, Status, Unschedulable
+from kemu.services.scheduler.framework import SKIP, SUCCESS, CycleState, Status, Unschedulable
 from kemu.services.scheduler.nodeinfo import NodeInfo, PodInfo
 
 NAME = "NodeName"
@@ -24,6 +24,9 @@ class NodeName:
     """Reject every node but the one the pod names."""
 
     name = NAME
+
+    def pre_filter(self, state: CycleState, pod: PodInfo) -> Status:
+        return SUCCESS if pod.pod.spec.node_name else SKIP
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
         wanted = pod.pod.spec.node_name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kemu.services.scheduler.framework import SUCCESS, CycleState, Status, Unschedulable
+from kemu.services.scheduler.framework import SKIP, SUCCESS, CycleState, Status, Unschedulable
 from kemu.services.scheduler.nodeinfo import ANY_IP, HostPort, NodeInfo, PodInfo
 
 NAME = "NodePorts"
@@ -35,6 +35,9 @@ class NodePorts:
     """Reject nodes where a requested host port is taken."""
 
     name = NAME
+
+    def pre_filter(self, state: CycleState, pod: PodInfo) -> Status:
+        return SUCCESS if pod.ports else SKIP
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
         if not pod.ports or not node.used_ports:

@@ -7,12 +7,13 @@ integers precomputed by the cache, after Kubernetes' noderesources/fit.go and
 least_allocated.go: the pod count is checked against allocatable "pods", every resource
 the pod requests (cpu, memory, ephemeral-storage, extended resources) against its
 allocatable, and scoring uses the non-zero requests (100m / 200Mi for containers that
-request nothing) of cpu and memory with equal weights.
+request nothing) of cpu and memory with equal weights. PreFilter/PreScore extract the
+pod's side once per cycle, so the per-node work is a handful of integer operations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from kemu.services.scheduler import resources
 from kemu.services.scheduler.framework import (
@@ -26,7 +27,7 @@ from kemu.services.scheduler.nodeinfo import NodeInfo, PodInfo
 
 NAME = "NodeResourcesFit"
 TOO_MANY_PODS = "Too many pods"
-SCORE_WEIGHTS = ((resources.CPU, 1), (resources.MEMORY, 1))
+_SCORE_STATE = NAME + "/score"
 
 
 def reason_for(resource: str) -> str:
@@ -36,20 +37,26 @@ def reason_for(resource: str) -> str:
 def insufficient_reasons(requests: Mapping[str, int], usage: resources.Usage,
                          allocatable: Mapping[str, int]) -> list[str]:
     """kube-scheduler's reasons why the pod does not fit, or [] when it does."""
-    return [reason_for(r) for r in resources.insufficient(requests, usage, allocatable)]
+    ordered = resources.fit_order(requests)
+    return [reason_for(r) for r in resources.insufficient(ordered, usage, allocatable)]
+
+
+def least_allocated_cpu_memory(pod_cpu: int, pod_memory: int, usage: resources.Usage,
+                               allocatable: Mapping[str, int]) -> int:
+    """The mean of cpu's and memory's LeastAllocated scores (equal weights) after placing
+    a pod with these non-zero requests."""
+    cpu = resources.least_allocated(usage.non_zero_cpu + pod_cpu,
+                                    allocatable.get(resources.CPU, 0), MAX_NODE_SCORE)
+    memory = resources.least_allocated(usage.non_zero_memory + pod_memory,
+                                       allocatable.get(resources.MEMORY, 0), MAX_NODE_SCORE)
+    return (cpu + memory) // 2
 
 
 def least_allocated_score(non_zero_requests: Mapping[str, int], usage: resources.Usage,
                           allocatable: Mapping[str, int]) -> int:
-    """Weighted mean over cpu and memory of the free share left after placing the pod."""
-    used = {resources.CPU: usage.non_zero_cpu, resources.MEMORY: usage.non_zero_memory}
-    total = weights = 0
-    for name, weight in SCORE_WEIGHTS:
-        requested = used[name] + non_zero_requests.get(name, 0)
-        total += resources.least_allocated(requested, allocatable.get(name, 0),
-                                           MAX_NODE_SCORE) * weight
-        weights += weight
-    return total // weights
+    return least_allocated_cpu_memory(non_zero_requests.get(resources.CPU, 0),
+                                      non_zero_requests.get(resources.MEMORY, 0), usage,
+                                      allocatable)
 
 
 class NodeResourcesFit:
@@ -57,9 +64,22 @@ class NodeResourcesFit:
 
     name = NAME
 
+    def pre_filter(self, state: CycleState, pod: PodInfo) -> Status:
+        state[NAME] = resources.fit_order(pod.requests)
+        return SUCCESS
+
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
-        reasons = insufficient_reasons(pod.requests, node.usage, node.allocatable)
-        return Unschedulable(*reasons) if reasons else SUCCESS
+        ordered = state.get(NAME)
+        if ordered is None:
+            ordered = state[NAME] = resources.fit_order(pod.requests)
+        short = resources.insufficient(ordered, node.usage, node.allocatable)
+        return Unschedulable(*map(reason_for, short)) if short else SUCCESS
+
+    def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
+        nz = pod.non_zero_requests
+        state[_SCORE_STATE] = (nz.get(resources.CPU, 0), nz.get(resources.MEMORY, 0))
+        return SUCCESS
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
-        return least_allocated_score(pod.non_zero_requests, node.usage, node.allocatable)
+        pod_cpu, pod_memory = state[_SCORE_STATE]
+        return least_allocated_cpu_memory(pod_cpu, pod_memory, node.usage, node.allocatable)

@@ -9,7 +9,9 @@ zones). The counts are kept per node by the cache, so a score is one dict lookup
 
 from __future__ import annotations
 
-from kemu.services.scheduler.framework import MAX_NODE_SCORE, CycleState
+from collections.abc import Sequence
+
+from kemu.services.scheduler.framework import MAX_NODE_SCORE, SKIP, SUCCESS, CycleState, Status
 from kemu.services.scheduler.nodeinfo import NodeInfo, PodInfo
 
 NAME = "SelectorSpread"
@@ -27,6 +29,9 @@ class SelectorSpread:
     """Score nodes by how few pods of the same set they already run."""
 
     name = NAME
+
+    def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
+        return SUCCESS if pod.spread else SKIP
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         return node.spread_counts.get(pod.spread, 0) if pod.spread else 0
