@@ -1,0 +1,72 @@
+"""`kemu images build|list`: the command-line face of kemu.images.
+
+Failures print one line (`error: ...`) and exit 1; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from kemu.images.build import LABEL_IMAGE, build_images
+from kemu.images.engine import DockerEngine
+from kemu.images.errors import ImageError
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add `images` with its `build` and `list` subcommands to kemu's subparsers."""
+    p = subparsers.add_parser("images", help="build and list kemu's images (offline)",
+                              description="Build the images kemu needs on the local Docker "
+                              "engine without a registry: kemu/base (debootstrap), "
+                              "kemu/pause, kemu/tools, kemu/bootcamp, kemu/kemu.")
+    sub = p.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
+    b = sub.add_parser("build", help="build the images that are missing or out of date")
+    b.add_argument("names", nargs="*", metavar="NAME",
+                   help="base, pause, tools, bootcamp, kemu, or an image ref (default: all)")
+    b.add_argument("--force", action="store_true",
+                   help="rebuild even when up to date, without Docker's layer cache")
+    b.add_argument("--base", metavar="IMAGE", default=None,
+                   help="build FROM this image instead of kemu/base:bookworm "
+                   "(e.g. python:3.11-slim where a registry is reachable)")
+    sub.add_parser("list", help="list the images kemu built")
+    return p
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1000
+    raise AssertionError(size)
+
+
+def _list() -> int:
+    rows = []
+    for info in DockerEngine.connect().list(label=LABEL_IMAGE):
+        for ref in sorted(info.tags) or ["<none>"]:
+            rows.append((ref, info.id[7:19], _human(info.size)))
+    rows.sort()
+    width = max([len("IMAGE"), *(len(r[0]) for r in rows)])
+    print(f"{'IMAGE':<{width}}  {'ID':<12}  SIZE")
+    for ref, short_id, size in rows:
+        print(f"{ref:<{width}}  {short_id:<12}  {size}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `kemu images ...`; return the exit code."""
+    try:
+        if args.images_command == "list":
+            return _list()
+        started = time.monotonic()
+        refs = build_images(names=args.names or None, force=args.force, base=args.base,
+                            progress=lambda line: print(line, flush=True))
+        print(f"ready ({time.monotonic() - started:.1f}s): {', '.join(refs)}")
+        return 0
+    except ImageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
