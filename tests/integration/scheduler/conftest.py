@@ -63,6 +63,7 @@ class Kube:
     namespace: str
     prefix: str
     scheduler: processes.Proc
+    last_node: str = ""
 
     def node_name(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -81,7 +82,23 @@ class Kube:
             "status": {"capacity": alloc, "allocatable": alloc,
                        "conditions": [{"type": "Ready", "status": ready,
                                        "reason": "KubeletReady"}]}}))
+        self.last_node = full
         return full
+
+    def sync(self) -> None:
+        """Wait until the scheduler has seen every node created so far.
+
+        It schedules against its cache, and the node and pod watch streams are not ordered
+        with each other, so a pod created right after a node may be tried before the node
+        is known (it is retried when the node arrives, but the first message would count
+        fewer nodes). A probe pod pinned to the newest node binds only once that node, and
+        so every earlier one (one stream is ordered), is in the cache. It requests nothing
+        and tolerates everything.
+        """
+        name = f"probe-{next(_ids)}"
+        self.pod(name, spec={"nodeSelector": {"kubernetes.io/hostname": self.last_node},
+                             "tolerations": [{"operator": "Exists"}]})
+        self.wait_bound(name)
 
     def pod(self, name: str, *, cpu: str | None = None, memory: str | None = None,
             spec: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
