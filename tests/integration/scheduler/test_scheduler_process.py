@@ -4,6 +4,7 @@ exit."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import pytest
@@ -75,3 +76,17 @@ def test_bad_flags_one_line(args: list[str], needle: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert result.stdout == ""
+
+
+def test_health_port_in_use_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([processes.PYTHON, "-m", "kemu.services.scheduler",
+                                 "--health-listen", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=60,
+                                cwd=processes.ROOT)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"kemu scheduler: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
