@@ -27,6 +27,7 @@ class VerbModule(Protocol):
 # verb -> (module, one-line summary); modules are imported only when their verb runs.
 VERBS: dict[str, tuple[str, str]] = {
     "create": ("cmd_create", "Create a resource from a file or from stdin"),
+    "run": ("cmd_run", "Run a particular image on the cluster"),
     "get": ("cmd_get", "Display one or many resources"),
     "edit": ("cmd_edit", "Edit a resource on the server"),
     "delete": ("cmd_delete", "Delete resources by file names, stdin, resources and names, "
@@ -40,14 +41,18 @@ VERBS: dict[str, tuple[str, str]] = {
                            "controller or stateful set"),
     "label": ("cmd_label", "Update the labels on a resource"),
     "annotate": ("cmd_label", "Update the annotations on a resource"),
+    "cordon": ("cmd_cordon", "Mark node as unschedulable"),
+    "uncordon": ("cmd_cordon", "Mark node as schedulable"),
+    "drain": ("cmd_drain", "Drain node in preparation for maintenance"),
     "api-resources": ("cmd_info", "Print the supported API resources on the server"),
     "cluster-info": ("cmd_info", "Display cluster information"),
     "version": ("cmd_info", "Print the client and server version information"),
 }
 SECTIONS = (
-    ("Basic Commands", ("create", "get", "edit", "delete")),
-    ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec")),
+    ("Basic Commands", ("create", "run", "get", "edit", "delete")),
     ("Deploy Commands", ("scale",)),
+    ("Cluster Management Commands", ("cordon", "uncordon", "drain")),
+    ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec")),
     ("Advanced Commands", ("apply", "replace")),
     ("Settings Commands", ("label", "annotate")),
     ("Other Commands", ("api-resources", "cluster-info", "version")),

@@ -12,6 +12,7 @@ from kemu.api.v1 import api_pb2
 from kemu.cli.ctl import describe_core, describe_workloads
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.describe_base import Writer, events_section, header
+from kemu.cli.ctl.describe_nodes import describe_node
 from kemu.cli.ctl.describe_pods import describe_pod
 from kemu.client.errors import ClientError
 
@@ -28,7 +29,7 @@ DESCRIBERS: dict[str, Describer] = {
     "cronjobs": describe_workloads.describe_cronjob,
     "services": describe_core.describe_service,
     "endpoints": describe_core.describe_endpoints,
-    "nodes": describe_core.describe_node,
+    "nodes": describe_node,
     "namespaces": describe_core.describe_namespace,
     "configmaps": describe_core.describe_configmap,
     "secrets": describe_core.describe_secret,
@@ -79,8 +80,10 @@ def describe_generic(w: Writer, obj: api_pb2.Object) -> None:
 
 
 def events_for(ctx: Ctx, obj: api_pb2.Object) -> list[api_pb2.Object]:
-    """Events whose involvedObject is this object (by kind, name and uid)."""
+    """Events whose involvedObject is this object (by kind, name and uid). Node events
+    from a node agent carry the node's name as the uid, as the kubelet's do."""
     kind, meta = objects.kind_of(obj), objects.meta(obj)
+    uids = {"", meta.uid, meta.name} if kind.kind == "Node" else {"", meta.uid}
     try:
         listed = ctx.client.list("events", meta.namespace if kind.namespaced else "",
                                  field_selector=f"involvedObject.name={meta.name}").items
@@ -88,7 +91,7 @@ def events_for(ctx: Ctx, obj: api_pb2.Object) -> list[api_pb2.Object]:
         return []
     return [e for e in listed
             if e.event.involved_object.kind == kind.kind
-            and e.event.involved_object.uid in ("", meta.uid)]
+            and e.event.involved_object.uid in uids]
 
 
 def describe(ctx: Ctx, obj: api_pb2.Object, *, show_events: bool = True) -> str:

@@ -1,16 +1,14 @@
-"""describe for services (ports, target ports, node ports, endpoints per port), nodes
-(conditions, addresses, capacity, system info, the pods on it), namespaces, configmaps
-and secrets (sizes only, never values), as kubectl lays them out."""
+"""describe for services (ports, target ports, node ports, endpoints per port),
+namespaces, configmaps and secrets (sizes only, never values), as kubectl lays them out.
+Nodes have their own module, `describe_nodes`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kemu.cli.ctl.age import rfc1123z, since
 from kemu.cli.ctl.columns import format_labels
 from kemu.cli.ctl.context import Ctx
-from kemu.cli.ctl.describe_base import Writer, annotations_multiline, header, labels_multiline
-from kemu.cli.ctl.rows_core import node_roles
+from kemu.cli.ctl.describe_base import Writer, header
 from kemu.cli.ctl.rows_net import format_endpoints, load_balancer_ips
 from kemu.client.errors import NotFound
 
@@ -81,67 +79,6 @@ def describe_endpoints(w: Writer, ctx: Ctx, ep: Any, now: float) -> None:
             for p in subset.ports:
                 w.line(2, p.name or "<unset>", p.port, p.protocol or "TCP")
         w.write(0, "\n")
-
-
-def _node_pods(ctx: Ctx, name: str) -> list[Any]:
-    listed = ctx.client.list("pods", "", field_selector=f"spec.nodeName={name}").items
-    return [o.pod for o in listed if o.pod.status.phase not in ("Succeeded", "Failed")]
-
-
-def describe_node(w: Writer, ctx: Ctx, node: Any, now: float) -> None:
-    meta, spec, st = node.metadata, node.spec, node.status
-    w.line(0, "Name:", meta.name)
-    w.line(0, "Roles:", node_roles(node))
-    labels_multiline(w, "Labels", meta.labels)
-    annotations_multiline(w, "Annotations", meta.annotations)
-    w.line(0, "CreationTimestamp:", rfc1123z(meta.creation_timestamp))
-    if spec.taints:
-        for i, t in enumerate(spec.taints):
-            text = f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
-            w.line(0, "Taints:" if i == 0 else "", text)
-    else:
-        w.line(0, "Taints:", "<none>")
-    w.line(0, "Unschedulable:", str(spec.unschedulable).lower())
-    if st.conditions:
-        w.write(0, "Conditions:\n")
-        w.line(1, "Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason",
-               "Message")
-        w.line(1, "----", "------", "-----------------", "------------------", "------",
-               "-------")
-        for c in st.conditions:
-            w.line(1, c.type, c.status, rfc1123z(c.last_heartbeat_time),
-                   rfc1123z(c.last_transition_time), c.reason, c.message)
-    if st.addresses:
-        w.write(0, "Addresses:\n")
-        for a in st.addresses:
-            w.line(1, f"{a.type}:", a.address)
-    for title, values in (("Capacity", st.capacity), ("Allocatable", st.allocatable)):
-        if values:
-            w.write(0, f"{title}:\n")
-            for key in sorted(values):
-                w.line(1, f"{key}:", values[key])
-    info = st.node_info
-    w.write(0, "System Info:\n")
-    for label, value in (("Machine ID", info.machine_id), ("System UUID", info.system_uuid),
-                         ("Boot ID", info.boot_id), ("Kernel Version", info.kernel_version),
-                         ("OS Image", info.os_image),
-                         ("Operating System", info.operating_system),
-                         ("Architecture", info.architecture),
-                         ("Container Runtime Version", info.container_runtime_version),
-                         ("Kubelet Version", info.kubelet_version),
-                         ("Kube-Proxy Version", info.kube_proxy_version)):
-        w.line(1, f"{label}:", value)
-    if spec.pod_cidr:
-        w.line(0, "PodCIDR:", spec.pod_cidr)
-        w.line(0, "PodCIDRs:", ",".join(spec.pod_cidrs))
-    pods = _node_pods(ctx, meta.name)
-    w.line(0, "Non-terminated Pods:", f"({len(pods)} in total)")
-    if pods:
-        w.line(1, "Namespace", "Name", "Age")
-        w.line(1, "---------", "----", "---")
-        for p in pods:
-            w.line(1, p.metadata.namespace, p.metadata.name, since(p.metadata.creation_timestamp,
-                                                                   now))
 
 
 def describe_namespace(w: Writer, ctx: Ctx, ns: Any, now: float) -> None:

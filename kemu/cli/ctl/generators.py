@@ -1,12 +1,15 @@
-"""Objects that `kemuctl create <type>` builds from flags, as kubectl's generators build
-them: `create deployment web --image=nginx` labels everything `app=web` and names the
-container after the image; `create service nodeport web --tcp=80:8080` selects `app=web`.
-Pure functions, so the unit tests check the objects without a server."""
+"""Objects that `kemuctl create <type>` and `kemuctl run` build from flags, as kubectl's
+generators build them: `create deployment web --image=nginx` labels everything `app=web`
+and names the container after the image; `create service nodeport web --tcp=80:8080`
+selects `app=web`; `run web --image=nginx` makes a bare Pod labelled `run=web` whose one
+container is named `web`. Pure functions, so the unit tests check the objects without a
+server."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kemu.api import objects
@@ -155,4 +158,94 @@ def service(kind: str, name: str, tcp: Sequence[str], *, node_port: int = 0,
             port.target_port.string_value = target_text
         if node_port and svc_type == "NodePort":
             port.node_port = node_port
+    return objects.wrap(svc)
+
+
+# ---- kubectl run -------------------------------------------------------------------------
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What `kemuctl run` was asked for, flags already split into pairs."""
+
+    name: str
+    image: str
+    port: int = 0
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    restart: str = "Always"
+    image_pull_policy: str = ""
+    # The words after `--`: the container's args, or with `command` its command.
+    words: tuple[str, ...] = ()
+    command: bool = False
+    stdin: bool = False
+    tty: bool = False
+    leave_stdin_open: bool = False
+    privileged: bool = False
+
+
+def pairs(items: Sequence[str], flag: str, *, split_commas: bool = False
+          ) -> tuple[tuple[str, str], ...]:
+    """`K=V` flag values (`--labels a=1,b=2` splits on commas; `--env` values keep them)."""
+    texts = [p for item in items for p in (item.split(",") if split_commas else [item])]
+    out: list[tuple[str, str]] = []
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise CtlError(f"invalid {flag}: {text!r}: expected KEY=VALUE")
+        out.append((key, value))
+    return tuple(out)
+
+
+def run_pod(spec: RunSpec) -> api_pb2.Object:
+    """The Pod of `kubectl run`: labels `run=NAME` unless --labels, one container named
+    NAME, `--command` deciding whether the words after `--` are command or args."""
+    if not spec.image:
+        raise CtlError("--image is required")
+    if spec.restart not in RESTART_POLICIES:
+        raise CtlError(f"invalid restart policy: {spec.restart}")
+    if spec.image_pull_policy and spec.image_pull_policy not in PULL_POLICIES:
+        raise CtlError(f"invalid image pull policy: {spec.image_pull_policy}")
+    if spec.tty and not spec.stdin:
+        raise CtlError("-i/--stdin is required for containers with -t/--tty=true")
+    if spec.command and not spec.words:
+        raise CtlError("--command needs a command after --")
+    pod = core_pb2.Pod()
+    pod.metadata.name = spec.name
+    for key, value in spec.labels or (("run", spec.name),):
+        pod.metadata.labels[key] = value
+    for key, value in spec.annotations:
+        pod.metadata.annotations[key] = value
+    pod.spec.restart_policy = spec.restart
+    c = pod.spec.containers.add(name=spec.name, image=spec.image)
+    if spec.image_pull_policy:
+        c.image_pull_policy = spec.image_pull_policy
+    (c.command if spec.command else c.args).extend(spec.words)
+    if spec.port:
+        c.ports.add(container_port=spec.port)
+    for key, value in spec.env:
+        c.env.add(name=key, value=value)
+    if spec.stdin:
+        c.stdin = True
+        c.stdin_once = not spec.leave_stdin_open
+    c.tty = spec.tty
+    if spec.privileged:
+        c.security_context.privileged = True
+    return objects.wrap(pod)
+
+
+def run_service(name: str, port: int, selector: Sequence[tuple[str, str]]) -> api_pb2.Object:
+    """The ClusterIP Service of `run --expose --port=P`: port P to target P, selecting the
+    pod's labels."""
+    svc = core_pb2.Service()
+    svc.metadata.name = name
+    svc.spec.type = "ClusterIP"
+    for key, value in selector:
+        svc.spec.selector[key] = value
+    p = svc.spec.ports.add(protocol="TCP", port=port)
+    p.target_port.number_value = port
     return objects.wrap(svc)

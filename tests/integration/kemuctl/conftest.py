@@ -16,12 +16,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from typing import Any
 from unittest import mock
 
 import pytest
 
+from kemu.api import manifest
 from kemu.cli.kemuctl import main
+from kemu.client import Client
 from tests.conftest import Cluster
+from tests.integration.kemuctl.agent import AgentServer, StandInAgent
 
 _names = itertools.count()
 
@@ -80,3 +84,73 @@ def ns(ctl: Kemuctl) -> Iterator[str]:
     name = unique("ctl")
     ctl.ok("create", "namespace", name)
     yield name
+
+
+# ---- nodes, pods and a stand-in node agent (logs, exec, run, drain tests) ----------------
+
+@pytest.fixture(scope="module")
+def api(cluster: Cluster) -> Iterator[Client]:
+    """A plain client, for setting up what kemuctl then reads (status, bindings)."""
+    with Client(cluster.server) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def agent_server() -> Iterator[AgentServer]:
+    with AgentServer() as server:
+        yield server
+
+
+@pytest.fixture
+def agent(agent_server: AgentServer) -> StandInAgent:
+    return agent_server.agent
+
+
+def make_node(client: Client, name: str, *, port: int = 0, ready: str = "True",
+              labels: dict[str, str] | None = None, **status: Any) -> None:
+    """A Node whose agent endpoint is the stand-in's (when `port` is given)."""
+    body: dict[str, Any] = {
+        "conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady",
+                        "message": "kemu agent is posting ready status",
+                        "lastHeartbeatTime": "2024-01-02T03:04:05Z",
+                        "lastTransitionTime": "2024-01-02T03:00:00Z"}],
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                      {"type": "Hostname", "address": name}],
+        "nodeInfo": {"kubeletVersion": "v1.30.0-kemu", "osImage": "Debian GNU/Linux 12",
+                     "kernelVersion": "6.1.0", "containerRuntimeVersion": "docker://24.0.7"},
+        **status}
+    if port:
+        body["daemonEndpoints"] = {"kubeletEndpoint": {"Port": port}}
+    client.create(manifest.from_dict({"apiVersion": "v1", "kind": "Node",
+                                      "metadata": {"name": name, "labels": labels or {}},
+                                      "status": body}))
+
+
+@pytest.fixture(scope="module")
+def agent_node(api: Client, agent_server: AgentServer) -> str:
+    name = unique("node")
+    make_node(api, name, port=agent_server.port)
+    return name
+
+
+def make_pod(client: Client, namespace: str, name: str, *, node: str = "",
+             containers: tuple[str, ...] = ("c",), status: dict[str, Any] | None = None,
+             **extra: Any) -> Any:
+    """A pod bound to `node`, with a status as a node agent would have written it."""
+    spec: dict[str, Any] = {"containers": [{"name": c, "image": "kemu/tools:1"}
+                                           for c in containers], **extra.pop("spec", {})}
+    if node:
+        spec["nodeName"] = node
+    created = client.create(manifest.from_dict({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, **extra}, "spec": spec}))
+    if status is not None:
+        created.pod.status.CopyFrom(manifest.from_dict({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "status": status}).pod.status)
+        created = client.update_status(created)
+    return created.pod
+
+
+RUNNING: dict[str, Any] = {"phase": "Running", "podIP": "10.244.1.5",
+                           "conditions": [{"type": "Ready", "status": "True"}]}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.kemuctl.conftest import Kemuctl
+from kemu.client import Client
+from tests.integration.kemuctl.conftest import Kemuctl, make_pod
 
 pytestmark = pytest.mark.integration
 WEB = (Path(__file__).resolve().parents[3] / "examples" / "web.yaml").read_text()
@@ -96,3 +97,29 @@ def test_describe_namespace_and_generic(ctl: Kemuctl, ns: str) -> None:
     lease = ctl.ok("describe", "lease", "lock", "-n", ns).out
     assert "  Holder Identity:         me" in lease.splitlines()
     assert "API Version:  coordination.k8s.io/v1" in lease.splitlines()
+
+
+def test_describe_pod_with_a_terminated_container(ctl: Kemuctl, ns: str, api: Client) -> None:
+    make_pod(api, ns, "crashy", node="node-1", status={
+        "phase": "Running", "hostIP": "10.0.0.2", "podIP": "10.244.1.9",
+        "podIPs": [{"ip": "10.244.1.9"}], "startTime": "2024-01-02T03:04:05Z",
+        "conditions": [{"type": "Initialized", "status": "True"},
+                       {"type": "Ready", "status": "False"},
+                       {"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [{
+            "name": "c", "ready": False, "restartCount": 4, "image": "kemu/tools:1",
+            "containerID": "docker://abc",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 3, "reason": "Error",
+                                         "startedAt": "2024-01-02T03:05:00Z",
+                                         "finishedAt": "2024-01-02T03:05:01Z"}}}]})
+    lines = ctl.ok("describe", "pod", "crashy", "-n", ns).lines
+    strip = [" ".join(line.split()) for line in lines]
+    for expected in ("Node: node-1/10.0.0.2", "Status: Running", "IP: 10.244.1.9",
+                     "Container ID: docker://abc", "State: Waiting", "Reason: CrashLoopBackOff",
+                     "Last State: Terminated", "Reason: Error", "Exit Code: 3",
+                     "Ready: False", "Restart Count: 4", "Conditions:", "Type Status",
+                     "Initialized True", "Ready False", "PodScheduled True", "Events: <none>"):
+        assert expected in strip, "\n".join(lines)
+    assert strip.index("State: Waiting") < strip.index("Last State: Terminated") < \
+        strip.index("Exit Code: 3") < strip.index("Restart Count: 4")
