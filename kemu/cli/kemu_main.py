@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kemu.cli import lifecycle
+from kemu.services.scheduler import cli as scheduler_cli
 
 
 def _host_port(text: str) -> str:
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recent events kept per resource for watches that resume")
     a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that ask for them")
+
+    scheduler_cli.add_parser(sub)
 
     u = sub.add_parser("up", help="start a cluster on this machine (store + apiserver)")
     u.add_argument("--name", default="kemu")
@@ -113,6 +116,8 @@ def dispatch(args: argparse.Namespace) -> int:
                                       watch_cache_size=args.watch_cache_size,
                                       bookmark_interval=args.watch_bookmark_interval))
         return 0
+    if args.command == "scheduler":
+        return scheduler_cli.run(args)
     if args.command == "up":
         return lifecycle.up(args.name, store_port=args.store_port,
                             apiserver_port=args.apiserver_port, foreground=args.foreground)
