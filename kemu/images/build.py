@@ -316,6 +316,8 @@ def ensure_base(engine: Engine, env: BuildEnv, *, force: bool, progress: Progres
         'CMD ["/bin/bash"]',
     ]
     image_id = engine.import_tar(tar, ref=DEFAULT_BASE, changes=changes)
+    if existing is not None and existing.id != image_id:
+        engine.remove_if_unused(existing.id)
     progress(f"built {DEFAULT_BASE} ({image_id[7:19]}, {time.monotonic() - started:.1f}s)")
     return image_id
 
@@ -409,6 +411,9 @@ def build_one(engine: Engine, env: BuildEnv, spec: ImageSpec, *, base: str, base
             raise
     for ref in spec.tags[1:]:
         engine.tag(image_id, ref)
+    if existing is not None and existing.id != image_id:
+        # The image this one replaces would linger as <none>, one per source change.
+        engine.remove_if_unused(existing.id)
     progress(f"built {', '.join(spec.tags)} ({image_id[7:19]}, "
              f"{time.monotonic() - started:.1f}s)")
     return True

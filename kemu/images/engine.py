@@ -59,6 +59,9 @@ class Engine(Protocol):
     def list(self, *, label: str) -> list[ImageInfo]:
         """The images that carry `label` (KEY or KEY=VALUE)."""
 
+    def remove_if_unused(self, image_id: str) -> bool:
+        """Remove `image_id` if no tag, container or child image uses it; say if it did."""
+
 
 def _split_ref(ref: str) -> tuple[str, str]:
     repo, sep, tag = ref.rpartition(":")
@@ -161,6 +164,18 @@ class DockerEngine:
         except docker.errors.DockerException as e:
             raise ImageError(f"cannot list images: {_short(e)}") from e
         return [_info(i) for i in images]
+
+
+    def remove_if_unused(self, image_id: str) -> bool:
+        info = self.inspect(image_id)
+        if info is None or info.tags:
+            return False
+        try:
+            self._api.remove_image(image_id, force=False, noprune=False)
+        except docker.errors.DockerException as e:  # in use: a container or a child image
+            log.debug("keeping %s: %s", image_id, _short(e))
+            return False
+        return True
 
 
 def _info(data: Mapping[str, Any]) -> ImageInfo:

@@ -33,6 +33,7 @@ class FakeEngine:
     images: dict[str, ImageInfo] = field(default_factory=dict)
     built: list[tuple[str, dict[str, str], bool, list[str]]] = field(default_factory=list)
     tagged: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def inspect(self, ref: str) -> ImageInfo | None:
         return self.images.get(ref)
@@ -64,6 +65,12 @@ class FakeEngine:
 
     def list(self, *, label: str) -> list[ImageInfo]:
         return list(self.images.values())
+
+    def remove_if_unused(self, image_id: str) -> bool:
+        if any(i.id == image_id for i in self.images.values()):
+            return False
+        self.removed.append(image_id)
+        return True
 
 
 @pytest.fixture
@@ -118,8 +125,10 @@ def test_changed_context_rebuilds(env: BuildEnv, change: Callable[[BuildEnv], ob
     engine = FakeEngine()
     _build(engine, env, _bootcamp("1"))
     change(env)
+    first = engine.images["kemu/bootcamp:v1"].id
     assert _build(engine, env, _bootcamp("1"))
     assert len(engine.built) == 2
+    assert engine.removed == [first]  # the replaced image does not linger as <none>
 
 
 def test_new_base_image_rebuilds(env: BuildEnv) -> None:
