@@ -1,13 +1,16 @@
 """`kemu up`, `kemu down`, `kemu status`: a cluster on this machine as managed processes.
 
-State lives in ~/.kemu/clusters/NAME/: the store's data, one log and one pid file per
-component. `up` on a running cluster reuses it; `down` stops what `up` started (by pid)
-and removes the state directory; a second cluster with another --name and other ports
-can run beside the first.
+`up` starts the store, the apiserver, the scheduler and one node agent (node
+`NAME-node-1`, running pods on the local dockerd). State lives in ~/.kemu/clusters/NAME/:
+the store's data, the agent's volumes, one log and one pid file per component. `up` on a
+running cluster reuses it; `down` stops what `up` started (by pid), removes the node's
+pod containers and network, and removes the state directory; a second cluster with
+another --name and other ports can run beside the first.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -30,8 +33,25 @@ class LifecycleError(RuntimeError):
 @dataclass(frozen=True)
 class Component:
     name: str
-    address: str
+    address: str  # where grpc.health.v1 answers SERVING once the component is ready
     args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports of one cluster; another cluster beside it needs other ones."""
+
+    store: int = 2379
+    apiserver: int = 6443
+    scheduler: int = 10259
+    agent: int = 10250
+
+
+COMPONENTS = ("store", "apiserver", "scheduler", "agent")
+
+
+def node_name(cluster: str) -> str:
+    return f"{cluster}-node-1"
 
 
 def state_dir(name: str) -> Path:
@@ -71,13 +91,21 @@ def healthy(address: str, timeout: float = 1.0) -> bool:
     return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _components(name: str, store_port: int, apiserver_port: int) -> list[Component]:
+def _components(name: str, ports: Ports) -> list[Component]:
     d = state_dir(name)
-    store = f"127.0.0.1:{store_port}"
-    api = f"127.0.0.1:{apiserver_port}"
+    store = f"127.0.0.1:{ports.store}"
+    api = f"127.0.0.1:{ports.apiserver}"
+    sched = f"127.0.0.1:{ports.scheduler}"
+    agent = f"127.0.0.1:{ports.agent}"
     return [
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
         Component("apiserver", api, ("apiserver", "--listen", api, "--store", store)),
+        Component("scheduler", sched, ("scheduler", "--apiserver", api,
+                                       "--health-listen", sched)),
+        Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
+                                   "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
+                                   "--port", str(ports.agent), "--data-dir", str(d / "agent"),
+                                   "--labels", "node-role.kubernetes.io/control-plane=")),
     ]
 
 
@@ -109,12 +137,11 @@ def _start(d: Path, comp: Component, deadline_s: float = 60.0) -> int:
                          f"{deadline_s:.0f}s; log {log_path}:\n{_tail(log_path)}")
 
 
-def up(name: str, *, store_port: int = 2379, apiserver_port: int = 6443,
-       foreground: bool = False) -> int:
+def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> int:
     d = state_dir(name)
     d.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    comps = _components(name, store_port, apiserver_port)
+    comps = _components(name, ports or Ports())
     for comp in comps:
         pid = _read_pid(d / f"{comp.name}.pid")
         if pid is not None and _pid_alive(pid) and healthy(comp.address):
@@ -126,16 +153,19 @@ def up(name: str, *, store_port: int = 2379, apiserver_port: int = 6443,
         print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
         pid = _start(d, comp)
         print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
-    api = comps[-1].address
+    api = comps[1].address
+    (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
+    _wait_node_ready(api, node_name(name))
     path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
     print(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s")
     print(f"  apiserver  {api}   (kemu.v1 gRPC; health and reflection enabled)")
     print(f"  store      {comps[0].address}   (etcd v3 API: "
           f"ETCDCTL_API=3 etcdctl --endpoints={comps[0].address} get --prefix /registry)")
+    print(f"  node       {node_name(name)}   (pods run on the local dockerd)")
     print(f"  config     {path}   (kemuctl uses it)")
     print(f"  logs       {d / 'logs'}")
-    print("\nnext: kemuctl get namespaces;  kemuctl apply -f examples/web.yaml;  "
-          f"kemu down --name {name}")
+    print("\nnext: kemuctl get nodes;  kemuctl run hello --image kemu/bootcamp:v1;  "
+          f"kemuctl logs hello;  kemu down --name {name}")
     if foreground:
         try:
             while all(_pid_alive(_read_pid(d / f"{c.name}.pid") or -1) for c in comps):
@@ -168,12 +198,15 @@ def down(name: str, *, keep_data: bool = False) -> int:
     if not d.exists():
         print(f"no cluster named {name!r}")
         return 0
-    for comp in ("apiserver", "store"):
+    for comp in reversed(COMPONENTS):
         pid = _read_pid(d / f"{comp}.pid")
         if pid is not None and _pid_alive(pid):
             _stop_pid(pid)
             print(f"  {comp:<10} stopped (pid {pid})")
         (d / f"{comp}.pid").unlink(missing_ok=True)
+    removed = _remove_node_containers(node_name(name))
+    if removed:
+        print(f"  pods       removed {removed} container(s) of {node_name(name)}")
     if not keep_data:
         shutil.rmtree(d, ignore_errors=True)
         config.remove_cluster(name)
@@ -183,18 +216,56 @@ def down(name: str, *, keep_data: bool = False) -> int:
 
 def status(name: str) -> int:
     d = state_dir(name)
-    entry = config.load().get("clusters", {}).get(name) or {}
     if not d.exists():
         print(f"no cluster named {name!r}")
         return 1
-    addresses = {"apiserver": entry.get("server", ""), "store": entry.get("store", "")}
+    try:
+        addresses: dict[str, str] = json.loads((d / "components.json").read_text())
+    except (OSError, ValueError):
+        addresses = {}
     worst = 0
     print(f"{'COMPONENT':<11}{'PID':<9}{'ADDRESS':<22}STATUS")
-    for comp in ("store", "apiserver"):
+    for comp in COMPONENTS:
         pid = _read_pid(d / f"{comp}.pid")
         alive = pid is not None and _pid_alive(pid)
-        ok = alive and bool(addresses[comp]) and healthy(addresses[comp])
+        ok = alive and bool(addresses.get(comp)) and healthy(addresses[comp])
         state = "Healthy" if ok else ("Unhealthy" if alive else "Stopped")
         worst = worst or (0 if ok else 1)
-        print(f"{comp:<11}{pid or '-'!s:<9}{addresses[comp] or '-':<22}{state}")
+        print(f"{comp:<11}{pid or '-'!s:<9}{addresses.get(comp) or '-':<22}{state}")
     return worst
+
+
+def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
+    """`up` is done when the node is Ready, as a user would check with `get nodes`."""
+    from kemu.client import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(api, timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                conds = client.get("nodes", node).node.status.conditions
+                if any(c.type == "Ready" and c.status == "True" for c in conds):
+                    print(f"  node       {node} Ready", flush=True)
+                    return
+            except Exception:  # not registered yet
+                pass
+            time.sleep(0.2)
+    raise LifecycleError(f"node {node} did not become Ready within {timeout:.0f}s; "
+                         f"see {state_dir(node.rsplit('-node-', 1)[0]) / 'logs' / 'agent.log'}")
+
+
+def _remove_node_containers(node: str) -> int:
+    """The agent leaves pods running when it stops (as the kubelet does); `down` must not."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        engine = docker.from_env(timeout=30)
+        containers = engine.containers.list(all=True, filters={"label": f"io.kemu.node={node}"})
+        for c in containers:
+            c.remove(force=True)
+        for net in engine.networks.list(names=[f"kemu-{node}"]):
+            net.remove()
+        return len(containers)
+    except Exception as e:  # Docker gone: nothing of ours can be running on it
+        print(f"  pods       could not clean up containers of {node}: {e}", file=sys.stderr)
+        return 0

@@ -1,4 +1,5 @@
-"""`kemu up`, `kemu status`, `kemu down`: a cluster of managed processes on this machine."""
+"""`kemu up`, `kemu status`, `kemu down`: a cluster of managed processes on this machine,
+with one node agent running pods on the local dockerd."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import docker  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from kemu.api import manifest
 from kemu.client import Client
 from tests.support import processes
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _ports() -> tuple[str, ...]:
+    return ("--store-port", str(processes.free_port()), "--apiserver-port",
+            str(processes.free_port()), "--scheduler-port", str(processes.free_port()),
+            "--agent-port", str(processes.free_port()))
 
 
 def kemu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -24,8 +33,8 @@ def kemu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_up_status_down(tmp_path: Path) -> None:
     env = {**os.environ, "KEMU_HOME": str(tmp_path / "home"),
            "KEMU_CONFIG": str(tmp_path / "config")}
-    store_port, api_port = processes.free_port(), processes.free_port()
-    ports = ("--store-port", str(store_port), "--apiserver-port", str(api_port))
+    ports = _ports()
+    api_port = int(ports[3])
     up = kemu(env, "up", "--name", "lab", *ports)
     assert up.returncode == 0, up.stderr
     assert f"127.0.0.1:{api_port}" in up.stdout
@@ -34,15 +43,22 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert config["clusters"]["lab"]["server"] == f"127.0.0.1:{api_port}"
     try:
         with Client(f"127.0.0.1:{api_port}") as client:
-            assert client.get("ns", "kube-system")
+            node = client.get("nodes", "lab-node-1").node
+            assert any(c.type == "Ready" and c.status == "True"
+                       for c in node.status.conditions)
+            client.create(manifest.from_dict({
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
+                "spec": {"containers": [{"name": "web", "image": "kemu/bootcamp:v1",
+                                         "imagePullPolicy": "Never"}]}}))
+            processes.wait_for(lambda: client.get("pods", "hello").pod.status.phase
+                               == "Running", 60, "pod hello Running (scheduled and started)")
         again = kemu(env, "up", "--name", "lab", *ports)  # reuses the running cluster
         assert again.returncode == 0 and "already running" in again.stdout
         status = kemu(env, "status", "--name", "lab")
         assert status.returncode == 0
-        assert status.stdout.count("Healthy") == 2
+        assert status.stdout.count("Healthy") == 4
         # a second cluster beside the first
-        other = kemu(env, "up", "--name", "other", "--store-port", str(processes.free_port()),
-                     "--apiserver-port", str(processes.free_port()))
+        other = kemu(env, "up", "--name", "other", *_ports())
         assert other.returncode == 0, other.stderr
         assert kemu(env, "down", "--name", "other").returncode == 0
     finally:
@@ -51,6 +67,9 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "clusters" / "lab").exists()
     assert not processes.tcp_open(f"127.0.0.1:{api_port}")
     assert kemu(env, "status", "--name", "lab").returncode == 1
+    engine = docker.from_env()
+    assert not engine.containers.list(all=True, filters={"label": "io.kemu.node=lab-node-1"})
+    assert not engine.networks.list(names=["kemu-lab-node-1"])
 
 
 def test_up_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
@@ -62,8 +81,9 @@ def test_up_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = kemu(env, "up", "--name", "busy", "--store-port", str(port),
-                      "--apiserver-port", str(processes.free_port()))
+        ports = list(_ports())
+        ports[1] = str(port)
+        result = kemu(env, "up", "--name", "busy", *ports)
     assert result.returncode == 1
     assert result.stderr.startswith("error: store exited")
     assert "Traceback" not in result.stderr.splitlines()[0]
