@@ -5,12 +5,18 @@ PY := $(VENV)/bin/python
 NAME ?= kemu
 PYTEST_ARGS ?=
 
-.PHONY: up down status test check unit integration bench proto venv lint clean
+.PHONY: up down status test check unit integration e2e bench proto venv docker images lint clean
 
 venv:
 	@scripts/bootstrap.sh
 
-up: venv  ## start a cluster on this machine (store + apiserver) and write ~/.kemu/config
+docker:  ## a running dockerd (installed and started when missing)
+	@scripts/ensure-docker.sh
+
+images: venv docker  ## kemu/pause, kemu/tools, kemu/bootcamp, kemu/kemu on the local dockerd
+	@$(VENV)/bin/kemu images build
+
+up: venv images  ## start a cluster on this machine and write ~/.kemu/config
 	@$(VENV)/bin/kemu up --name $(NAME)
 
 down: venv
@@ -28,18 +34,22 @@ lint: venv  ## generated code fresh, ruff, mypy, import layers
 	@$(VENV)/bin/mypy kemu
 	@$(VENV)/bin/lint-imports --no-cache
 
-test: venv lint  ## everything CI runs
+test: venv lint images  ## everything CI runs
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -q $(PYTEST_ARGS) tests
 
 unit: venv
 	@$(VENV)/bin/pytest -q tests/unit
 
 integration: venv
-	@$(VENV)/bin/pytest -n 2 --dist loadfile -q -m integration tests
+	@$(VENV)/bin/pytest -n 2 --dist loadfile -q -m "integration and not e2e" tests
+
+e2e: venv images
+	@$(VENV)/bin/pytest -n 2 --dist loadfile -q -m e2e tests
 
 bench: venv  ## benchmarks against a real etcd started in the same run
 	@$(PY) bench/bench_store.py
 	@$(PY) bench/bench_apiserver.py
+	@$(PY) bench/bench_pods.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
