@@ -1,0 +1,196 @@
+"""The agent process itself: kill -9 and adoption without loss, SIGTERM leaves pods running,
+orphans removed, Ready follows Docker, and no Docker at all is one line and exit 1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import Cluster
+from tests.e2e.nodeagent.helpers import (
+    APP_IMAGE,
+    TOOLS_IMAGE,
+    create_pod,
+    get_pod,
+    running_agent,
+    status_of,
+    wait_for,
+    wait_gone,
+    wait_pod,
+    wait_ready,
+)
+from tests.support.processes import ROOT
+
+pytestmark = pytest.mark.e2e
+SLEEP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+
+
+def _containers(client: docker.DockerClient, uid: str) -> list[str]:
+    return sorted(c.id for c in client.containers.list(
+        all=True, filters={"label": f"io.kemu.pod.uid={uid}"}))
+
+
+def test_kill9_restart_adopts_running_pods(cluster: Cluster, docker_client: docker.DockerClient,
+                                           tmp_path: Path) -> None:
+    with running_agent(cluster, docker_client, tmp_path, "e2e-adopt") as agent, \
+            agent.client() as api:
+        ns = "default"
+        create_pod(api, "keep", ns, agent.node, [
+            {"name": "app", "image": APP_IMAGE,
+             "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}])
+        create_pod(api, "flaky", ns, agent.node, [
+            {"name": "app", "image": TOOLS_IMAGE,
+             "command": ["sh", "-c", "if [ -f /s/x ]; then exec sleep 3600; fi; touch /s/x; "
+                                     "exit 1"],
+             "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            volumes=[{"name": "s", "emptyDir": {}}])
+        create_pod(api, "doomed", ns, agent.node, [
+            {"name": "app", "image": TOOLS_IMAGE, "command": SLEEP}])
+        keep = wait_ready(api, ns, "keep")
+        flaky = wait_pod(api, ns, "flaky", lambda p: status_of(p, "app") is not None
+                         and status_of(p, "app").restart_count == 1
+                         and status_of(p, "app").ready, 20, "one restart, then ready")
+        doomed = wait_ready(api, ns, "doomed")
+        before = {p.metadata.name: _containers(docker_client, p.metadata.uid)
+                  for p in (keep, flaky)}
+
+        agent.proc.kill9()
+        # While the agent is down, a pod is force-deleted: its containers become orphans.
+        api.delete("pods", "doomed", ns, grace_period_seconds=0)
+        wait_gone(api, ns, "doomed", 10)
+        assert _containers(docker_client, doomed.metadata.uid)  # still there
+
+        agent.restart()
+        wait_for(lambda: not _containers(docker_client, doomed.metadata.uid), 20,
+                 "the orphaned containers to be removed")
+        for old in (keep, flaky):
+            now = wait_ready(api, ns, old.metadata.name)
+            assert now.status.pod_ip == old.status.pod_ip
+            assert status_of(now, "app").container_id == status_of(old, "app").container_id
+            assert status_of(now, "app").restart_count == status_of(old, "app").restart_count
+            assert _containers(docker_client, old.metadata.uid) == before[old.metadata.name]
+        # still working after adoption: deletion goes through the restarted agent
+        api.delete("pods", "keep", ns)
+        wait_gone(api, ns, "keep", 20)
+        assert not _containers(docker_client, keep.metadata.uid)
+
+
+def test_sigterm_leaves_pods_running(cluster: Cluster, docker_client: docker.DockerClient,
+                                     tmp_path: Path) -> None:
+    with running_agent(cluster, docker_client, tmp_path, "e2e-term") as agent, \
+            agent.client() as api:
+        create_pod(api, "stay", "default", agent.node, [
+            {"name": "app", "image": TOOLS_IMAGE, "command": SLEEP}])
+        pod = wait_ready(api, "default", "stay")
+        agent.proc.stop(grace=10)
+        assert agent.proc.popen is not None and agent.proc.popen.returncode == 0
+        cid = status_of(pod, "app").container_id.removeprefix("docker://")
+        assert docker_client.containers.get(cid).status == "running"
+        agent.restart()
+        again = wait_ready(api, "default", "stay")
+        assert status_of(again, "app").container_id == status_of(pod, "app").container_id
+        assert get_pod(api, "default", "stay") is not None
+
+
+@contextlib.contextmanager
+def docker_proxy(path: Path) -> Iterator[threading.Event]:
+    """A unix socket forwarding to the real Docker socket; clear the event to make it refuse
+    (close every connection), set it to forward again."""
+    target = (os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix(
+        "unix://")
+    up = threading.Event()
+    up.set()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(64)
+    conns: list[socket.socket] = []
+    stop = threading.Event()
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            if not up.is_set():
+                client.close()
+                continue
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(target)
+            conns.extend([client, upstream])
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    def watch_down() -> None:
+        while not stop.is_set():
+            if not up.is_set():
+                for c in list(conns):
+                    with contextlib.suppress(OSError):
+                        c.shutdown(socket.SHUT_RDWR)
+                conns.clear()
+            stop.wait(0.1)
+
+    threading.Thread(target=accept, daemon=True).start()
+    threading.Thread(target=watch_down, daemon=True).start()
+    try:
+        yield up
+    finally:
+        stop.set()
+        server.close()
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.close()
+
+
+def test_ready_follows_docker(cluster: Cluster, docker_client: docker.DockerClient,
+                              tmp_path: Path) -> None:
+    sock = tmp_path / "docker.sock"
+    with docker_proxy(sock) as up, running_agent(
+            cluster, docker_client, tmp_path, "e2e-ready", "--docker-host",
+            f"unix://{sock}") as agent, agent.client() as api:
+        def ready() -> str:
+            conds = api.get("nodes", agent.node).node.status.conditions
+            return next((c.status for c in conds if c.type == "Ready"), "")
+
+        wait_for(lambda: ready() == "True", 10, "Ready=True")
+        up.clear()
+        wait_for(lambda: ready() == "False", 15, "Ready=False while Docker does not answer")
+        cond = next(c for c in api.get("nodes", agent.node).node.status.conditions
+                    if c.type == "Ready")
+        assert cond.reason == "KubeletNotReady"
+        assert cond.message.startswith("container runtime is down")
+        up.set()
+        wait_for(lambda: ready() == "True", 15, "Ready=True again")
+
+
+def test_no_docker_one_line_and_exit_1(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(dead))
+    s.close()  # a socket file nobody listens on
+    proc = subprocess.run(
+        [sys.executable, "-m", "kemu.nodeagent", "--apiserver", "127.0.0.1:1",
+         "--node-name", "e2e-nodocker", "--node-ip", "127.0.0.1",
+         "--docker-host", f"unix://{dead}", "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: cannot reach Docker at unix://{dead}")
