@@ -385,6 +385,7 @@ def build_one(engine: Engine, env: BuildEnv, spec: ImageSpec, *, base: str, base
         return False
 
     started = time.monotonic()
+    started_at = time.time() - 1  # engine timestamps have whole seconds
     progress(f"building {', '.join(spec.tags)}")
     tail: list[str] = []
 
@@ -414,6 +415,8 @@ def build_one(engine: Engine, env: BuildEnv, spec: ImageSpec, *, base: str, base
     if existing is not None and existing.id != image_id:
         # The image this one replaces would linger as <none>, one per source change.
         engine.remove_if_unused(existing.id)
+    # So would the last image of each builder stage (it inherits the base's labels).
+    engine.remove_dangling(label=LABEL_IMAGE, since=started_at)
     progress(f"built {', '.join(spec.tags)} ({image_id[7:19]}, "
              f"{time.monotonic() - started:.1f}s)")
     return True

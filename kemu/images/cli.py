@@ -23,7 +23,17 @@ def add_parser(
                               "engine without a registry: kemu/base (debootstrap), "
                               "kemu/pause, kemu/tools, kemu/bootcamp, kemu/kemu.")
     sub = p.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
-    b = sub.add_parser("build", help="build the images that are missing or out of date")
+    b = sub.add_parser("build", help="build the images that are missing or out of date",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="environment:\n"
+                       "  KEMU_CACHE_DIR      base tarball and wheelhouse "
+                       "(default /var/cache/kemu as root)\n"
+                       "  KEMU_DEBIAN_MIRROR  mirror for debootstrap "
+                       "(default http://deb.debian.org/debian)\n"
+                       "  KEMU_SOURCE_DIR     the kemu checkout whose images/ to build\n"
+                       "An image is rebuilt only when its inputs changed (label "
+                       "io.kemu.context-hash).\nTo run debootstrap anew, delete "
+                       "$KEMU_CACHE_DIR/base-bookworm.tar.")
     b.add_argument("names", nargs="*", metavar="NAME",
                    help="base, pause, tools, bootcamp, kemu, or an image ref (default: all)")
     b.add_argument("--force", action="store_true",

@@ -62,6 +62,9 @@ class Engine(Protocol):
     def remove_if_unused(self, image_id: str) -> bool:
         """Remove `image_id` if no tag, container or child image uses it; say if it did."""
 
+    def remove_dangling(self, *, label: str, since: float) -> int:
+        """Remove untagged images with `label` made at or after `since` (epoch seconds)."""
+
 
 def _split_ref(ref: str) -> tuple[str, str]:
     repo, sep, tag = ref.rpartition(":")
@@ -176,6 +179,19 @@ class DockerEngine:
             log.debug("keeping %s: %s", image_id, _short(e))
             return False
         return True
+
+
+    def remove_dangling(self, *, label: str, since: float) -> int:
+        try:
+            images = self._api.images(filters={"label": label, "dangling": True})
+        except docker.errors.DockerException as e:
+            raise ImageError(f"cannot list images: {_short(e)}") from e
+        removed = 0
+        for image in images:
+            created = image.get("Created")
+            if isinstance(created, int | float) and created >= since:
+                removed += self.remove_if_unused(str(image.get("Id", "")))
+        return removed
 
 
 def _info(data: Mapping[str, Any]) -> ImageInfo:

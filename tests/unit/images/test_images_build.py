@@ -34,6 +34,7 @@ class FakeEngine:
     built: list[tuple[str, dict[str, str], bool, list[str]]] = field(default_factory=list)
     tagged: list[tuple[str, str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
 
     def inspect(self, ref: str) -> ImageInfo | None:
         return self.images.get(ref)
@@ -65,6 +66,10 @@ class FakeEngine:
 
     def list(self, *, label: str) -> list[ImageInfo]:
         return list(self.images.values())
+
+    def remove_dangling(self, *, label: str, since: float) -> int:
+        self.pruned.append(label)
+        return 0
 
     def remove_if_unused(self, image_id: str) -> bool:
         if any(i.id == image_id for i in self.images.values()):
@@ -106,6 +111,7 @@ def test_first_build_labels_tags_and_passes_the_base(env: BuildEnv) -> None:
     assert info.labels[LABEL_IMAGE] == "1"
     assert len(info.labels[LABEL_HASH]) == 64
     assert engine.images["kemu/bootcamp:1"].id == info.id
+    assert engine.pruned == [LABEL_IMAGE]  # builder stages leave no <none> images
 
 
 def test_second_build_is_skipped(env: BuildEnv) -> None:
