@@ -172,7 +172,9 @@ def test_tools_nslookup_resolves_a_container_name(
 
 def test_tools_nc_talks_to_nc(built: list[str], start: Callable[..., Any],
                               run: Callable[..., tuple[int, str]]) -> None:
-    server = start("kemu/tools:1", ["sh", "-c", "nc -l -p 9000"])
+    # stdin stays open (docker run -i): on EOF there, nc would half-close towards the client,
+    # which may then quit before it has sent its line.
+    server = start("kemu/tools:1", ["nc", "-l", "-p", "9000"], stdin_open=True)
     ip = _ip(server)
     deadline = time.monotonic() + 20
     while True:  # the listener may not be up yet: retry until it takes the line
