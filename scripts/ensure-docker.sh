@@ -18,6 +18,7 @@ PIDFILE=${KEMU_DOCKERD_PIDFILE:-/run/kemu-dockerd.pid}
 SOCK=${KEMU_DOCKERD_SOCK:-/var/run/docker.sock}
 DEADLINE=${KEMU_DOCKERD_TIMEOUT:-60}
 LOCK=/run/kemu-ensure-docker.lock
+[ -w /run ] || LOCK=${TMPDIR:-/tmp}/kemu-ensure-docker.$(id -u).lock
 
 say() { echo "ensure-docker: $*" >&2; }
 fail() { say "$*"; exit 1; }
@@ -51,9 +52,19 @@ exec 9>"$LOCK"
 flock 9
 
 if docker_ok; then
-  # shellcheck disable=SC2046
-  apt_install $(need_tools)
+  tools=$(need_tools)
+  if [ -n "$tools" ] && [ "$(id -u)" != 0 ]; then
+    # The engine is usable; only `kemu images build` will miss these.
+    say "warning: $tools missing (needed by kemu images build); install them as root"
+  elif [ -n "$tools" ]; then
+    # shellcheck disable=SC2086
+    apt_install $tools
+  fi
   exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  fail "the Docker engine does not answer at $SOCK (or this user may not use it): run this script as root, or join the docker group"
 fi
 
 pkgs=()
