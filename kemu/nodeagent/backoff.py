@@ -53,6 +53,14 @@ class Backoff:
             return 0.0
         return max(0.0, entry.backoff - (self.clock.monotonic() - event_time))
 
+    def remaining_since_update(self, key: str, now: float) -> float:
+        """Seconds left of the back-off counted from the last failure recorded (the image
+        puller's IsInBackOffSinceUpdate)."""
+        entry = self._items.get(key)
+        if entry is None or self._expired(now, entry):
+            return 0.0
+        return max(0.0, entry.backoff - (now - entry.last_update))
+
     def in_backoff_since(self, key: str, event_time: float) -> bool:
         return self.remaining(key, event_time) > 0
 

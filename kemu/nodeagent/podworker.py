@@ -484,11 +484,12 @@ class PodWorker:
             return True
         bkey = f"{pod.metadata.uid}/{c.name}/{image}"
         now = self.clock.monotonic()
-        if self.pull_backoff.in_backoff_since(bkey, now) and not present:
+        wait = self.pull_backoff.remaining_since_update(bkey, now)
+        if wait > 0 and not present:
             waiting.set(c.name, "ImagePullBackOff", f'Back-off pulling image "{image}"')
             self.recorder.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"',
                                 c.name)
-            self.queue.add_after(key, self.pull_backoff.remaining(bkey, now) + 0.05)
+            self.queue.add_after(key, wait + 0.05)
             return False
         self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', c.name)
         started = time.monotonic()
@@ -509,7 +510,9 @@ class PodWorker:
             waiting.set(c.name, "ErrImagePull", msg)
             self.recorder.event(pod, WARNING, "Failed", msg, c.name)
             self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", c.name)
-            self.queue.add_after(key, self.pull_backoff.remaining(bkey, now) + 0.05)
+            # Look again half-way through the back-off: the pod then shows
+            # ImagePullBackOff until the next pull, as kubectl users expect.
+            self.queue.add_after(key, self.pull_backoff.get(bkey) / 2)
             return False
         self.pull_backoff.reset(bkey)
         self.recorder.event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in '
