@@ -141,6 +141,7 @@ class PodWorker:
         self._written: dict[str, bytes] = {}
         self._written_status: dict[str, core_pb2.PodStatus] = {}
         self._events_sent: set[tuple[str, str, str]] = set()
+        self._uid_of: dict[str, str] = {}  # pod key -> uid last synced (to forget it later)
 
     # ---- lookups ------------------------------------------------------------------------
 
@@ -185,8 +186,12 @@ class PodWorker:
         stale = [c for c in found if c.labels.get(naming.UID) != uid]
         if stale:
             await self._teardown(stale, grace=2.0)
+        previous = self._uid_of.pop(key, "")
+        if previous and previous != uid:
+            self.forget(previous)  # a pod that never got a container still had state
         if obj is None:
             return
+        self._uid_of[key] = uid
         pod = obj.pod
         mine = [c for c in found if c.labels.get(naming.UID) == uid]
         if pod.metadata.HasField("deletion_timestamp"):
@@ -630,6 +635,7 @@ class PodWorker:
                                     info.labels.get(naming.CONTAINER, ""))
         await asyncio.gather(*(self.runtime.stop(i.id, grace) for i in apps if i.running))
         await self._teardown(mine, grace=0)
+        self.forget(m.uid)
         try:
             await self.client.delete("pods", m.name, m.namespace, grace_period_seconds=0,
                                      uid=m.uid)

@@ -78,8 +78,8 @@ def agent_args(cluster: Cluster, node: str, port: int, data_dir: Path,
 
 @contextlib.contextmanager
 def running_agent(cluster: Cluster, docker_client: docker.DockerClient, tmp: Path,
-                  prefix: str, *extra: str) -> Iterator[AgentHandle]:
-    node = f"{prefix}-{secrets.token_hex(3)}"
+                  prefix: str, *extra: str, exact_name: bool = False) -> Iterator[AgentHandle]:
+    node = prefix if exact_name else f"{prefix}-{secrets.token_hex(3)}"
     port = processes.free_port()
     data_dir = tmp / f"agent-{node}"
     args = agent_args(cluster, node, port, data_dir, *extra)

@@ -15,6 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from kemu.client import Client
 from tests.conftest import Cluster
 from tests.e2e.nodeagent.helpers import (
     APP_IMAGE,
@@ -194,3 +195,48 @@ def test_no_docker_one_line_and_exit_1(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"error: cannot reach Docker at unix://{dead}")
+
+
+def test_pod_cidr_subnet_and_two_agents_side_by_side(cluster: Cluster,
+                                                     docker_client: docker.DockerClient,
+                                                     tmp_path: Path) -> None:
+    """A node whose podCIDR is set before its agent starts gets a network with that subnet;
+    two agents on one Docker leave each other's containers alone."""
+    import ipaddress
+    import secrets
+
+    from kemu.api import manifest
+
+    cidr = f"10.250.{secrets.randbelow(200) + 20}.0/24"
+    with agent_client(cluster) as api:
+        node_a = f"e2e-cidr-{secrets.token_hex(3)}"
+        api.create(manifest.from_dict({"apiVersion": "v1", "kind": "Node",
+                                       "metadata": {"name": node_a},
+                                       "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}))
+    with running_agent(cluster, docker_client, tmp_path, node_a, exact_name=True) as a, \
+            running_agent(cluster, docker_client, tmp_path, "e2e-side") as b, \
+            a.client() as api:
+        subnets = [c["Subnet"] for c in docker_client.networks.get(f"kemu-{a.node}")
+                   .attrs["IPAM"]["Config"]]
+        assert subnets == [cidr]
+        create_pod(api, "on-a", "default", a.node, [{"name": "app", "image": TOOLS_IMAGE,
+                                                     "command": SLEEP}])
+        create_pod(api, "on-b", "default", b.node, [{"name": "app", "image": TOOLS_IMAGE,
+                                                     "command": SLEEP}])
+        pa = wait_ready(api, "default", "on-a")
+        pb = wait_ready(api, "default", "on-b")
+        assert ipaddress.ip_address(pa.status.pod_ip) in ipaddress.ip_network(cidr)
+        assert ipaddress.ip_address(pb.status.pod_ip) not in ipaddress.ip_network(cidr)
+        a_containers = _containers(docker_client, pa.metadata.uid)
+        api.delete("pods", "on-b", "default")
+        wait_gone(api, "default", "on-b", 20)
+        assert not _containers(docker_client, pb.metadata.uid)
+        assert _containers(docker_client, pa.metadata.uid) == a_containers
+        for cid in a_containers:
+            assert docker_client.containers.get(cid).status == "running"
+
+
+@contextlib.contextmanager
+def agent_client(cluster: Cluster) -> Iterator[Client]:
+    with Client(cluster.server, read_retry_seconds=10) as c:
+        yield c

@@ -261,3 +261,16 @@ def test_cluster_dns_resolv_conf(api: Client, agent: AgentHandle, namespace: str
     assert f"nameserver {svc.spec.cluster_ip}" in text
     assert f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local" in text
     assert "options ndots:5" in text
+
+
+def test_pull_always_with_a_local_only_image_runs_it(api: Client, agent: AgentHandle,
+                                                     namespace: str) -> None:
+    """No registry answers here: Always tries the pull, then uses the local image."""
+    create_pod(api, "always", namespace, agent.node, [
+        {"name": "app", "image": APP_IMAGE, "imagePullPolicy": "Always"}])
+    wait_ready(api, namespace, "always")
+    pulled = wait_for(lambda: [e.message for e in events(api, namespace, "always")
+                               if e.reason == "Pulled"], 10, "a Pulled event")
+    assert "already present on machine" in pulled[0]
+    reasons = {e.reason for e in events(api, namespace, "always")}
+    assert "Pulling" in reasons and "Failed" not in reasons
