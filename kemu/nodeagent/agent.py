@@ -163,7 +163,7 @@ class Agent:
             asyncio.create_task(self._watch_runtime(runtime, queue), name="runtime-events"),
             asyncio.create_task(self._resync(runtime, pods, queue), name="resync"),
         ]
-        self._queue, self._recorder, self._probes = queue, recorder, probes
+        self._queue, self._recorder, self._probes, self._worker = queue, recorder, probes, worker
         await self._serve(runtime, pods)
         log.info("node agent %s ready: apiserver %s, NodeAgent on %s:%d, network %s",
                  cfg.node_name, cfg.apiserver, cfg.listen_host, cfg.port, cfg.network_name)
@@ -237,6 +237,7 @@ class Agent:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if hasattr(self, "_probes"):
+            await self._worker.stop_terminations()
             await self._probes.stop_all()
             await self._recorder.flush(2.0)
             await self._recorder.stop()
@@ -255,8 +256,17 @@ async def main(config: AgentConfig) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, agent.stopped.set)
     try:
-        await agent.start()
-        await agent.wait()
+        starting = asyncio.create_task(agent.start())
+        stopping = asyncio.create_task(agent.stopped.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            stopping.cancel()
+            starting.result()  # AgentError: the one-line reason it cannot start
+            await agent.wait()
+        else:  # a signal while still starting (waiting for the apiserver, say)
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         log.info("node agent %s stopping; pods keep running", config.node_name)
     finally:
         await agent.stop()

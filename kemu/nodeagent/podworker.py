@@ -142,6 +142,7 @@ class PodWorker:
         self._written_status: dict[str, core_pb2.PodStatus] = {}
         self._events_sent: set[tuple[str, str, str]] = set()
         self._uid_of: dict[str, str] = {}  # pod key -> uid last synced (to forget it later)
+        self._terminating: dict[str, asyncio.Task[None]] = {}
 
     # ---- lookups ------------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class PodWorker:
         pod = obj.pod
         mine = [c for c in found if c.labels.get(naming.UID) == uid]
         if pod.metadata.HasField("deletion_timestamp"):
-            await self._terminate(obj, mine)
+            self._start_termination(key, obj, mine)
             return
         waiting = _Waiting()
         inst = Instances.of(mine)
@@ -620,6 +621,34 @@ class PodWorker:
                 await self.runtime.stop(info.id, 0)
 
     # ---- deletion -----------------------------------------------------------------------
+
+    def _start_termination(self, key: str, obj: api_pb2.Object,
+                           mine: list[ContainerInfo]) -> None:
+        """Stop a deleted pod in a task of its own: a grace period of 30 s must not hold a
+        pod worker that other pods need (the kubelet stops pods in parallel too)."""
+        uid = obj.pod.metadata.uid
+        task = self._terminating.get(uid)
+        if task is not None and not task.done():
+            return
+
+        async def terminate() -> None:
+            try:
+                await self._terminate(obj, mine)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("stopping pod %s failed: %s; retrying", key, e)
+                self.queue.add_after(key, 1.0)
+            finally:
+                self._terminating.pop(uid, None)
+
+        self._terminating[uid] = asyncio.create_task(terminate(), name=f"terminate-{key}")
+
+    async def stop_terminations(self) -> None:
+        tasks = list(self._terminating.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _terminate(self, obj: api_pb2.Object, mine: list[ContainerInfo]) -> None:
         pod = obj.pod

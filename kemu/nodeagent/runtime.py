@@ -507,8 +507,14 @@ class _DockerExec:
         await asyncio.get_running_loop().run_in_executor(None, self._raw.sendall, data)
 
     async def close_stdin(self) -> None:
+        """End of input. With a TTY, Docker answers a half-close by closing the output too
+        (the command's last words would be lost), so the terminal's own end-of-file, ^D,
+        is sent instead, as a user at the keyboard would."""
         with contextlib.suppress(OSError):
-            self._raw.shutdown(socket.SHUT_WR)
+            if self._tty:
+                await self.write(b"\x04")
+            else:
+                self._raw.shutdown(socket.SHUT_WR)
 
     async def resize(self, width: int, height: int) -> None:
         with contextlib.suppress(RuntimeError_):

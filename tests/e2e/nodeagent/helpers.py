@@ -26,7 +26,8 @@ from tests.support import processes
 PAUSE_IMAGE = os.environ.get("KEMU_E2E_PAUSE_IMAGE", "kemu/pause:3.9")
 TOOLS_IMAGE = os.environ.get("KEMU_E2E_TOOLS_IMAGE", "kemu/tools:1")
 APP_IMAGE = os.environ.get("KEMU_E2E_APP_IMAGE", "kemu/bootcamp:v1")
-IMAGES = (PAUSE_IMAGE, TOOLS_IMAGE, APP_IMAGE)
+APP_IMAGE_V2 = os.environ.get("KEMU_E2E_APP_IMAGE_V2", "kemu/bootcamp:v2")
+IMAGES = (PAUSE_IMAGE, TOOLS_IMAGE, APP_IMAGE, APP_IMAGE_V2)
 
 
 def docker_from_env() -> docker.DockerClient:
@@ -196,13 +197,17 @@ def follow_logs(address: str, namespace: str, pod: str, container: str = ""
 
 
 def exec_(address: str, namespace: str, pod: str, command: list[str], *, container: str = "",
-          stdin: bytes | None = None, tty: bool = False) -> tuple[int, bytes, bytes]:
+          stdin: bytes | None = None, tty: bool = False,
+          resize: tuple[int, int] | None = None) -> tuple[int, bytes, bytes]:
     """Run a command through the NodeAgent service: (exit code, stdout, stderr)."""
     start = api_pb2.ExecRequest.Start(namespace=namespace, name=pod, container=container,
                                       command=command, stdin=stdin is not None, tty=tty)
 
     def requests() -> Iterator[api_pb2.ExecRequest]:
         yield api_pb2.ExecRequest(start=start)
+        if resize is not None:
+            yield api_pb2.ExecRequest(resize=api_pb2.ExecRequest.Resize(width=resize[0],
+                                                                        height=resize[1]))
         if stdin is not None:
             yield api_pb2.ExecRequest(stdin=stdin)
             yield api_pb2.ExecRequest(close_stdin=True)

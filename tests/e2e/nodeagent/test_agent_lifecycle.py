@@ -240,3 +240,21 @@ def test_pod_cidr_subnet_and_two_agents_side_by_side(cluster: Cluster,
 def agent_client(cluster: Cluster) -> Iterator[Client]:
     with Client(cluster.server, read_retry_seconds=10) as c:
         yield c
+
+
+def test_sigterm_while_waiting_for_the_apiserver(tmp_path: Path) -> None:
+    from tests.support import processes
+
+    dead = f"127.0.0.1:{processes.free_port()}"
+    proc = processes.Proc("agent-noapi", [
+        sys.executable, "-m", "kemu.nodeagent", "--apiserver", dead, "--node-name",
+        "e2e-noapi", "--node-ip", "127.0.0.1", "--port", str(processes.free_port()),
+        "--data-dir", str(tmp_path / "d")], tmp_path / "agent.log", dead).start()
+    try:
+        wait_for(lambda: "cannot register node e2e-noapi" in proc.tail(50), 20,
+                 "the agent to retry the registration")
+        assert proc.popen is not None
+        proc.popen.send_signal(15)
+        assert proc.popen.wait(timeout=10) == 0
+    finally:
+        proc.kill9()

@@ -127,3 +127,14 @@ def test_exec_exit_code_stdin_and_stderr(api: Client, agent: AgentHandle,
     assert code == 0 and out.strip().startswith(b"/dev/pts/")
     code, out, err = exec_(agent.grpc_address, namespace, "shell", ["no-such-binary"])
     assert code != 0
+
+
+def test_exec_tty_resize(api: Client, agent: AgentHandle, namespace: str) -> None:
+    create_pod(api, "term", namespace, agent.node, [
+        {"name": "app", "image": TOOLS_IMAGE, "command": ["sleep", "3600"]}])
+    wait_ready(api, namespace, "term")
+    # The shell waits for a line on stdin, sent after the resize: no race.
+    code, out, _ = exec_(agent.grpc_address, namespace, "term",
+                         ["sh", "-c", "read x; stty size"], tty=True, stdin=b"go\n",
+                         resize=(123, 45))
+    assert code == 0 and b"45 123" in out

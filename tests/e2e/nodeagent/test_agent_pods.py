@@ -11,6 +11,7 @@ import pytest
 from kemu.client import Client
 from tests.e2e.nodeagent.helpers import (
     APP_IMAGE,
+    APP_IMAGE_V2,
     TOOLS_IMAGE,
     AgentHandle,
     create,
@@ -274,3 +275,19 @@ def test_pull_always_with_a_local_only_image_runs_it(api: Client, agent: AgentHa
     assert "already present on machine" in pulled[0]
     reasons = {e.reason for e in events(api, namespace, "always")}
     assert "Pulling" in reasons and "Failed" not in reasons
+
+
+def test_image_update_restarts_the_container(api: Client, agent: AgentHandle,
+                                             namespace: str) -> None:
+    """Pods may change a container's image in place; the agent restarts it with the new one."""
+    create_pod(api, "upd", namespace, agent.node, [{"name": "app", "image": APP_IMAGE}])
+    pod = wait_ready(api, namespace, "upd")
+    obj = api.get("pods", "upd", namespace)
+    obj.pod.spec.containers[0].image = APP_IMAGE_V2
+    api.update(obj)
+    pod = wait_pod(api, namespace, "upd", lambda p: status_of(p, "app").image == APP_IMAGE_V2
+                   and status_of(p, "app").ready and status_of(p, "app").restart_count == 1,
+                   30, "the container restarted with the new image")
+    assert pod.status.pod_ip
+    reasons = [e.message for e in events(api, namespace, "upd") if e.reason == "Killing"]
+    assert reasons == ["Container app definition changed, will be restarted"]

@@ -3,6 +3,7 @@ adoption of running containers, and deletion."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,8 @@ async def test_deletion_stops_with_grace_and_deletes_with_uid(rig: Rig) -> None:
     obj.pod.metadata.deletion_timestamp.GetCurrentTime()
     obj.pod.metadata.deletion_grace_period_seconds = 7
     await rig.worker.sync(KEY)
+    await rig.worker.sync(KEY)  # while stopping: not started twice
+    await asyncio.gather(*rig.worker._terminating.values())
     assert ("stop", "kemu_app_web_shop_u1_0/7") in rig.runtime.calls
     assert rig.runtime.containers == {}
     assert rig.client.deletes == [("pods", "shop", "web", 0, "u1")]
