@@ -60,12 +60,17 @@ def _has_image(client: docker.DockerClient, image: str) -> bool:
 
 
 def _build_images(missing: list[str]) -> None:
-    """Build the demo images with `kemu images build` when that command exists."""
+    """Build the demo images with `kemu images build` (one xdist worker at a time)."""
+    import fcntl
+
     cmd = [sys.executable, "-m", "kemu.cli.kemu_main", "images", "build"]
     probe = subprocess.run([*cmd, "--help"], capture_output=True, cwd=ROOT, timeout=60)
     if probe.returncode != 0:
         return
-    subprocess.run(cmd, cwd=ROOT, timeout=1200, check=False)
+    names = sorted({m.split("/", 1)[-1].split(":", 1)[0] for m in missing})
+    with open("/tmp/kemu-e2e-nodeagent-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([*cmd, *names], cwd=ROOT, timeout=1800, check=False)
 
 
 @pytest.fixture(scope="module")
