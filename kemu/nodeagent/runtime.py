@@ -273,18 +273,16 @@ class DockerRuntime:
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         rows = await self._run(self.api.containers, all=True,
                                filters={"label": _label_filters(labels)})
-        result: list[ContainerInfo] = []
-        for row in rows:
-            cid = row["Id"]
-            cached = self._inspected.get(cid)
+        async def one(row: Mapping[str, Any]) -> ContainerInfo | None:
+            cached = self._inspected.get(row["Id"])
             if cached is not None and cached.state == row.get("State"):
-                result.append(cached)
-                continue
+                return cached  # a container's inspect only changes with its state
             try:
-                info = await self.inspect(cid)
+                return await self.inspect(row["Id"])
             except ContainerNotFound:
-                continue
-            result.append(info)
+                return None  # removed meanwhile
+        found = await asyncio.gather(*(one(r) for r in rows))
+        result = [info for info in found if info is not None]
         live = {r["Id"] for r in rows}
         if len(self._inspected) > 4 * max(len(live), 256):
             self._inspected = {k: v for k, v in self._inspected.items() if k in live}

@@ -291,3 +291,15 @@ def test_image_update_restarts_the_container(api: Client, agent: AgentHandle,
     assert pod.status.pod_ip
     reasons = [e.message for e in events(api, namespace, "upd") if e.reason == "Killing"]
     assert reasons == ["Container app definition changed, will be restarted"]
+
+
+def test_pod_bound_later_through_the_bind_rpc(api: Client, agent: AgentHandle,
+                                              namespace: str) -> None:
+    """As the scheduler does it: the pod is created unbound and bound afterwards."""
+    create(api, {"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "bound", "namespace": namespace},
+                 "spec": {"containers": [{"name": "app", "image": TOOLS_IMAGE,
+                                          "command": SLEEP}]}})
+    api.bind(namespace, "bound", agent.node)
+    pod = wait_ready(api, namespace, "bound")
+    assert pod.spec.node_name == agent.node
