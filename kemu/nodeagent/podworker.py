@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from kemu.nodeagent.runtime import (
 
 log = logging.getLogger(__name__)
 RETRY_CONFIG = 3.0  # seconds before retrying a missing ConfigMap/Secret or a failed mount
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 
 def _attempt(info: ContainerInfo) -> int:
@@ -200,16 +202,44 @@ class PodWorker:
             return
         waiting = _Waiting()
         inst = Instances.of(mine)
-        if not self._terminal(pod) and await self._sync_running(obj, inst, waiting):
+        overdue = self._past_deadline(key, pod)
+        if not self._terminal(pod) and not overdue and \
+                await self._sync_running(obj, inst, waiting):
             inst = Instances.of(await self.runtime.list_containers(
                 {naming.NODE: self.node, naming.UID: uid}))
-        status = self._status(obj, inst, waiting)
+        status = self._status(obj, inst, waiting, deadline=overdue)
         if status.phase in podstatus.TERMINAL:
-            await self._stop_terminal(pod, inst)
+            if overdue and not self._terminal(pod):
+                self.recorder.event(pod, NORMAL, "DeadlineExceeded", DEADLINE_MESSAGE)
+            if await self._stop_terminal(pod, inst):
+                inst = Instances.of(await self.runtime.list_containers(
+                    {naming.NODE: self.node, naming.UID: uid}))
+                before, status = status, self._status(obj, inst, waiting, deadline=overdue)
+                if before.pod_ip and not status.pod_ip:  # a terminal pod keeps its IP
+                    status.pod_ip = before.pod_ip
+                    status.pod_ips.extend(before.pod_ips)
         else:
             self._sync_probes(obj, inst)
         await self._write_status(obj, status)
         log.debug("synced pod %s in %.3fs", key, time.monotonic() - start)
+
+    def _past_deadline(self, key: str, pod: Any) -> bool:
+        """activeDeadlineSeconds, counted from startTime as the kubelet does; schedules a
+        sync for the moment it passes."""
+        if not pod.spec.HasField("active_deadline_seconds"):
+            return False
+        written = self._written_status.get(pod.metadata.uid)
+        start = pod.status.start_time if pod.status.HasField("start_time") else (
+            written.start_time if written is not None and written.HasField("start_time")
+            else None)
+        if start is None:
+            return False
+        elapsed = (self.clock.now() - start.ToDatetime(tzinfo=UTC)).total_seconds()
+        left = pod.spec.active_deadline_seconds - elapsed
+        if left > 0:
+            self.queue.add_after(key, left + 0.05)
+            return False
+        return True
 
     def _terminal(self, pod: Any) -> bool:
         written = self._written_status.get(pod.metadata.uid)
@@ -495,6 +525,7 @@ class PodWorker:
             waiting.set(c.name, "ImagePullBackOff", f'Back-off pulling image "{image}"')
             self.recorder.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"',
                                 c.name)
+            self.recorder.event(pod, WARNING, "Failed", "Error: ImagePullBackOff", c.name)
             self.queue.add_after(key, wait + 0.05)
             return False
         self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', c.name)
@@ -562,8 +593,8 @@ class PodWorker:
                 waiting_reason=reason, waiting_message=message, ready=ready, started=started))
         return views
 
-    def _status(self, obj: api_pb2.Object, inst: Instances,
-                waiting: _Waiting) -> core_pb2.PodStatus:
+    def _status(self, obj: api_pb2.Object, inst: Instances, waiting: _Waiting, *,
+                deadline: bool = False) -> core_pb2.PodStatus:
         pod = obj.pod
         sb = inst.sandbox
         sb_id = sb.id if sb is not None else ""
@@ -586,8 +617,12 @@ class PodWorker:
             if pod.status.phase in podstatus.TERMINAL:
                 merged.phase = pod.status.phase
             base.pod.status.CopyFrom(merged)
-        return podstatus.compute(base.pod, view, host_ip=self.config.node_ip,
-                                 now=self.clock.now())
+        status = podstatus.compute(base.pod, view, host_ip=self.config.node_ip,
+                                   now=self.clock.now())
+        if deadline and status.phase not in podstatus.TERMINAL:
+            status.phase, status.reason = "Failed", "DeadlineExceeded"
+            status.message = DEADLINE_MESSAGE
+        return status
 
     async def _write_status(self, obj: api_pb2.Object, status: core_pb2.PodStatus) -> None:
         pod = obj.pod
@@ -607,18 +642,17 @@ class PodWorker:
         self._written[uid] = data
         self._written_status[uid] = status
 
-    async def _stop_terminal(self, pod: Any, inst: Instances) -> None:
+    async def _stop_terminal(self, pod: Any, inst: Instances) -> bool:
         """A pod that reached Succeeded or Failed keeps its exited containers (for logs)
-        but no longer holds a network namespace or runs anything."""
+        but no longer holds a network namespace or runs anything. True if it stopped any."""
         self.probes.forget(pod.metadata.uid)
-        for lst in inst.by_name.values():
-            for info in lst:
-                if info.running:
-                    await self.runtime.stop(info.id, float(
-                        pod.spec.termination_grace_period_seconds))
-        for info in inst.sandboxes:
-            if info.running:
-                await self.runtime.stop(info.id, 0)
+        apps = [i for lst in inst.by_name.values() for i in lst if i.running]
+        await asyncio.gather(*(self.runtime.stop(
+            i.id, float(pod.spec.termination_grace_period_seconds)) for i in apps))
+        sandboxes = [i for i in inst.sandboxes if i.running]
+        for info in sandboxes:
+            await self.runtime.stop(info.id, 0)
+        return bool(apps or sandboxes)
 
     # ---- deletion -----------------------------------------------------------------------
 

@@ -189,10 +189,12 @@ def compute(pod: Any, view: PodView, *, host_ip: str, now: datetime) -> core_pb2
     st = core_pb2.PodStatus()
     st.phase = old.phase if old.phase in TERMINAL else phase(
         pod.spec.restart_policy or "Always", init_status, app_status)
+    if old.phase in TERMINAL:  # e.g. DeadlineExceeded: the reason stays with the phase
+        st.reason, st.message = old.reason, old.message
     st.host_ip = host_ip
     if host_ip:
         st.host_ips.add(ip=host_ip)
-    ip = view.pod_ip or (old.pod_ip if old.phase in TERMINAL else "")
+    ip = view.pod_ip or (old.pod_ip if st.phase in TERMINAL else "")
     if ip:
         st.pod_ip = ip
         st.pod_ips.add(ip=ip)

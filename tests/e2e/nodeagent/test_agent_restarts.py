@@ -101,3 +101,14 @@ def test_oom_killed(api: Client, agent: AgentHandle, namespace: str) -> None:
     t = status_of(pod, "app").state.terminated
     assert t.reason == "OOMKilled", t
     assert pod.status.qos_class == "Burstable"
+
+
+def test_active_deadline_exceeded(api: Client, agent: AgentHandle, namespace: str) -> None:
+    create_pod(api, "deadline", namespace, agent.node, [
+        {"name": "app", "image": TOOLS_IMAGE, "command": ["sleep", "3600"]}],
+        activeDeadlineSeconds=2, terminationGracePeriodSeconds=1)
+    pod = wait_pod(api, namespace, "deadline", lambda p: p.status.phase == "Failed", 20,
+                   "Failed by its deadline")
+    assert pod.status.reason == "DeadlineExceeded"
+    assert pod.status.message == "Pod was active on the node longer than the specified deadline"
+    assert status_of(pod, "app").state.HasField("terminated")

@@ -205,3 +205,17 @@ async def test_never_policy_terminal_stops_sandbox(rig: Rig) -> None:
     calls = len(rig.runtime.calls)
     await rig.sync()  # terminal: no new sandbox, nothing restarted
     assert [c for c in rig.runtime.calls[calls:] if c[0] == "create"] == []
+
+
+async def test_active_deadline_fails_the_pod(rig: Rig) -> None:
+    rig.put(activeDeadlineSeconds=30)
+    st = await rig.sync()
+    assert st.phase == "Running"
+    rig.clock.advance(31)
+    st = await rig.sync()
+    assert (st.phase, st.reason) == ("Failed", "DeadlineExceeded")
+    assert not any(c.running for c in rig.runtime.containers.values())
+    writes = len(rig.client.statuses)
+    await rig.sync()
+    assert len(rig.client.statuses) == writes  # stable: no rewrite
+    assert "DeadlineExceeded" in rig.recorder.reasons()
