@@ -45,7 +45,7 @@ from kemu.nodeagent.backoff import Backoff
 from kemu.nodeagent.clock import Clock
 from kemu.nodeagent.config import AgentConfig
 from kemu.nodeagent.events import NORMAL, WARNING, Recorder
-from kemu.nodeagent.probes import LIVENESS, READINESS, STARTUP, ProbeManager
+from kemu.nodeagent.probes import LIVENESS, READINESS, STARTUP, ProbeManager, run_hook
 from kemu.nodeagent.pvc import LocalPathProvisioner
 from kemu.nodeagent.runtime import (
     ContainerInfo,
@@ -57,6 +57,7 @@ from kemu.nodeagent.runtime import (
 
 log = logging.getLogger(__name__)
 RETRY_CONFIG = 3.0  # seconds before retrying a missing ConfigMap/Secret or a failed mount
+HOOK_TIMEOUT = 30  # seconds a postStart hook may take
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 
@@ -500,6 +501,12 @@ class PodWorker:
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e}", c.name)
             return
         self.recorder.event(pod, NORMAL, "Started", f"Started container {c.name}", c.name)
+        if c.lifecycle.HasField("post_start"):
+            ok, message = await run_hook(self.runtime, c.lifecycle.post_start, c, cid,
+                                         ctx.pod_ip, float(HOOK_TIMEOUT))
+            if not ok:
+                self.recorder.event(pod, WARNING, "FailedPostStartHook", message, c.name)
+                await self.runtime.stop(cid, float(pod.spec.termination_grace_period_seconds))
 
     async def _ensure_image(self, pod: Any, c: Any, waiting: _Waiting) -> bool:
         """The kubelet's image pull with back-off. Always tries a pull and, when no
@@ -696,7 +703,7 @@ class PodWorker:
                 self.recorder.event(pod, NORMAL, "Killing",
                                     f"Stopping container {info.labels.get(naming.CONTAINER)}",
                                     info.labels.get(naming.CONTAINER, ""))
-        await asyncio.gather(*(self.runtime.stop(i.id, grace) for i in apps if i.running))
+        await asyncio.gather(*(self._stop_with_hook(pod, i, grace) for i in apps if i.running))
         await self._teardown(mine, grace=0)
         self.forget(m.uid)
         try:
@@ -705,6 +712,20 @@ class PodWorker:
             log.info("pod %s/%s deleted after its containers stopped", m.namespace, m.name)
         except (NotFound, Conflict):
             pass
+
+    async def _stop_with_hook(self, pod: Any, info: ContainerInfo, grace: float) -> None:
+        """preStop first (within the grace period), then SIGTERM, SIGKILL when the rest of
+        the grace period is over."""
+        name = info.labels.get(naming.CONTAINER, "")
+        spec = next((c for c in pod.spec.containers if c.name == name), None)
+        started = time.monotonic()
+        if spec is not None and spec.lifecycle.HasField("pre_stop") and grace > 0:
+            ok, message = await run_hook(self.runtime, spec.lifecycle.pre_stop, spec, info.id,
+                                         pod.status.pod_ip, grace)
+            if not ok:
+                self.recorder.event(pod, WARNING, "FailedPreStopHook", message, name)
+        remaining = max(0.0, grace - (time.monotonic() - started))
+        await self.runtime.stop(info.id, remaining)
 
     async def _teardown(self, infos: list[ContainerInfo], *, grace: float) -> None:
         """Stop and remove containers (apps first, the sandbox last) and forget the pods'

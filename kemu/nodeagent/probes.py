@@ -287,3 +287,33 @@ class ProbeManager:
             if w.kind in (LIVENESS, STARTUP) and w.state.result is False:
                 return  # the pod worker restarts the container; a new worker follows
             await asyncio.sleep(period)
+
+
+async def run_hook(runtime: ContainerRuntime, hook: Any, container: Any, container_id: str,
+                   pod_ip: str, timeout: float) -> tuple[bool, str]:
+    """A lifecycle hook (postStart, preStop): exec, httpGet or sleep, within `timeout`."""
+    which = hook.WhichOneof("handler")
+    try:
+        if which == "sleep":
+            await asyncio.sleep(min(float(hook.sleep.seconds), timeout))
+            return True, ""
+        if which == "exec":
+            code, out = await runtime.exec(container_id, list(hook.exec.command), timeout)
+            if code == 0:
+                return True, ""
+            return False, f"command {list(hook.exec.command)!r} exited with {code}: " \
+                          f"{out.decode(errors='replace').strip()}"
+        if which == "http_get":
+            h = hook.http_get
+            return await http_probe(h.host or pod_ip, resolve_port(h.port, container),
+                                    h.path or "/", scheme=h.scheme or "HTTP",
+                                    headers={x.name: x.value for x in h.http_headers},
+                                    timeout=timeout)
+        if which == "tcp_socket":
+            t = hook.tcp_socket
+            return await tcp_probe(t.host or pod_ip, resolve_port(t.port, container), timeout)
+    except TimeoutError:
+        return False, f"hook timed out after {timeout:.0f}s"
+    except Exception as e:
+        return False, str(e)
+    return True, ""

@@ -4,6 +4,7 @@ environment, image pull errors, graceful deletion, node registration and lease."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -303,3 +304,20 @@ def test_pod_bound_later_through_the_bind_rpc(api: Client, agent: AgentHandle,
     api.bind(namespace, "bound", agent.node)
     pod = wait_ready(api, namespace, "bound")
     assert pod.spec.node_name == agent.node
+
+
+def test_post_start_and_pre_stop_hooks(api: Client, agent: AgentHandle, namespace: str,
+                                       tmp_path: Path) -> None:
+    create_pod(api, "hooks", namespace, agent.node, [
+        {"name": "app", "image": TOOLS_IMAGE, "command": SLEEP,
+         "volumeMounts": [{"name": "h", "mountPath": "/h"}],
+         "lifecycle": {
+             "postStart": {"exec": {"command": ["sh", "-c", "echo started > /h/post"]}},
+             "preStop": {"exec": {"command": ["sh", "-c", "echo stopping > /h/pre"]}}}}],
+        volumes=[{"name": "h", "hostPath": {"path": str(tmp_path)}}])
+    wait_ready(api, namespace, "hooks")
+    assert (tmp_path / "post").read_text() == "started\n"
+    assert not (tmp_path / "pre").exists()
+    api.delete("pods", "hooks", namespace)
+    wait_gone(api, namespace, "hooks")
+    assert (tmp_path / "pre").read_text() == "stopping\n"
