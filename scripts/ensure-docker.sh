@@ -31,6 +31,8 @@ need_tools() {
   command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' \
     || need+=(busybox-static)
+  # The registry every node pulls from (the lab harness, and the image-pull tests).
+  command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
   echo "${need[@]:-}"
 }
 
