@@ -42,6 +42,16 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "kemu.v1.NodeAgent"
 
 
+def _reason(err: BaseException) -> str:
+    """The useful end of a docker SDK / requests error chain, on one line."""
+    text = str(err) or type(err).__name__
+    for known in ("No such file or directory", "Connection refused", "Permission denied",
+                  "timed out", "Name or service not known"):
+        if known in text:
+            return known.lower() if known != "timed out" else "timed out"
+    return text.split("\n")[0][-200:]
+
+
 class AgentError(Exception):
     """The agent cannot start; the message is the one line the user sees."""
 
@@ -65,8 +75,8 @@ class Agent:
             runtime = DockerRuntime(self.config.docker_host)
             await asyncio.wait_for(runtime.ping(), timeout=10)
         except (RuntimeError_, TimeoutError) as e:
-            detail = str(e).split("\n")[0]
-            raise AgentError(f"cannot reach Docker at {where}: {detail}") from None
+            raise AgentError(f"cannot reach Docker at {where}: {_reason(e)} "
+                             "(is dockerd running? see --docker-host)") from None
         return runtime
 
     async def _register(self, node: NodeStatus) -> None:
