@@ -68,6 +68,7 @@ class Agent:
         self.informers: list[Informer] = []
         self.runtime: DockerRuntime | None = None
         self.client: AsyncClient | None = None
+        self._cidr_warned = False
 
     async def _connect_runtime(self) -> DockerRuntime:
         where = self.config.docker_host or "unix:///var/run/docker.sock"
@@ -101,6 +102,34 @@ class Agent:
         if not any(n.get("Name") == name for n in nets):
             raise AgentError(f"docker network {name!r} (--network) does not exist")
 
+    async def _follow_pod_cidr(self, runtime: DockerRuntime, cidr: str) -> None:
+        """A podCIDR assigned after the agent made its network (the node IPAM controller
+        runs after registration): remake the network with that subnet once no container is
+        attached to it; until then pods keep the addresses they have."""
+        if not self.config.owns_network:
+            return
+        import ipaddress
+
+        name = self.config.network_name
+        current = await runtime.network_subnet(name)
+        wanted = str(ipaddress.ip_network(cidr, strict=False))
+        if current is not None and current[0] == wanted:
+            return
+        if current is not None and current[1] > 0:
+            if not self._cidr_warned:
+                log.warning("network %s has subnet %s, node podCIDR is %s: it is remade when "
+                            "no pod is attached", name, current[0], wanted)
+                self._cidr_warned = True
+            return
+        try:
+            if current is not None:
+                await runtime.remove_network(name)
+            await self._ensure_network(runtime, wanted)
+        except RuntimeError_ as e:  # a pod got attached meanwhile: try again next time
+            log.info("network %s not remade yet: %s", name, e)
+            return
+        log.info("network %s now uses the node's podCIDR %s", name, wanted)
+
     async def start(self) -> None:
         cfg = self.config
         runtime = self.runtime = await self._connect_runtime()
@@ -109,6 +138,7 @@ class Agent:
         node = NodeStatus(cfg, client, runtime, self.clock)
         await self._register(node)
         await self._ensure_network(runtime, node.pod_cidr)
+        node.on_pod_cidr = lambda cidr: self._follow_pod_cidr(runtime, cidr)
 
         queue: WorkQueue[str] = WorkQueue(base_delay=0.1, max_delay=30.0)
         recorder = EventRecorder(client, cfg.node_name)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -121,6 +121,8 @@ class NodeStatus:
         self._conditions: dict[str, meta_pb2.Condition] = {}
         self._capacity = capacity(config.data_dir, config.max_pods)
         self._changed = asyncio.Event()
+        # Called on every heartbeat while the node has a podCIDR (the network follows it).
+        self.on_pod_cidr: Callable[[str], Awaitable[None]] | None = None
 
     def allocatable(self) -> dict[str, str]:
         return dict(self._capacity)
@@ -209,6 +211,13 @@ class NodeStatus:
         except NotFound:
             await self.register()
             return
+        cidr = obj.node.spec.pod_cidr or (obj.node.spec.pod_cidrs[0]
+                                          if obj.node.spec.pod_cidrs else "")
+        if cidr != self.pod_cidr:
+            log.info("node %s podCIDR is now %s", self.config.node_name, cidr or "(none)")
+            self.pod_cidr = cidr
+        if cidr and self.on_pod_cidr is not None:
+            await self.on_pod_cidr(cidr)
         obj.node.status.CopyFrom(self.build_status())
         obj.node.metadata.resource_version = ""
         await self.client.update_status(obj)

@@ -270,6 +270,20 @@ class DockerRuntime:
                 raise
         log.info("created docker network %s subnet=%s", name, subnet or "(docker's choice)")
 
+    async def network_subnet(self, name: str) -> tuple[str, int] | None:
+        """(subnet, number of attached containers) of a network; None when it is absent."""
+        try:
+            doc = await self._run(self.api.inspect_network, name)
+        except ContainerNotFound:
+            return None
+        configs = (doc.get("IPAM") or {}).get("Config") or []
+        subnet = str(configs[0].get("Subnet", "")) if configs else ""
+        return subnet, len(doc.get("Containers") or {})
+
+    async def remove_network(self, name: str) -> None:
+        with contextlib.suppress(ContainerNotFound):
+            await self._run(self.api.remove_network, name)
+
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         rows = await self._run(self.api.containers, all=True,
                                filters={"label": _label_filters(labels)})

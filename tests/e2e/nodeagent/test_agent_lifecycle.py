@@ -258,3 +258,29 @@ def test_sigterm_while_waiting_for_the_apiserver(tmp_path: Path) -> None:
         assert proc.popen.wait(timeout=10) == 0
     finally:
         proc.kill9()
+
+
+def test_pod_cidr_assigned_after_registration(cluster: Cluster,
+                                              docker_client: docker.DockerClient,
+                                              tmp_path: Path) -> None:
+    """The node IPAM controller sets podCIDR after the node registered: the agent remakes
+    its (still empty) network with that subnet, and pods get addresses from it."""
+    import ipaddress
+    import secrets
+
+    cidr = f"10.249.{secrets.randbelow(200) + 20}.0/24"
+    with running_agent(cluster, docker_client, tmp_path, "e2e-ipam") as agent, \
+            agent.client() as api:
+        obj = api.get("nodes", agent.node)
+        obj.node.spec.pod_cidr = cidr
+        obj.node.spec.pod_cidrs.append(cidr)
+        api.update(obj)
+
+        def subnet() -> str:
+            nets = docker_client.networks.list(names=[f"kemu-{agent.node}"])
+            return nets[0].attrs["IPAM"]["Config"][0]["Subnet"] if nets else ""
+        wait_for(lambda: subnet() == cidr, 30, f"network subnet {cidr}")
+        create_pod(api, "ipam", "default", agent.node, [{"name": "app", "image": TOOLS_IMAGE,
+                                                         "command": SLEEP}])
+        pod = wait_ready(api, "default", "ipam")
+        assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(cidr)
