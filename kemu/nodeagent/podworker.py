@@ -259,7 +259,7 @@ class PodWorker:
             lst = inst.of_container(naming.KIND_APP, c.name)
             if lst and lst[0].running:
                 running[c.name] = lst[0]
-        seed = {cs.name: (cs.container_id.removeprefix("docker://"), cs.ready)
+        seed = {cs.name: (cs.container_id.removeprefix("docker://"), cs.ready, cs.started)
                 for cs in pod.status.container_statuses}
         key = f"{pod.metadata.namespace}/{pod.metadata.name}"
         self.probes.sync(pod, key, running, pod_ip, seed)

@@ -196,8 +196,9 @@ class ProbeManager:
     _workers: dict[tuple[str, str, str], _Worker] = field(default_factory=dict)
 
     def sync(self, pod: Any, key: str, running: Mapping[str, ContainerInfo], pod_ip: str,
-             seed_ready: Mapping[str, tuple[str, bool]] | None = None) -> None:
-        """Start workers for the pod's running containers, stop those of others."""
+             seed: Mapping[str, tuple[str, bool, bool]] | None = None) -> None:
+        """Start workers for the pod's running containers, stop those of others. `seed`:
+        container -> (container id, ready, started) as last reported in the pod status."""
         uid = pod.metadata.uid
         wanted: set[tuple[str, str, str]] = set()
         for c in pod.spec.containers:
@@ -216,10 +217,14 @@ class ProbeManager:
                     w.task.cancel()
                 probe = getattr(c, fieldname)
                 initial: bool | None = {LIVENESS: True, READINESS: False, STARTUP: None}[kind]
-                if kind == READINESS and seed_ready:
-                    seeded = seed_ready.get(c.name)
-                    if seeded is not None and seeded[0] == info.id:
+                # After an agent restart, results last reported for this very container
+                # carry over, so adopted pods do not flap to NotReady.
+                seeded = (seed or {}).get(c.name)
+                if seeded is not None and seeded[0] == info.id:
+                    if kind == READINESS:
                         initial = seeded[1]
+                    elif kind == STARTUP and seeded[2]:
+                        initial = True
                 state = ProbeState(success_threshold=probe.success_threshold or 1,
                                    failure_threshold=probe.failure_threshold or 3,
                                    result=initial)

@@ -142,3 +142,30 @@ async def test_exec_probe(rt: ExecRuntime, ok: bool, message: str) -> None:
     got_ok, got_msg = await probes.run_probe(rt, c.liveness_probe, c, "cid", "10.0.0.1")  # type: ignore[arg-type]
     assert got_ok is ok and message in got_msg
     assert rt.calls == [("cid", ["cat", "/tmp/x"])]
+
+
+async def test_manager_seeds_results_after_an_agent_restart() -> None:
+    from kemu.nodeagent.clock import FakeClock
+    from kemu.nodeagent.runtime import ContainerInfo
+
+    p = manifest.from_dict({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+                            "spec": {"containers": [{
+                                "name": "app", "image": "i",
+                                "readinessProbe": {"exec": {"command": ["true"]},
+                                                   "periodSeconds": 60},
+                                "startupProbe": {"exec": {"command": ["true"]},
+                                                 "periodSeconds": 60}}]}}).pod
+    info = ContainerInfo(id="c1", name="c1", labels={}, state="running")
+    changes: list[str] = []
+    mgr = probes.ProbeManager(ExecRuntime(1), FakeClock(), on_change=changes.append,  # type: ignore[arg-type]
+                              on_failure=lambda *a: None)
+    mgr.sync(p, "ns/p", {"app": info}, "10.0.0.1", {"app": ("c1", True, True)})
+    assert mgr.result("u1", "app", probes.READINESS, "c1") is True
+    assert mgr.result("u1", "app", probes.STARTUP, "c1") is True
+    mgr.forget("u1")
+    mgr.sync(p, "ns/p", {"app": info}, "10.0.0.1", {"app": ("other", True, True)})
+    assert mgr.result("u1", "app", probes.READINESS, "c1") is False
+    assert mgr.result("u1", "app", probes.STARTUP, "c1") is None
+    assert mgr.result("u1", "app", probes.READINESS, "c2") is None  # another instance
+    await mgr.stop_all()
