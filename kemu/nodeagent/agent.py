@@ -160,8 +160,11 @@ class Agent:
 
         def on_pod(old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
             obj = new if new is not None else old
-            if obj is not None:
-                queue.add(key_of(obj))
+            if obj is None:
+                return
+            if old is not None and new is not None and worker.own_status_echo(old, new):
+                return  # the watch echoing our own status write: nothing to do
+            queue.add(key_of(obj))
 
         def on_source(kind: str) -> Any:
             def handler(old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
@@ -230,8 +233,8 @@ class Agent:
             await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
     async def _watch_runtime(self, runtime: DockerRuntime, queue: WorkQueue[str]) -> None:
-        """Docker's event stream as the kubelet's PLEG: a container of ours that starts or
-        dies queues its pod."""
+        """Docker's event stream as the kubelet's PLEG: a container of ours that dies (or is
+        removed behind our back) queues its pod; starts are the agent's own doing."""
         delay = 0.5
         while True:
             try:

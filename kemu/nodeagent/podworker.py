@@ -242,6 +242,21 @@ class PodWorker:
             return False
         return True
 
+    def own_status_echo(self, old: api_pb2.Object, new: api_pb2.Object) -> bool:
+        """True when `new` differs from `old` only by the status this agent just wrote."""
+        a, b = old.pod, new.pod
+        if a.spec != b.spec:
+            return False
+        ma, mb = type(a.metadata)(), type(b.metadata)()
+        ma.CopyFrom(a.metadata)
+        mb.CopyFrom(b.metadata)
+        ma.resource_version = mb.resource_version = ""
+        if ma != mb:
+            return False
+        written = self._written.get(b.metadata.uid)
+        return written is not None and \
+            b.status.SerializeToString(deterministic=True) == written
+
     def _terminal(self, pod: Any) -> bool:
         written = self._written_status.get(pod.metadata.uid)
         return pod.status.phase in podstatus.TERMINAL or (

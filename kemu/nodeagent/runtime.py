@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import struct
 import threading
@@ -369,7 +370,8 @@ class DockerRuntime:
 
     async def stop(self, container_id: str, timeout: float) -> None:
         with contextlib.suppress(ContainerNotFound):
-            await self._run(self.api.stop, container_id, timeout=max(0, int(timeout)))
+            # Docker counts whole seconds: round up, never give less than the grace period.
+            await self._run(self.api.stop, container_id, timeout=max(0, math.ceil(timeout)))
 
     async def remove(self, container_id: str) -> None:
         self._inspected.pop(container_id, None)
@@ -411,7 +413,7 @@ class DockerRuntime:
 
     async def events(self, labels: Mapping[str, str]) -> AsyncIterator[RuntimeEvent]:
         filters = {"type": ["container"], "label": _label_filters(labels),
-                   "event": ["start", "die", "oom", "destroy", "kill"]}
+                   "event": ["die", "oom", "destroy"]}
         stream = await self._run(self.api.events, filters=filters, decode=True)
         async for ev in _drain_in_thread(stream, getattr(stream, "close", None)):
             actor = ev.get("Actor") or {}
