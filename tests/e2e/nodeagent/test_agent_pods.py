@@ -321,3 +321,24 @@ def test_post_start_and_pre_stop_hooks(api: Client, agent: AgentHandle, namespac
     api.delete("pods", "hooks", namespace)
     wait_gone(api, namespace, "hooks")
     assert (tmp_path / "pre").read_text() == "stopping\n"
+
+
+def test_host_port_reaches_the_pod(api: Client, agent: AgentHandle, namespace: str) -> None:
+    import urllib.request
+
+    from tests.support.processes import free_port
+
+    port = free_port()
+    create_pod(api, "hostport", namespace, agent.node, [
+        {"name": "app", "image": APP_IMAGE,
+         "ports": [{"containerPort": 8080, "hostPort": port, "hostIP": "127.0.0.1"}],
+         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}])
+    wait_ready(api, namespace, "hostport")
+
+    def fetch() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return ""
+    assert "Running on: hostport" in wait_for(fetch, 15, "the pod through its hostPort")
