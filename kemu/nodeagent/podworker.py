@@ -436,6 +436,16 @@ class PodWorker:
                               restart_count=restart_count(prev) + (1 if prev else 0),
                               attempt=_attempt(prev) + 1 if prev else 0, keep=prev, lst=lst)
             return
+        if cur.state == "created" and not cur.error:
+            # Made but never started: the agent died between the two calls.
+            try:
+                await self.runtime.start(cur.id)
+                ctx.changed = True
+                self.recorder.event(pod, NORMAL, "Started", f"Started container {c.name}",
+                                    c.name)
+            except CreateError as e:
+                self.recorder.event(pod, WARNING, "Failed", f"Error: {e}", c.name)
+            return
         if not podstatus.dead(cur):
             return
         if not self._should_restart(pod, kind, cur):

@@ -219,3 +219,15 @@ async def test_active_deadline_fails_the_pod(rig: Rig) -> None:
     await rig.sync()
     assert len(rig.client.statuses) == writes  # stable: no rewrite
     assert "DeadlineExceeded" in rig.recorder.reasons()
+
+
+async def test_container_created_but_never_started_is_started(rig: Rig) -> None:
+    rig.put()
+    await rig.sync()
+    app = rig.runtime.named("app")[0]
+    from dataclasses import replace
+
+    rig.runtime.containers[app.id] = replace(app, state="created", started_at=None)
+    st = await rig.sync()
+    assert rig.runtime.containers[app.id].running and len(rig.runtime.named("app")) == 1
+    assert st.container_statuses[0].state.HasField("running")
