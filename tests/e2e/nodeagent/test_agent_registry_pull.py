@@ -3,6 +3,7 @@ IfNotPresent pulls a missing image, Always pulls a changed tag again, Never refu
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -59,11 +60,10 @@ def test_pull_policies_against_a_registry(agent: AgentHandle, api: Client, names
     image = f"{registry}/kemu/bootcamp:v1"
     _push(docker_client, "kemu/bootcamp:v1", image)
     try:
-        first = create_pod(api, "first", namespace, agent.node,
+        create_pod(api, "first", namespace, agent.node,
                            [{"name": "web", "image": image, "imagePullPolicy": "IfNotPresent"}])
         wait_for(lambda: api.get("pods", "first", namespace).pod.status.phase == "Running",
                  60, "pod first Running after a pull")
-        del first
         ip = api.get("pods", "first", namespace).pod.status.pod_ip
         assert _answer(ip).endswith("| v=1\n")
         reasons = {o.event.reason for o in api.list("events", namespace).items}
@@ -87,8 +87,5 @@ def test_pull_policies_against_a_registry(agent: AgentHandle, api: Client, names
             return statuses[0].state.waiting.reason if statuses else ""
         wait_for(lambda: never_reason() == "ErrImageNeverPull", 30, "ErrImageNeverPull")
     finally:
-        for leftover in (image,):
-            try:
-                docker_client.images.remove(leftover, force=True)
-            except docker.errors.ImageNotFound:
-                pass
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(image, force=True)
