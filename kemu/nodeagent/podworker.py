@@ -35,7 +35,7 @@ from typing import Any
 
 from kemu.api.v1 import api_pb2, core_pb2
 from kemu.client.aio import AsyncClient
-from kemu.client.errors import ClientError, Conflict, NotFound
+from kemu.client.errors import Conflict, NotFound
 from kemu.client.informer import Informer
 from kemu.client.workqueue import WorkQueue
 from kemu.nodeagent import containers as ctr
@@ -46,6 +46,7 @@ from kemu.nodeagent.clock import Clock
 from kemu.nodeagent.config import AgentConfig
 from kemu.nodeagent.events import NORMAL, WARNING, Recorder
 from kemu.nodeagent.probes import LIVENESS, READINESS, STARTUP, ProbeManager, run_hook
+from kemu.nodeagent.pulls import ImagePuller
 from kemu.nodeagent.pvc import LocalPathProvisioner
 from kemu.nodeagent.runtime import (
     ContainerInfo,
@@ -139,8 +140,9 @@ class PodWorker:
         self.node_allocatable = node_allocatable or dict
         self.backoff = Backoff(clock, initial=config.backoff_initial,
                                maximum=config.backoff_max)
-        self.pull_backoff = Backoff(clock, initial=config.backoff_initial,
-                                    maximum=config.backoff_max)
+        self.puller = ImagePuller(runtime, recorder, clock,
+                                  Backoff(clock, initial=config.backoff_initial,
+                                          maximum=config.backoff_max))
         self._written: dict[str, bytes] = {}
         self._written_status: dict[str, core_pb2.PodStatus] = {}
         self._events_sent: set[tuple[str, str, str]] = set()
@@ -534,59 +536,14 @@ class PodWorker:
                 await self.runtime.stop(cid, float(pod.spec.termination_grace_period_seconds))
 
     async def _ensure_image(self, pod: Any, c: Any, waiting: _Waiting) -> bool:
-        """The kubelet's image pull with back-off. Always tries a pull and, when no
-        registry answers, falls back to an image already on the node."""
-        image, policy = c.image, c.image_pull_policy or "IfNotPresent"
-        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
-        present = await self.runtime.image_present(image)
-        if policy == "Never":
-            if present:
-                return True
-            msg = f'Container image "{image}" is not present with pull policy of Never'
-            waiting.set(c.name, "ErrImageNeverPull", msg)
-            self._event_once(pod, WARNING, "ErrImageNeverPull", msg, c.name)
-            return False
-        if present and policy == "IfNotPresent":
-            self.recorder.event(pod, NORMAL, "Pulled",
-                             f'Container image "{image}" already present on machine', c.name)
+        result = await self.puller.ensure(pod, c)
+        if result.ok:
             return True
-        bkey = f"{pod.metadata.uid}/{c.name}/{image}"
-        now = self.clock.monotonic()
-        wait = self.pull_backoff.remaining_since_update(bkey, now)
-        if wait > 0 and not present:
-            waiting.set(c.name, "ImagePullBackOff", f'Back-off pulling image "{image}"')
-            self.recorder.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"',
-                                c.name)
-            self.recorder.event(pod, WARNING, "Failed", "Error: ImagePullBackOff", c.name)
-            self.queue.add_after(key, wait + 0.05)
-            return False
-        self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', c.name)
-        started = time.monotonic()
-        try:
-            await self.runtime.pull(image)
-        except RuntimeUnavailable:
-            raise
-        except RuntimeError_ as e:
-            if present:
-                log.info("pull of %s failed (%s); using the image present on the node",
-                         image, e)
-                self.recorder.event(pod, NORMAL, "Pulled",
-                                    f'Container image "{image}" already present on machine '
-                                    f"(pull failed: {_short(str(e))})", c.name)
-                return True
-            self.pull_backoff.next(bkey, now)
-            msg = f'Failed to pull image "{image}": {_short(str(e))}'
-            waiting.set(c.name, "ErrImagePull", msg)
-            self.recorder.event(pod, WARNING, "Failed", msg, c.name)
-            self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", c.name)
-            # Look again half-way through the back-off: the pod then shows
-            # ImagePullBackOff until the next pull, as kubectl users expect.
-            self.queue.add_after(key, self.pull_backoff.get(bkey) / 2)
-            return False
-        self.pull_backoff.reset(bkey)
-        self.recorder.event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in '
-                            f"{time.monotonic() - started:.3f}s", c.name)
-        return True
+        waiting.set(c.name, result.reason, result.message)
+        if result.retry_after is not None:
+            self.queue.add_after(f"{pod.metadata.namespace}/{pod.metadata.name}",
+                                 result.retry_after)
+        return False
 
     # ---- status -------------------------------------------------------------------------
 
@@ -766,7 +723,7 @@ class PodWorker:
     def forget(self, uid: str) -> None:
         self.probes.forget(uid)
         self.backoff.forget_prefix(uid)
-        self.pull_backoff.forget_prefix(uid)
+        self.puller.forget(uid)
         self._written.pop(uid, None)
         self._written_status.pop(uid, None)
         self._events_sent = {e for e in self._events_sent if e[0] != uid}
@@ -838,11 +795,6 @@ def _duration(seconds: float) -> str:
     return f"{s // 60}m{s % 60}s"
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 async def remove_pod_dirs(data_dir: Path, keep: set[str]) -> None:
     """Remove the directories of pods that no longer exist on this node."""
     root = data_dir / "pods"
@@ -853,5 +805,3 @@ async def remove_pod_dirs(data_dir: Path, keep: set[str]) -> None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(entry)
 
-
-_ = ClientError
