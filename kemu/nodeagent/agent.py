@@ -239,6 +239,7 @@ class Agent:
         while True:
             try:
                 async for ev in runtime.events({naming.NODE: self.config.node_name}):
+                    runtime.invalidate(ev.container_id)
                     ns, name = ev.labels.get(naming.NAMESPACE), ev.labels.get(naming.POD)
                     if ns and name:
                         queue.add(f"{ns}/{name}")

@@ -162,6 +162,8 @@ class ContainerRuntime(Protocol):
 
     async def remove(self, container_id: str) -> None: ...
 
+    def invalidate(self, container_id: str) -> None: ...
+
     async def inspect(self, container_id: str) -> ContainerInfo: ...
 
     async def exec(self, container_id: str, command: Sequence[str],
@@ -205,6 +207,14 @@ def container_info(doc: Mapping[str, Any]) -> ContainerInfo:
         created_at=_time(doc.get("Created")), oom_killed=bool(state.get("OOMKilled")),
         error=state.get("Error") or "", image=config.get("Image", ""),
         image_id=doc.get("Image", ""), ip=ip)
+
+
+def _settled(info: ContainerInfo) -> bool:
+    """Whether a cached inspect can be reused: Docker records OOMKilled from an event that
+    may come just after the exit, so a fresh exit is looked at again for a few seconds."""
+    if not info.exited or info.finished_at is None:
+        return True
+    return (datetime.now(UTC) - info.finished_at).total_seconds() > 3
 
 
 def _label_filters(labels: Mapping[str, str]) -> list[str]:
@@ -290,7 +300,7 @@ class DockerRuntime:
                                filters={"label": _label_filters(labels)})
         async def one(row: Mapping[str, Any]) -> ContainerInfo | None:
             cached = self._inspected.get(row["Id"])
-            if cached is not None and cached.state == row.get("State"):
+            if cached is not None and cached.state == row.get("State") and _settled(cached):
                 return cached  # a container's inspect only changes with its state
             try:
                 return await self.inspect(row["Id"])
@@ -302,6 +312,10 @@ class DockerRuntime:
         if len(self._inspected) > 4 * max(len(live), 256):
             self._inspected = {k: v for k, v in self._inspected.items() if k in live}
         return result
+
+    def invalidate(self, container_id: str) -> None:
+        """Forget a cached inspect (an event says the container changed)."""
+        self._inspected.pop(container_id, None)
 
     async def inspect(self, container_id: str) -> ContainerInfo:
         doc = await self._run(self.api.inspect_container, container_id)

@@ -85,6 +85,9 @@ class FakeRuntime:
         if c is not None:
             self.calls.append(("remove", c.name))
 
+    def invalidate(self, container_id: str) -> None:
+        return None
+
     async def inspect(self, container_id: str) -> ContainerInfo:
         if container_id not in self.containers:
             raise ContainerNotFound(container_id)
