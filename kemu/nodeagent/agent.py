@@ -35,7 +35,7 @@ from kemu.nodeagent.node import NodeStatus
 from kemu.nodeagent.podworker import PodWorker
 from kemu.nodeagent.probes import ProbeManager
 from kemu.nodeagent.pvc import LocalPathProvisioner
-from kemu.nodeagent.runtime import DockerRuntime, RuntimeError_, RuntimeUnavailable
+from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, RuntimeUnavailable
 from kemu.nodeagent.service import NodeAgentService
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Agent:
         try:
             runtime = DockerRuntime(self.config.docker_host)
             await asyncio.wait_for(runtime.ping(), timeout=10)
-        except (RuntimeError_, TimeoutError) as e:
+        except (ContainerRuntimeError, TimeoutError) as e:
             raise AgentError(f"cannot reach Docker at {where}: {_reason(e)} "
                              "(is dockerd running? see --docker-host)") from None
         return runtime
@@ -125,7 +125,7 @@ class Agent:
             if current is not None:
                 await runtime.remove_network(name)
             await self._ensure_network(runtime, wanted)
-        except RuntimeError_ as e:  # a pod got attached meanwhile: try again next time
+        except ContainerRuntimeError as e:  # a pod got attached meanwhile: try again next time
             log.info("network %s not remade yet: %s", name, e)
             return
         log.info("network %s now uses the node's podCIDR %s", name, wanted)
@@ -258,7 +258,7 @@ class Agent:
             try:
                 await adopt.sweep(runtime, self.config.node_name, pods, queue,
                                   self.config.data_dir)
-            except (RuntimeError_, OSError) as e:
+            except (ContainerRuntimeError, OSError) as e:
                 log.info("resync: %s", e)
 
     async def wait(self) -> None:

@@ -23,7 +23,7 @@ from kemu.client.aio import AsyncClient
 from kemu.client.errors import AlreadyExists, ClientError, NotFound
 from kemu.nodeagent.clock import Clock
 from kemu.nodeagent.config import AgentConfig
-from kemu.nodeagent.runtime import ContainerRuntime, RuntimeError_
+from kemu.nodeagent.runtime import ContainerRuntime, ContainerRuntimeError
 
 log = logging.getLogger(__name__)
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
@@ -227,7 +227,7 @@ class NodeStatus:
         try:
             await asyncio.wait_for(self.runtime.ping(), timeout=5)
             error = ""
-        except (RuntimeError_, TimeoutError) as e:
+        except (ContainerRuntimeError, TimeoutError) as e:
             error = str(e) or "Docker did not answer the ping in time"
         changed = error != self.runtime_error
         if changed:

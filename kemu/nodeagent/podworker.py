@@ -51,8 +51,8 @@ from kemu.nodeagent.pvc import LocalPathProvisioner
 from kemu.nodeagent.runtime import (
     ContainerInfo,
     ContainerRuntime,
+    ContainerRuntimeError,
     CreateError,
-    RuntimeError_,
     RuntimeUnavailable,
 )
 
@@ -351,7 +351,7 @@ class PodWorker:
             info = await self.runtime.inspect(cid)
         except RuntimeUnavailable:
             raise
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             self.recorder.event(pod, WARNING, "FailedCreatePodSandBox",
                                 f"Failed to create pod sandbox: {e}")
             key = f"{pod.metadata.namespace}/{pod.metadata.name}"

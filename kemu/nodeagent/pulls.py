@@ -16,7 +16,7 @@ from typing import Any
 from kemu.nodeagent.backoff import Backoff
 from kemu.nodeagent.clock import Clock
 from kemu.nodeagent.events import NORMAL, WARNING, Recorder
-from kemu.nodeagent.runtime import ContainerRuntime, RuntimeError_, RuntimeUnavailable
+from kemu.nodeagent.runtime import ContainerRuntime, ContainerRuntimeError, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ImagePuller:
             await self.runtime.pull(image)
         except RuntimeUnavailable:
             raise
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             if present:
                 log.info("pull of %s failed (%s); using the image present on the node",
                          image, e)

@@ -29,27 +29,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class RuntimeError_(Exception):
+class ContainerRuntimeError(Exception):
     """Root of the runtime's errors."""
 
 
-class RuntimeUnavailable(RuntimeError_):
+class RuntimeUnavailable(ContainerRuntimeError):
     """The container engine does not answer."""
 
 
-class ContainerNotFound(RuntimeError_):
+class ContainerNotFound(ContainerRuntimeError):
     """No such container."""
 
 
-class ImagePullError(RuntimeError_):
+class ImagePullError(ContainerRuntimeError):
     """An image could not be pulled (and is not present locally)."""
 
 
-class ImageNotPresent(RuntimeError_):
+class ImageNotPresent(ContainerRuntimeError):
     """The image is not on this node and the pull policy forbids pulling it."""
 
 
-class CreateError(RuntimeError_):
+class CreateError(ContainerRuntimeError):
     """The engine refused to create or start a container."""
 
 
@@ -241,7 +241,7 @@ class DockerRuntime:
         except docker.errors.NotFound as e:
             raise ContainerNotFound(str(e.explanation or e)) from e
         except docker.errors.APIError as e:
-            raise RuntimeError_(str(e.explanation or e)) from e
+            raise ContainerRuntimeError(str(e.explanation or e)) from e
         except (docker.errors.DockerException, OSError) as e:
             raise RuntimeUnavailable(f"Docker at {self._base_url} does not answer: {e}") from e
         except Exception as e:  # requests' connection errors
@@ -276,7 +276,7 @@ class DockerRuntime:
         try:
             await self._run(self.api.create_network, name, driver="bridge", ipam=ipam,
                             labels=dict(labels), check_duplicate=True)
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             if "already exists" not in str(e):
                 raise
         log.info("created docker network %s subnet=%s", name, subnet or "(docker's choice)")
@@ -334,7 +334,7 @@ class DockerRuntime:
         repo, tag = _split_image(image)
         try:
             await self._run(self.api.pull, repo, tag=tag)
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             raise ImagePullError(str(e)) from e
 
     async def create(self, spec: CreateSpec) -> str:
@@ -366,7 +366,7 @@ class DockerRuntime:
                 ports=[p.split("/")[0] for p in spec.port_bindings] or None)
         except ContainerNotFound as e:
             raise CreateError(str(e)) from e
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             if isinstance(e, RuntimeUnavailable):
                 raise
             raise CreateError(str(e)) from e
@@ -377,7 +377,7 @@ class DockerRuntime:
             await self._run(self.api.start, container_id)
         except ContainerNotFound:
             raise
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             if isinstance(e, RuntimeUnavailable):
                 raise
             raise CreateError(str(e)) from e
@@ -393,7 +393,7 @@ class DockerRuntime:
             await self._run(self.api.remove_container, container_id, force=True, v=True)
         except ContainerNotFound:
             return
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             if "already in progress" in str(e):
                 return
             raise
@@ -545,7 +545,7 @@ class _DockerExec:
                 self._raw.shutdown(socket.SHUT_WR)
 
     async def resize(self, width: int, height: int) -> None:
-        with contextlib.suppress(RuntimeError_):
+        with contextlib.suppress(ContainerRuntimeError):
             await self._runtime._run(self._runtime.api.exec_resize, self._exec_id,
                                      height=height, width=width)
 

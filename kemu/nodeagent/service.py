@@ -18,7 +18,7 @@ import grpc
 from kemu.api.v1 import api_pb2, nodeagent_pb2_grpc
 from kemu.client.informer import Informer
 from kemu.nodeagent import naming
-from kemu.nodeagent.runtime import ContainerInfo, ContainerRuntime, RuntimeError_
+from kemu.nodeagent.runtime import ContainerInfo, ContainerRuntime, ContainerRuntimeError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class NodeAgentService(nodeagent_pb2_grpc.NodeAgentServicer):
                     target.id, follow=request.follow, tail=int(request.tail_lines),
                     timestamps=request.timestamps, since=_since(int(request.since_seconds))):
                 yield api_pb2.LogChunk(data=chunk)
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
 
     async def Exec(self, request_iterator: AsyncIterator[api_pb2.ExecRequest],
@@ -149,7 +149,7 @@ class NodeAgentService(nodeagent_pb2_grpc.NodeAgentServicer):
         except _Abort as e:
             await context.abort(e.code, e.message)
             return
-        except RuntimeError_ as e:
+        except ContainerRuntimeError as e:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
             return
 
