@@ -50,8 +50,14 @@ def _push(engine: docker.DockerClient, source: str, target: str) -> None:
 
 
 def _answer(ip: str) -> str:
-    with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as resp:
-        return str(resp.read().decode())
+    """The app's answer, once it listens (Running only means the process started)."""
+    def fetch() -> str:
+        try:
+            with urllib.request.urlopen(f"http://{ip}:8080/", timeout=2) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return ""
+    return str(wait_for(fetch, 20, f"an HTTP answer from {ip}:8080"))
 
 
 def test_pull_policies_against_a_registry(agent: AgentHandle, api: Client, namespace: str,
