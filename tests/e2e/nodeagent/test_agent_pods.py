@@ -342,3 +342,16 @@ def test_host_port_reaches_the_pod(api: Client, agent: AgentHandle, namespace: s
         except OSError:
             return ""
     assert "Running on: hostport" in wait_for(fetch, 15, "the pod through its hostPort")
+
+
+def test_limits_become_docker_limits(api: Client, agent: AgentHandle, namespace: str,
+                                     docker_client: docker.DockerClient) -> None:
+    create_pod(api, "limited", namespace, agent.node, [
+        {"name": "app", "image": TOOLS_IMAGE, "command": SLEEP,
+         "resources": {"limits": {"cpu": "500m", "memory": "64Mi"},
+                       "requests": {"cpu": "250m", "memory": "32Mi"}}}])
+    pod = wait_ready(api, namespace, "limited")
+    cid = status_of(pod, "app").container_id.removeprefix("docker://")
+    host = docker_client.api.inspect_container(cid)["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["CpuShares"]) == (500_000_000, 64 << 20, 256)
+    assert pod.status.qos_class == "Burstable"
