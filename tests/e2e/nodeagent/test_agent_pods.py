@@ -355,3 +355,13 @@ def test_limits_become_docker_limits(api: Client, agent: AgentHandle, namespace:
     host = docker_client.api.inspect_container(cid)["HostConfig"]
     assert (host["NanoCpus"], host["Memory"], host["CpuShares"]) == (500_000_000, 64 << 20, 256)
     assert pod.status.qos_class == "Burstable"
+
+
+def test_host_network_pod(api: Client, agent: AgentHandle, namespace: str) -> None:
+    create_pod(api, "hostnet", namespace, agent.node, [
+        {"name": "app", "image": TOOLS_IMAGE, "command": SLEEP}], hostNetwork=True)
+    pod = wait_ready(api, namespace, "hostnet")
+    assert pod.status.pod_ip == pod.status.host_ip == "127.0.0.1"
+    code, out, _ = exec_(agent.grpc_address, namespace, "hostnet", ["cat", "/proc/net/dev"])
+    assert code == 0
+    assert b"docker0" in out or b"br-" in out  # the node's interfaces, not a veth pair
