@@ -10,7 +10,7 @@ from kemu.api import objects
 from kemu.api.v1 import api_pb2
 from kemu.cli.ctl import output
 from kemu.cli.ctl.context import Ctx
-from kemu.cli.ctl.errors import server_error
+from kemu.cli.ctl.errors import Reported, server_error
 from kemu.cli.ctl.sources import Document
 from kemu.client.errors import ClientError, Unavailable
 
@@ -45,9 +45,10 @@ def report(ctx: Ctx, obj: api_pb2.Object, outcome: str, fmt: str, template: str 
 
 def write_each(ctx: Ctx, docs: Sequence[Document], action: str,
                write: Callable[[api_pb2.Object], tuple[api_pb2.Object, str]], fmt: str,
-               template: str = "") -> list[str]:
-    """Write every document, reporting each; a failure does not stop the others. Returns
-    the error lines. An unreachable server stops the batch at once."""
+               template: str = "") -> None:
+    """Write every document, reporting each; a failure does not stop the others, and the
+    failures are printed at the end, then Reported is raised (exit 1), as kubectl does.
+    An unreachable server stops the batch at once."""
     errors: list[str] = []
     for doc in docs:
         try:
@@ -58,4 +59,7 @@ def write_each(ctx: Ctx, docs: Sequence[Document], action: str,
             errors.append(server_error(e, action=action, source=doc.source))
             continue
         report(ctx, written, outcome, fmt, template)
-    return errors
+    for line in errors:
+        ctx.error(line)
+    if errors:
+        raise Reported()

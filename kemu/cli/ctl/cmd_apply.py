@@ -73,9 +73,5 @@ def run(ctx: Ctx, args: Any) -> int:
         resp = ctx.client.apply(obj)
         return resp.object, RESULTS.get(resp.result, "configured")
 
-    errors = batch.write_each(ctx, docs, "applying", apply, fmt, template)
-    for line in errors:
-        ctx.error(line)
-    if errors:
-        raise Reported()
+    batch.write_each(ctx, docs, "applying", apply, fmt, template)
     return 0

@@ -13,7 +13,7 @@ from kemu.api.v1 import api_pb2
 from kemu.cli.ctl import batch, generators, output, sources
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
-from kemu.cli.ctl.errors import CtlError, Reported
+from kemu.cli.ctl.errors import CtlError
 
 KINDS = ("namespace", "deployment", "configmap", "secret", "service")
 ALIASES = {"ns": "namespace", "deploy": "deployment", "cm": "configmap", "svc": "service"}
@@ -107,10 +107,6 @@ def run(ctx: Ctx, args: Any) -> int:
             return objects.fill_type_meta(obj), "created" + suffix
         return ctx.client.create(obj, dry_run=dry), "created" + suffix
 
-    errors = batch.write_each(ctx, batch.namespaces_first(docs), "creating", create, fmt,
-                              template)
-    for line in errors:
-        ctx.error(line)
-    if errors:
-        raise Reported()
+    batch.write_each(ctx, batch.namespaces_first(docs), "creating", create, fmt,
+                     template)
     return 0

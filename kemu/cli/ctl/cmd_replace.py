@@ -11,7 +11,7 @@ from kemu.api.v1 import api_pb2
 from kemu.cli.ctl import batch, output, sources
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
-from kemu.cli.ctl.errors import CtlError, Reported
+from kemu.cli.ctl.errors import CtlError
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
@@ -31,10 +31,6 @@ def run(ctx: Ctx, args: Any) -> int:
     def replace(obj: api_pb2.Object) -> tuple[api_pb2.Object, str]:
         return ctx.client.update(obj), "replaced"
 
-    errors = batch.write_each(ctx, batch.namespaces_first(docs), "replacing", replace, fmt,
-                              template)
-    for line in errors:
-        ctx.error(line)
-    if errors:
-        raise Reported()
+    batch.write_each(ctx, batch.namespaces_first(docs), "replacing", replace, fmt,
+                     template)
     return 0
