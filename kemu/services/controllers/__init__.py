@@ -1,0 +1,1 @@
+"""The controller manager: controllers that drive the cluster toward its declared state."""
