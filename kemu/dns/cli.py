@@ -1,0 +1,86 @@
+"""`kemu dns` and `python -m kemu.dns`: flags -> serve.
+
+Kept free of heavy imports (grpc, dnslib) so that `kemu` can import it at start-up to
+register the subcommand; `run` imports the server only when it is chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any, NoReturn
+
+PROG = "kemu dns"
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """`ADDR:PORT` (IPv6 as `[::1]:53`) -> (addr, port); ValueError when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen: expected ADDR:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--apiserver", default="127.0.0.1:6443", metavar="HOST:PORT",
+                   help="the API server whose Services, Endpoints and Pods are served")
+    p.add_argument("--listen", default="0.0.0.0:53", metavar="ADDR:PORT",
+                   help="answer on this address over UDP and TCP")
+    p.add_argument("--upstream", default=None, metavar="ADDR[:PORT]",
+                   help="forward names outside the domain here (none: SERVFAIL)")
+    p.add_argument("--domain", default="cluster.local", help="the cluster domain")
+    p.add_argument("--ttl", type=int, default=5,
+                   help="TTL of answers, seconds (CoreDNS's default is 5)")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `dns` on kemu's subcommands (an argparse _SubParsersAction)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "dns", help="run the cluster DNS server (*.cluster.local)",
+        description="Answer *.<domain> from Services, Endpoints and Pods watched through "
+                    "the API server, as the Kubernetes DNS specification says, and forward "
+                    "other names upstream.")
+    add_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the DNS server from parsed flags; the exit status."""
+    from kemu.dns.forward import parse_upstream
+
+    try:
+        host, port = split_listen(args.listen)
+        upstream = parse_upstream(args.upstream) if args.upstream else None
+        if args.ttl < 0:
+            raise ValueError(f"--ttl: must be >= 0, got {args.ttl}")
+    except ValueError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    from kemu.dns.server import serve
+
+    try:
+        asyncio.run(serve(args.apiserver, host, port, domain=args.domain, ttl=args.ttl,
+                          upstream=upstream))
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, TimeoutError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _OneLineParser(prog=PROG, description="Run the kemu cluster DNS server.")
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run(args)
