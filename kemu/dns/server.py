@@ -20,6 +20,7 @@ import signal
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from dnslib import EDNS0, QTYPE, RCODE, DNSError, DNSRecord  # type: ignore[import-untyped]
 
@@ -141,8 +142,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # The selector transport is not a DatagramTransport subclass, only duck-typed.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         assert self.transport is not None
