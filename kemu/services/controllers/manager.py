@@ -1,0 +1,213 @@
+"""The controller manager: shared informers once, then every enabled controller.
+
+As in kube-controller-manager, controllers share one informer (one list + one watch) per
+resource instead of each watching on its own; workers start only after every informer
+has listed once, so no controller acts on a half-filled cache (the node IPAM controller
+in particular must see every existing podCIDR before it hands one out). A controller
+whose loop ends or raises takes the process down loudly: a manager that silently stopped
+reconciling is worse than one that restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kemu.client.aio import AsyncClient
+from kemu.client.informer import Informer
+from kemu.services.controllers import endpoints, nodeipam
+from kemu.services.controllers.cidrs import CIDRAllocator
+
+log = logging.getLogger("kemu.controllers")
+
+KNOWN = ("endpoints", "nodeipam")
+INFORMERS: dict[str, tuple[str, ...]] = {endpoints.NAME: endpoints.INFORMERS,
+                                         nodeipam.NAME: nodeipam.INFORMERS}
+
+
+def check_host_port(text: str, what: str) -> None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"{what}: expected HOST:PORT, got {text!r}")
+
+
+@dataclass(frozen=True)
+class ControllerManagerConfig:
+    """How to run the controller manager; ValueError (one line) on a bad value."""
+
+    apiserver: str = "127.0.0.1:6443"
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_mask_size: int = 24
+    controllers: tuple[str, ...] = KNOWN
+    health_listen: str | None = None
+    endpoints_workers: int = 4
+
+    def __post_init__(self) -> None:
+        check_host_port(self.apiserver, "--apiserver")
+        if self.health_listen is not None:
+            check_host_port(self.health_listen, "--health-listen")
+        if not self.controllers:
+            raise ValueError("--controllers: name at least one controller")
+        unknown = [c for c in self.controllers if c not in KNOWN]
+        if unknown:
+            raise ValueError(f"--controllers: unknown controller {unknown[0]!r} "
+                             f"(known: {', '.join(KNOWN)})")
+        CIDRAllocator.parse(self.cluster_cidr, self.node_cidr_mask_size)
+        if self.endpoints_workers < 1:
+            raise ValueError("endpoints workers must be at least 1")
+
+
+class Controller(Protocol):
+    """What the manager runs: `run()` reconciles until cancelled."""
+
+    async def run(self) -> None: ...
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
+class ControllerManager:
+    """Client, shared informers, the enabled controllers and an optional health server."""
+
+    def __init__(self, config: ControllerManagerConfig) -> None:
+        self.config = config
+        self.client = AsyncClient(config.apiserver)
+        resources = sorted({r for c in config.controllers for r in INFORMERS[c]})
+        self.informers = {r: Informer(self.client, r) for r in resources}
+        self.controllers: dict[str, Controller] = {}
+        factories: dict[str, Callable[[], Controller]] = {
+            endpoints.NAME: lambda: endpoints.EndpointsController(
+                self.client, self.informers, workers=config.endpoints_workers),
+            nodeipam.NAME: lambda: nodeipam.NodeIPAMController(
+                self.client, self.informers,
+                CIDRAllocator.parse(config.cluster_cidr, config.node_cidr_mask_size)),
+        }
+        for name in config.controllers:
+            self.controllers[name] = factories[name]()
+        self.ready = asyncio.Event()
+        self.health: health.aio.HealthServicer | None = None
+        self.server: grpc.aio.Server | None = None
+        self._main: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.config.health_listen is not None:
+            await self._start_health(self.config.health_listen)
+        for inf in self.informers.values():
+            inf.start()
+        self._main = asyncio.create_task(self._run(), name="controller-manager")
+
+    async def _start_health(self, address: str) -> None:
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), self.server)
+        _check_bindable(address)
+        try:
+            self.server.add_insecure_port(address)
+        except RuntimeError:
+            raise OSError(f"cannot listen on {address}: address in use or not "
+                          "available") from None
+        await self.server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def _run(self) -> None:
+        started = time.perf_counter()
+        for inf in self.informers.values():
+            await inf.synced.wait()
+        tasks: dict[asyncio.Task[None], str] = {
+            asyncio.create_task(c.run(), name=f"controller-{name}"): name
+            for name, c in self.controllers.items()}
+        self.ready.set()
+        if self.health is not None:
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        log.info("controller-manager ready apiserver=%s controllers=%s informers=%s "
+                 "duration_ms=%.1f", self.config.apiserver, ",".join(self.controllers),
+                 ",".join(self.informers), _ms(started))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            task = done.pop()
+            name = tasks[task]
+            exc = task.exception() if not task.cancelled() else None
+            if exc is not None:
+                log.error("controller=%s died: %r", name, exc)
+                raise RuntimeError(f"controller {name} died: {exc!r}") from exc
+            raise RuntimeError(f"controller {name} stopped")
+        finally:
+            for t in tasks:
+                t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def main_task(self) -> asyncio.Task[None]:
+        assert self._main is not None
+        return self._main
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.ready.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._main is not None:
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._main
+        for inf in self.informers.values():
+            await inf.stop()
+        if self.server is not None:
+            await self.server.stop(0.5)
+        await self.client.close()
+
+
+def _check_bindable(address: str) -> None:
+    """Fail with one line before grpc's C core logs its own multi-line bind error."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            raise OSError(f"cannot listen on {address}: {e.strerror or e}") from None
+
+
+def run(config: ControllerManagerConfig) -> None:
+    """Reconcile until SIGTERM or SIGINT; raise if a controller dies."""
+
+    async def main() -> None:
+        manager = ControllerManager(config)
+        await manager.start()
+        log.info("controller-manager started apiserver=%s controllers=%s",
+                 config.apiserver, ",".join(config.controllers))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({stopper, manager.main_task},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if manager.main_task.done() and not manager.main_task.cancelled():
+                exc = manager.main_task.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            stopper.cancel()
+            log.info("controller-manager shutting down")
+            await manager.stop()
+
+    asyncio.run(main())
