@@ -131,6 +131,8 @@ class NodeIPAMController:
 
     def _release(self, name: str, why: str) -> None:
         held = self.assigned.pop(name, None)
+        if held is not None and any(c == held[1] for _, c in self.assigned.values()):
+            return  # a duplicate pre-assigned subnet: another node still uses it
         if held is not None and self.allocator.release(held[1]):
             log.info("node=%s podCIDR=%s released reason=%s used=%d", name, held[1], why,
                      self.allocator.used)

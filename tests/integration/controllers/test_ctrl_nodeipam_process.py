@@ -4,6 +4,7 @@ across a controller-manager restart, pre-assigned CIDRs kept, exhaustion reporte
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -125,3 +126,20 @@ def test_exhausted_range_gives_event_then_recovers(cluster: Cluster, clean_nodes
                    lambda: client.get("nodes", "x2").node.spec.pod_cidr)
         assert got == freed
         assert cm.alive(), cm.tail()
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    pytest.param(["--apiserver", "nowhere"], "expected HOST:PORT", id="bad-address"),
+    pytest.param(["--controllers", "endpoints,bogus"], "unknown controller 'bogus'",
+                 id="unknown-controller"),
+    pytest.param(["--cluster-cidr", "10.244.0.1/16"], "--cluster-cidr", id="host-bits"),
+    pytest.param(["--node-cidr-mask-size", "8"], "between", id="bad-mask"),
+    pytest.param(["--no-such-flag"], "unrecognized arguments", id="unknown-flag"),
+])
+def test_bad_flags_one_line(args: list[str], needle: str) -> None:
+    result = subprocess.run([processes.PYTHON, "-m", "kemu.services.controllers", *args],
+                            capture_output=True, text=True, timeout=60, cwd=processes.ROOT)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert result.stdout == ""
