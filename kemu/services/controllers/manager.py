@@ -143,7 +143,7 @@ class ControllerManager:
             name = tasks[task]
             exc = task.exception() if not task.cancelled() else None
             if exc is not None:
-                log.error("controller=%s died: %r", name, exc)
+                log.error("controller=%s died: %r", name, exc, exc_info=exc)
                 raise RuntimeError(f"controller {name} died: {exc!r}") from exc
             raise RuntimeError(f"controller {name} stopped")
         finally:
