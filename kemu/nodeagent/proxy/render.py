@@ -158,7 +158,10 @@ def render_tables(
         chains.POSTROUTING,
         '-m comment --comment "kemu service traffic requiring SNAT" -j MASQUERADE',
     )
-    # Forwarding: let NATed service traffic through a FORWARD policy of DROP (Docker's).
+    # Forwarding: drop INVALID packets (a reset would otherwise be sent for out-of-window
+    # segments of NATed connections, kubernetes#74839), then let NATed service traffic
+    # through a FORWARD policy of DROP (Docker's).
+    w.filter(chains.FORWARD, "-m conntrack --ctstate INVALID -j DROP")
     w.filter(
         chains.FORWARD,
         f'-m comment --comment "kemu forwarding rules" -m mark --mark {mark} -j ACCEPT',
@@ -178,9 +181,12 @@ def render_tables(
         addresses = [_host(ip) for ip in node_ips]
     comment = _q("kemu service nodeports; NOTE: this must be the last rule in this chain")
     if not addresses:
+        # Not 127.0.0.0/8: DNAT from loopback needs route_localnet, which kemu leaves off
+        # (kube-proxy with --iptables-localhost-nodeports=false).
         w.nat(
             chains.SERVICES,
-            f"-m comment --comment {comment} -m addrtype --dst-type LOCAL -j {chains.NODEPORTS}",
+            f"! -d 127.0.0.0/8 -m comment --comment {comment} "
+            f"-m addrtype --dst-type LOCAL -j {chains.NODEPORTS}",
         )
     for cidr in addresses:
         w.nat(chains.SERVICES, f"-d {cidr} -m comment --comment {comment} -j {chains.NODEPORTS}")
@@ -216,8 +222,11 @@ def _service(
     uses_svc = (not svc.internal_policy_local) or svc.has_external
     uses_svl = svc.internal_policy_local or (svc.has_external and svc.external_policy_local)
     uses_svc = uses_svc and has_cluster
-    uses_svl = uses_svl and has_cluster
-    has_ext_chain = svc.has_external and bool(external_eps)
+    uses_svl = uses_svl and bool(local)
+    # External destinations are captured whenever the service has endpoints at all: with
+    # an external Local policy and no local endpoint, pod and node traffic still
+    # short-circuits to the cluster chain and only the rest is dropped in the filter table.
+    has_ext_chain = svc.has_external and has_cluster
 
     # ClusterIP.
     if internal_eps:
@@ -252,7 +261,7 @@ def _service(
                 f"-p {proto} -m comment --comment {_q(key)} "
                 f"-m {proto} --dport {svc.node_port} -j {ext_name}",
             )
-    elif svc.has_external:
+    if svc.has_external and not external_eps:
         reason = "has no local endpoints" if has_cluster else "has no endpoints"
         target = "DROP" if has_cluster else "REJECT --reject-with icmp-port-unreachable"
         for ip, _what in external_dests:
@@ -294,7 +303,8 @@ def _service(
                 f'-m comment --comment "masquerade traffic for {key} external '
                 f'destinations" -j {chains.MARK_MASQ}',
             )
-        w.nat(ext_name, f"-j {external_chain}")
+        if external_eps:
+            w.nat(ext_name, f"-j {external_chain}")
 
     if uses_svc:
         w.nat_chains.append(svc_name)

@@ -35,8 +35,12 @@ EMPTY = ServicePortInfo("default", "empty", "", "TCP", "10.96.0.99", 80, node_po
 LOCAL = ServicePortInfo(
     "default", "local", "", "TCP", "10.96.0.12", 80, node_port=30012, external_policy_local=True
 )
-SERVICES = [WEB, DNS, EMPTY, LOCAL]
+REMOTE_ONLY = ServicePortInfo(
+    "default", "remote", "", "TCP", "10.96.0.13", 80, node_port=30013, external_policy_local=True
+)
+SERVICES = [WEB, DNS, EMPTY, LOCAL, REMOTE_ONLY]
 ENDPOINTS = {
+    REMOTE_ONLY.key: [EndpointInfo("10.244.2.9", 80)],
     WEB.key: [EndpointInfo(f"10.244.0.{i}", 8080) for i in (5, 6, 7)],
     DNS.key: [EndpointInfo("10.244.0.3", 53)],
     LOCAL.key: [EndpointInfo("10.244.0.9", 80, is_local=True), EndpointInfo("10.244.1.9", 80)],
@@ -90,7 +94,7 @@ def test_removed_service_chains_are_deleted(netns: str) -> None:
     web_chains |= {ch.sep_chain(WEB.key, "tcp", ep.address) for ep in ENDPOINTS[WEB.key]}
     assert web_chains <= our_chains(ipt)
 
-    result = proxier.sync([DNS, EMPTY, LOCAL], ENDPOINTS)
+    result = proxier.sync([DNS, EMPTY, LOCAL, REMOTE_ONLY], ENDPOINTS)
     assert set(result.deleted) == web_chains
     left = our_chains(ipt)
     assert not (web_chains & left)
