@@ -1,0 +1,39 @@
+"""`kemu controller-manager` flags: registered on kemu's subcommands with the defaults the
+design names (10.244.0.0/16, /24, both controllers)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from kemu.services.controllers import cli
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kemu")
+    sub = parser.add_subparsers(dest="command")
+    cli.add_parser(sub)
+    return parser.parse_args(["controller-manager", *argv])
+
+
+def test_defaults() -> None:
+    args = parse()
+    assert (args.apiserver, args.cluster_cidr, args.node_cidr_mask_size, args.controllers,
+            args.health_listen) == ("127.0.0.1:6443", "10.244.0.0/16", 24,
+                                    ("endpoints", "nodeipam"), None)
+
+
+def test_flags() -> None:
+    args = parse("--apiserver", "10.0.0.1:6443", "--cluster-cidr", "10.200.0.0/16",
+                 "--node-cidr-mask-size", "26", "--controllers", "nodeipam",
+                 "--health-listen", "127.0.0.1:10257")
+    assert (args.cluster_cidr, args.node_cidr_mask_size, args.controllers,
+            args.health_listen) == ("10.200.0.0/16", 26, ("nodeipam",), "127.0.0.1:10257")
+
+
+def test_bad_value_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse("--controllers", "nope")) == 2
+    err = capsys.readouterr().err
+    assert err == ("kemu controller-manager: error: --controllers: unknown controller "
+                   "'nope' (known: endpoints, nodeipam)\n")
