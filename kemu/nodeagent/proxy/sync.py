@@ -29,6 +29,13 @@ TABLES = ("nat", "filter")
 _JUMP_TO_OURS = re.compile(r"^-A (\S+) .*-j (KEMU-\S+)")
 
 
+def _unquoted(rule: str) -> str:
+    """A rule without double quotes: iptables-legacy prints `--comment x` unquoted when
+    it has no space, nf_tables always quotes; either way it is the same rule, and seeing
+    it as missing would insert a duplicate jump on every sync."""
+    return rule.replace('"', "")
+
+
 @dataclass(frozen=True)
 class SyncResult:
     """What one sync did: chains written and deleted, jumps added, time taken."""
@@ -89,7 +96,8 @@ class Proxier:
             nodeport_addresses=cfg.nodeport_addresses,
         )
         stale = {t.name: sorted(current[t.name].chains - set(t.chains)) for t in tables}
-        missing = [j for j in JUMPS if j.rule not in current[j.table].rules]
+        present = {t: {_unquoted(r) for r in current[t].rules} for t in TABLES}
+        missing = [j for j in JUMPS if _unquoted(j.rule) not in present[j.table]]
         self._ipt.restore(format_restore(tables, jumps=missing, stale=stale), noflush=True)
         deleted = tuple(c for t in TABLES for c in stale[t])
         result = SyncResult(

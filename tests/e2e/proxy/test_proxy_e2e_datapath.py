@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -82,25 +82,34 @@ def pair(make_netns: NetnsFactory, tmp_path: Path) -> Iterator[Pair]:
         subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
     # Locally generated packets need a route before nat OUTPUT can DNAT them.
     subprocess.run(["ip", "-n", client, "route", "add", "10.96.0.0/12", "dev", "vc"], check=True)
-    (tmp_path / "index.html").write_text("hello from the backend\n")
-    server = subprocess.Popen(
-        [
-            *("ip", "netns", "exec", backend),
-            *(sys.executable, "-m", "http.server", "8080"),
-            *("--bind", BACKEND_IP, "--directory", str(tmp_path)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    servers = []
     try:
+        # Two servers on one IP play two pods; each says which one it is.
+        for port in (8080, 8081):
+            root = tmp_path / str(port)
+            root.mkdir()
+            (root / "index.html").write_text(f"hello from {port}\n")
+            servers.append(
+                subprocess.Popen(
+                    [
+                        *("ip", "netns", "exec", backend),
+                        *(sys.executable, "-m", "http.server", str(port)),
+                        *("--bind", BACKEND_IP, "--directory", str(root)),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         deadline = time.monotonic() + 15
-        while fetch(client, BACKEND_IP, 8080)[0] != "OK":
-            assert time.monotonic() < deadline, "the backend's http.server never answered"
-            time.sleep(0.1)
+        for port in (8080, 8081):
+            while fetch(client, BACKEND_IP, port)[0] != "OK":
+                assert time.monotonic() < deadline, "the backend's http.server never answered"
+                time.sleep(0.1)
         yield Pair(client, backend)
     finally:
-        server.kill()
-        server.wait(timeout=10)
+        for server in servers:
+            server.kill()
+            server.wait(timeout=10)
 
 
 def proxier(ns: str) -> Proxier:
@@ -111,9 +120,9 @@ def proxier(ns: str) -> Proxier:
 def test_cluster_ip_and_node_port_reach_the_backend(pair: Pair) -> None:
     proxier(pair.client).sync([SVC], EPS)
     status, _, body = fetch(pair.client, CLUSTER_IP, 80)
-    assert (status, body) == ("OK", "hello from the backend")
+    assert (status, body) == ("OK", "hello from 8080")
     status, _, body = fetch(pair.client, CLIENT_IP, 30080)
-    assert (status, body) == ("OK", "hello from the backend")
+    assert (status, body) == ("OK", "hello from 8080")
 
 
 def test_service_without_endpoints_is_refused_at_once(pair: Pair) -> None:
@@ -131,3 +140,20 @@ def test_cleanup_takes_the_service_away(pair: Pair) -> None:
     # No DNAT any more: the packet goes to 10.96.7.7 on the veth and nobody answers.
     status = fetch(pair.client, CLUSTER_IP, 80)[0]
     assert status in ("TimeoutError", "OSError", "ConnectionRefusedError")
+
+
+TWO = {SVC.key: [EndpointInfo(BACKEND_IP, 8080), EndpointInfo(BACKEND_IP, 8081)]}
+
+
+def test_requests_spread_over_endpoints_without_affinity(pair: Pair) -> None:
+    proxier(pair.client).sync([SVC], TWO)
+    seen = {fetch(pair.client, CLUSTER_IP, 80)[2] for _ in range(20)}
+    # Each request picks 8080 with probability 0.5: all 20 on one is a 2-in-a-million event.
+    assert seen == {"hello from 8080", "hello from 8081"}
+
+
+def test_client_ip_affinity_sticks_to_one_endpoint(pair: Pair) -> None:
+    sticky = replace(SVC, affinity_timeout=60)
+    proxier(pair.client).sync([sticky], TWO)
+    seen = {fetch(pair.client, CLUSTER_IP, 80)[2] for _ in range(10)}
+    assert len(seen) == 1

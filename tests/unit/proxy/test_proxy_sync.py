@@ -105,3 +105,11 @@ def test_cleanup_deletes_our_chains_and_jumps_only() -> None:
     assert "DOCKER" not in text
     assert "-D KEMU-SERVICES" not in text
     assert text.index("-D PREROUTING") < text.index("-X KEMU-SERVICES")
+
+
+def test_jump_printed_without_quotes_counts_as_present() -> None:
+    nat_rules = [j.rule.replace('"', "") for j in JUMPS if j.table == "nat"]
+    fake = FakeIptables(tables={"nat": saved("nat", [], nat_rules)})
+    result = Proxier(fake, CFG).sync([WEB], EPS)
+    assert result.jumps_added == len([j for j in JUMPS if j.table == "filter"])
+    assert "-I PREROUTING" not in fake.restores[0][0]
