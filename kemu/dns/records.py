@@ -80,17 +80,31 @@ def dashed(ip: str) -> str:
 
 def reverse_name(ip: str) -> str | None:
     """`10.96.0.10` -> `10.0.96.10.in-addr.arpa`; None for something that is not an IP."""
+    if ":" not in ip:  # the common case, without ipaddress's (slow) parser
+        octets = ip.split(".")
+        if len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets):
+            return ".".join(reversed(octets)) + ".in-addr.arpa"
+        return None
     try:
         return ipaddress.ip_address(ip).reverse_pointer
     except ValueError:
         return None
 
 
+Value = str | tuple[int, str]  # an address, target or text; SRV: (port, target)
+
+
 @dataclass
 class _Node:
-    """One owner name: its records by type (an existing name may have none)."""
+    """One owner name: its record values by type (an existing name may have none).
 
-    rrs: dict[int, list[RR]] = field(default_factory=dict)
+    Values, not dnslib RRs, are stored: building thousands of RR objects on every informer
+    change costs more than the zone rebuild itself, and most names are never asked. RRs
+    are made on the first question and kept in `made`.
+    """
+
+    values: dict[int, list[Value]] = field(default_factory=dict)
+    made: dict[int, tuple[RR, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +126,7 @@ class Zone:
         zone = cls(domain=normalize(domain), ttl=ttl,
                    serial=int(time.time()) if serial is None else serial)
         zone._node(zone.domain)
-        zone._add(f"dns-version.{zone.domain}", TXT_T, TXT(SCHEMA_VERSION))
+        zone._add(f"dns-version.{zone.domain}", TXT_T, SCHEMA_VERSION)
         eps = {(e.metadata.namespace, e.metadata.name): e for e in endpoints}
         headless: set[tuple[str, str]] = set()
         ptr_done: set[str] = set()
@@ -140,20 +154,15 @@ class Zone:
                 self._node(parent)
         return node
 
-    def _add(self, name: str, rtype: int, rdata: object) -> None:
-        name = normalize(name)
-        rr = RR(name + ".", rtype, rdata=rdata, ttl=self.ttl)
-        self._node(name).rrs.setdefault(rtype, []).append(rr)
+    def _add(self, name: str, rtype: int, value: Value) -> None:
+        self._node(normalize(name)).values.setdefault(rtype, []).append(value)
 
     def _address(self, name: str, ip: str) -> None:
-        try:
-            version = ipaddress.ip_address(ip).version
-        except ValueError:
+        """A for IPv4, AAAA for IPv6; anything else is skipped (the apiserver validates
+        IPs, so this is only a guard against a record dnslib cannot pack)."""
+        if reverse_name(ip) is None:
             return
-        if version == 4:
-            self._add(name, A_T, A(ip))
-        else:
-            self._add(name, AAAA_T, AAAA(ip))
+        self._add(name, AAAA_T if ":" in ip else A_T, ip)
 
     def _ptr(self, ip: str, target: str, done: set[str]) -> None:
         """One PTR per IP: the first owner wins (services first, then pods)."""
@@ -161,15 +170,14 @@ class Zone:
         if rev is None or rev in done:
             return
         done.add(rev)
-        self._add(rev, PTR_T, PTR(target + "."))
+        self._add(rev, PTR_T, target + ".")
 
     def _svc_name(self, svc: core_pb2.Service) -> str:
         return f"{svc.metadata.name}.{svc.metadata.namespace}.svc.{self.domain}".lower()
 
     def _external_name(self, svc: core_pb2.Service) -> None:
         if svc.spec.external_name:
-            self._add(self._svc_name(svc), CNAME_T,
-                      CNAME(svc.spec.external_name.rstrip(".") + "."))
+            self._add(self._svc_name(svc), CNAME_T, svc.spec.external_name.rstrip(".") + ".")
 
     def _cluster_ip(self, svc: core_pb2.Service, ptr_done: set[str]) -> None:
         name = self._svc_name(svc)
@@ -180,8 +188,7 @@ class Zone:
         for port in svc.spec.ports:
             if port.name:
                 proto = (port.protocol or "TCP").lower()
-                self._add(f"_{port.name}._{proto}.{name}", SRV_T,
-                          SRV(priority=0, weight=100, port=port.port, target=name + "."))
+                self._add(f"_{port.name}._{proto}.{name}", SRV_T, (port.port, name + "."))
 
     def _headless(self, svc: core_pb2.Service, eps: core_pb2.Endpoints | None,
                   ptr_done: set[str]) -> None:
@@ -204,8 +211,7 @@ class Zone:
                     if port.name:
                         proto = (port.protocol or "TCP").lower()
                         self._add(f"_{port.name}._{proto}.{name}", SRV_T,
-                                  SRV(priority=0, weight=100, port=port.port,
-                                      target=member + "."))
+                                  (port.port, member + "."))
 
     def _pod(self, pod: core_pb2.Pod, headless: set[tuple[str, str]],
              ptr_done: set[str]) -> None:
@@ -222,6 +228,14 @@ class Zone:
         self._ptr(ip, name, ptr_done)
 
     # -- answering --------------------------------------------------------------------
+    def _records(self, name: str, node: _Node, rtype: int) -> tuple[RR, ...]:
+        made = node.made.get(rtype)
+        if made is None:
+            made = node.made[rtype] = tuple(
+                RR(name + ".", rtype, rdata=_rdata(rtype, v), ttl=self.ttl)
+                for v in node.values.get(rtype, ()))
+        return made
+
     def soa(self) -> RR:
         """The zone's SOA, with CoreDNS's timers; the minimum (negative TTL) is the TTL."""
         return RR(self.domain + ".", SOA_T, ttl=self.ttl, rdata=SOA(
@@ -244,11 +258,19 @@ class Zone:
         if qtype == SOA_T and name == self.domain:
             return Answer(NOERROR, answers=(self.soa(),))
         if qtype == ANY_T:
-            found = [rr for rrs in node.rrs.values() for rr in rrs]
+            found = tuple(rr for t in node.values for rr in self._records(name, node, t))
         else:
-            found = list(node.rrs.get(qtype, ()))
-            if not found and qtype != CNAME_T:
-                found = list(node.rrs.get(CNAME_T, ()))  # a CNAME answers every type
+            found = self._records(name, node, qtype) if qtype in node.values else ()
+            if not found and qtype != CNAME_T and CNAME_T in node.values:
+                found = self._records(name, node, CNAME_T)  # a CNAME answers every type
         if not found:
             return Answer(NOERROR, authority=(self.soa(),))
-        return Answer(NOERROR, answers=tuple(found))
+        return Answer(NOERROR, answers=found)
+
+
+def _rdata(rtype: int, value: Value) -> object:
+    """The dnslib rdata for a stored value."""
+    if isinstance(value, tuple):
+        return SRV(priority=0, weight=100, port=value[0], target=value[1])
+    maker = {A_T: A, AAAA_T: AAAA, CNAME_T: CNAME, PTR_T: PTR, TXT_T: TXT}[rtype]
+    return maker(value)

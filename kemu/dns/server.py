@@ -18,6 +18,7 @@ import contextlib
 import logging
 import signal
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -207,8 +208,25 @@ async def listen(resolver: Resolver, host: str, port: int) -> Listeners:
     return Listeners(udp, tcp)
 
 
+def _pod_view(obj: api_pb2.Object | None) -> tuple[str, ...] | None:
+    """The fields of a pod that DNS answers depend on (None when not a pod)."""
+    if obj is None or not obj.HasField("pod"):
+        return None
+    p = obj.pod
+    return (p.metadata.namespace, p.metadata.name, p.status.pod_ip, p.spec.hostname,
+            p.spec.subdomain)
+
+
 class ClusterState:
-    """Three informers (services, endpoints, pods) and the zone built from them."""
+    """Three informers (services, endpoints, pods) and the zone built from them.
+
+    Most pod updates are status churn (conditions, container states) that no DNS answer
+    depends on; those do not count as changes. Real changes mark the zone stale, and it is
+    rebuilt on the next question, at most every REBUILD_INTERVAL seconds, so a burst of
+    changes costs a few rebuilds while an answer stays well within a second of the API.
+    """
+
+    REBUILD_INTERVAL = 0.1
 
     def __init__(self, apiserver: str, domain: str, ttl: int) -> None:
         from kemu.client.aio import AsyncClient
@@ -219,21 +237,35 @@ class ClusterState:
         self.informers = [Informer(self.client, r) for r in ("services", "endpoints", "pods")]
         self.generation = 0
         self._built = -1
+        self._built_at = 0.0
         self._zone = Zone(domain=domain, ttl=ttl)
         for inf in self.informers:
             inf.add_handler(self._changed)
 
     def _changed(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+        if old is not None and new is not None and _pod_view(old) is not None \
+                and _pod_view(old) == _pod_view(new):
+            return
         self.generation += 1
 
     def zone(self) -> Zone:
         if self._built != self.generation:
-            services, endpoints, pods = (inf.list() for inf in self.informers)
-            self._zone = Zone.build([o.service for o in services],
-                                    [o.endpoints for o in endpoints],
-                                    [o.pod for o in pods], domain=self.domain, ttl=self.ttl)
-            self._built = self.generation
+            now = time.monotonic()
+            if now - self._built_at >= self.REBUILD_INTERVAL or self._built < 0:
+                generation = self.generation
+                services, endpoints, pods = (inf.list() for inf in self.informers)
+                self._zone = Zone.build([o.service for o in services],
+                                        [o.endpoints for o in endpoints],
+                                        [o.pod for o in pods], domain=self.domain,
+                                        ttl=self.ttl)
+                self._built, self._built_at = generation, now
         return self._zone
+
+    def version(self) -> int:
+        """The generation of the zone answers come from (rebuilding it when due): the
+        resolver's reply cache is valid for exactly one such version."""
+        self.zone()
+        return self._built
 
     async def start(self, timeout: float = 30.0) -> None:
         for inf in self.informers:
@@ -254,7 +286,7 @@ async def serve(apiserver: str, host: str, port: int, *, domain: str = "cluster.
     state = ClusterState(apiserver, domain, ttl)
     await state.start()
     forwarder = Forwarder(*upstream) if upstream else None
-    resolver = Resolver(state.zone, forwarder, lambda: state.generation)
+    resolver = Resolver(state.zone, forwarder, state.version)
     listeners = await listen(resolver, host, port)
     log.info("dns: serving %s on %s:%d (upstream %s)", domain, host, port, upstream)
     stop = asyncio.Event()

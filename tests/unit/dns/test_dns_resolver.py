@@ -65,3 +65,19 @@ def test_garbage_gets_formerr_or_nothing() -> None:
     reply = asyncio.run(resolver.handle(b"\x12\x34" + b"\x01\x00" + b"\x00\x01" + b"\xff" * 10,
                                         False))
     assert reply is not None and reply[:2] == b"\x12\x34" and reply[3] & 0x0F == RCODE.FORMERR
+
+
+def test_pod_status_churn_is_not_a_change() -> None:
+    """Only the pod fields DNS depends on count: a condition flip must not rebuild."""
+    from kemu.api import objects
+    from kemu.dns.server import _pod_view
+
+    a = core_pb2.Pod(metadata=meta_pb2.ObjectMeta(name="p", namespace="d"),
+                     status=core_pb2.PodStatus(pod_ip="10.244.0.9", phase="Pending"))
+    b = core_pb2.Pod()
+    b.CopyFrom(a)
+    b.status.phase = "Running"
+    assert _pod_view(objects.wrap(a)) == _pod_view(objects.wrap(b))
+    b.status.pod_ip = "10.244.0.10"
+    assert _pod_view(objects.wrap(a)) != _pod_view(objects.wrap(b))
+    assert _pod_view(None) is None
