@@ -277,6 +277,16 @@ def _service(
                 f"-m addrtype --dst-type LOCAL -m {proto} --dport {svc.node_port} -j {target}",
             )
 
+    if internal_eps:
+        # Traffic to a ClusterIP from outside the cluster (the node itself, another host)
+        # must be masqueraded, or the endpoint would answer it directly. It goes first in
+        # whichever chain ClusterIP traffic enters (SVC, or SVL for internal policy Local).
+        w.nat(
+            internal_chain,
+            f"! -s {cluster_cidr} -d {_host(svc.cluster_ip)} -p {proto} -m comment "
+            f'--comment "{key} cluster IP" -m {proto} --dport {svc.port} '
+            f"-j {chains.MARK_MASQ}",
+        )
     if has_ext_chain:
         w.nat_chains.append(ext_name)
         if svc.external_policy_local:
@@ -308,14 +318,6 @@ def _service(
 
     if uses_svc:
         w.nat_chains.append(svc_name)
-        # Traffic to a ClusterIP from outside the cluster (the node itself, another host)
-        # must be masqueraded, or the endpoint would answer it directly.
-        w.nat(
-            svc_name,
-            f"! -s {cluster_cidr} -d {_host(svc.cluster_ip)} -p {proto} -m comment "
-            f'--comment "{key} cluster IP" -m {proto} --dport {svc.port} '
-            f"-j {chains.MARK_MASQ}",
-        )
         _to_endpoints(w, svc, svc_name, ready)
     if uses_svl:
         w.nat_chains.append(svl_name)

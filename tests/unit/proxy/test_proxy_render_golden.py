@@ -84,6 +84,16 @@ CASES = [
         {"default/web:http": eps("10.244.1.7")},
         id="external-policy-local-no-local-endpoints",
     ),
+    pytest.param(
+        [web(internal_policy_local=True)],
+        {"default/web:http": eps("10.244.0.5", "10.244.1.7", local=["10.244.0.5"])},
+        id="internal-policy-local",
+    ),
+    pytest.param(
+        [web(internal_policy_local=True)],
+        {"default/web:http": eps("10.244.1.7")},
+        id="internal-policy-local-no-local-endpoints",
+    ),
 ]
 
 
