@@ -66,6 +66,7 @@ class Answer:
     rcode: int
     answers: tuple[RR, ...] = ()
     authority: tuple[RR, ...] = ()
+    additional: tuple[RR, ...] = ()
 
 
 def normalize(name: str) -> str:
@@ -265,7 +266,23 @@ class Zone:
                 found = self._records(name, node, CNAME_T)  # a CNAME answers every type
         if not found:
             return Answer(NOERROR, authority=(self.soa(),))
+        if qtype == SRV_T:  # the targets' addresses, saving clients a round trip (CoreDNS)
+            return Answer(NOERROR, answers=found, additional=self._glue(found))
         return Answer(NOERROR, answers=found)
+
+    def _glue(self, srvs: tuple[RR, ...]) -> tuple[RR, ...]:
+        glue: list[RR] = []
+        seen: set[str] = set()
+        for rr in srvs:
+            target = normalize(str(rr.rdata.target))
+            node = self.nodes.get(target)
+            if node is None or target in seen:
+                continue
+            seen.add(target)
+            for rtype in (A_T, AAAA_T):
+                if rtype in node.values:
+                    glue.extend(self._records(target, node, rtype))
+        return tuple(glue)
 
 
 def _rdata(rtype: int, value: Value) -> object:

@@ -79,6 +79,8 @@ class Resolver:
             reply.add_answer(rr)
         for rr in answer.authority:
             reply.add_auth(rr)
+        for rr in answer.additional:
+            reply.add_ar(rr)
         wire = _pack(req, reply, tcp)
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()

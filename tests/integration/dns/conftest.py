@@ -82,6 +82,7 @@ class DigResult:
     status: str
     answers: list[tuple[str, str, str]] = field(default_factory=list)  # name, type, rdata
     authority: list[tuple[str, str, str]] = field(default_factory=list)
+    additional: list[tuple[str, str, str]] = field(default_factory=list)
 
     def rdata(self, rtype: str) -> list[str]:
         return sorted(r for _, t, r in self.answers if t == rtype)
@@ -104,7 +105,7 @@ class Dig:
     def __call__(self, *args: str, tcp: bool = False, timeout: int = 3) -> DigResult:
         host, port = self.server.rsplit(":", 1)
         cmd = [self.path, f"@{host}", "-p", port, "+tries=1", f"+time={timeout}",
-               "+noall", "+comments", "+answer", "+authority", *args]
+               "+noall", "+comments", "+answer", "+authority", "+additional", *args]
         if tcp:
             cmd.append("+tcp")
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10).stdout
@@ -112,8 +113,10 @@ class Dig:
         assert m, f"no reply from {' '.join(cmd)}:\n{out}"
         answer = re.search(r";; ANSWER SECTION:\n(.*?)(?:\n\n|\Z)", out, re.S)
         auth = re.search(r";; AUTHORITY SECTION:\n(.*?)(?:\n\n|\Z)", out, re.S)
+        extra = re.search(r";; ADDITIONAL SECTION:\n(.*?)(?:\n\n|\Z)", out, re.S)
         return DigResult(m.group(1), _records(answer.group(1)) if answer else [],
-                         _records(auth.group(1)) if auth else [])
+                         _records(auth.group(1)) if auth else [],
+                         _records(extra.group(1)) if extra else [])
 
 
 @dataclass

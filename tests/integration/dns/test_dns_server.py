@@ -73,6 +73,8 @@ def test_headless(ask: Dig, objects: dict[str, str], tcp: bool) -> None:
     srv = ask(f"_pg._tcp.db.{ns}.svc.cluster.local", "SRV", tcp=tcp)
     assert srv.rdata("SRV") == [f"0 100 5432 10-244-1-6.db.{ns}.svc.cluster.local.",
                                 f"0 100 5432 db-0.db.{ns}.svc.cluster.local."]
+    assert sorted(r for _, t, r in srv.additional if t == "A") == ["10.244.1.5",
+                                                                     "10.244.1.6"]
     none_ready = ask(f"cold.{ns}.svc.cluster.local", tcp=tcp)
     assert none_ready.status == "NXDOMAIN"
 

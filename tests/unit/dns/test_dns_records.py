@@ -177,3 +177,14 @@ def test_helpers() -> None:
     assert dashed("10.1.2.3") == "10-1-2-3"
     assert reverse_name("10.96.0.10") == "10.0.96.10.in-addr.arpa"
     assert reverse_name("nope") is None
+
+
+@pytest.mark.parametrize(("name", "glue"), [
+    pytest.param("_http._tcp.web.default.svc.cluster.local", ["10.96.0.20"], id="clusterip"),
+    pytest.param("_pg._tcp.db.prod.svc.cluster.local", ["10.244.1.5", "10.244.1.6"],
+                 id="headless"),
+])
+def test_srv_carries_target_addresses(name: str, glue: list[str]) -> None:
+    answer = ZONE.resolve(name, QTYPE.SRV)
+    assert answer is not None
+    assert sorted(str(rr.rdata) for rr in answer.additional) == glue
