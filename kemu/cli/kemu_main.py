@@ -14,6 +14,7 @@ from pathlib import Path
 from kemu.cli import lifecycle
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
+from kemu.services.controllers import cli as controllers_cli
 from kemu.services.scheduler import cli as scheduler_cli
 
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between BOOKMARK events on watches that ask for them")
 
     scheduler_cli.add_parser(sub)
+    controllers_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     images_cli.add_parser(sub)
 
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--scheduler-port", type=int, default=10259,
                    help="the scheduler's health port")
     u.add_argument("--agent-port", type=int, default=10250, help="the node agent's port")
+    u.add_argument("--controller-manager-port", type=int, default=10257,
+                   help="the controller manager's health port")
     u.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops")
 
     d = sub.add_parser("down", help="stop a cluster and remove what it made")
@@ -125,13 +129,16 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "scheduler":
         return scheduler_cli.run(args)
+    if args.command == "controller-manager":
+        return controllers_cli.run(args)
     if args.command == "agent":
         return agent_cli.run(args)
     if args.command == "images":
         return images_cli.run(args)
     if args.command == "up":
         return lifecycle.up(args.name, ports=lifecycle.Ports(
-            args.store_port, args.apiserver_port, args.scheduler_port, args.agent_port),
+            args.store_port, args.apiserver_port, args.scheduler_port, args.agent_port,
+            args.controller_manager_port),
             foreground=args.foreground)
     if args.command == "down":
         return lifecycle.down(args.name, keep_data=args.keep_data)

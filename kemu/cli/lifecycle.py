@@ -1,6 +1,7 @@
 """`kemu up`, `kemu down`, `kemu status`: a cluster on this machine as managed processes.
 
-`up` starts the store, the apiserver, the scheduler and one node agent (node
+`up` starts the store, the apiserver, the controller manager (endpoints, node podCIDRs),
+the scheduler and one node agent (node
 `NAME-node-1`, running pods on the local dockerd). State lives in ~/.kemu/clusters/NAME/:
 the store's data, the agent's volumes, one log and one pid file per component. `up` on a
 running cluster reuses it; `down` stops what `up` started (by pid), removes the node's
@@ -45,9 +46,10 @@ class Ports:
     apiserver: int = 6443
     scheduler: int = 10259
     agent: int = 10250
+    controller_manager: int = 10257
 
 
-COMPONENTS = ("store", "apiserver", "scheduler", "agent")
+COMPONENTS = ("store", "apiserver", "controller-manager", "scheduler", "agent")
 
 
 def node_name(cluster: str) -> str:
@@ -97,9 +99,12 @@ def _components(name: str, ports: Ports) -> list[Component]:
     api = f"127.0.0.1:{ports.apiserver}"
     sched = f"127.0.0.1:{ports.scheduler}"
     agent = f"127.0.0.1:{ports.agent}"
+    cm = f"127.0.0.1:{ports.controller_manager}"
     return [
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
         Component("apiserver", api, ("apiserver", "--listen", api, "--store", store)),
+        Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
+                                             "--health-listen", cm)),
         Component("scheduler", sched, ("scheduler", "--apiserver", api,
                                        "--health-listen", sched)),
         Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
@@ -236,16 +241,19 @@ def status(name: str) -> int:
 
 
 def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
-    """`up` is done when the node is Ready, as a user would check with `get nodes`."""
+    """`up` is done when the node is Ready and has its podCIDR, so the first pod already
+    gets an address from the cluster CIDR."""
     from kemu.client import Client
 
     deadline = time.monotonic() + timeout
     with Client(api, timeout=5) as client:
         while time.monotonic() < deadline:
             try:
-                conds = client.get("nodes", node).node.status.conditions
-                if any(c.type == "Ready" and c.status == "True" for c in conds):
-                    print(f"  node       {node} Ready", flush=True)
+                got = client.get("nodes", node).node
+                ready = any(c.type == "Ready" and c.status == "True"
+                            for c in got.status.conditions)
+                if ready and got.spec.pod_cidr:
+                    print(f"  node       {node} Ready, podCIDR {got.spec.pod_cidr}", flush=True)
                     return
             except Exception:  # not registered yet
                 pass

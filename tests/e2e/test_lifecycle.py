@@ -3,6 +3,7 @@ with one node agent running pods on the local dockerd."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -22,7 +23,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 def _ports() -> tuple[str, ...]:
     return ("--store-port", str(processes.free_port()), "--apiserver-port",
             str(processes.free_port()), "--scheduler-port", str(processes.free_port()),
-            "--agent-port", str(processes.free_port()))
+            "--agent-port", str(processes.free_port()),
+            "--controller-manager-port", str(processes.free_port()))
 
 
 def kemu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,11 +54,15 @@ def test_up_status_down(tmp_path: Path) -> None:
                                          "imagePullPolicy": "Never"}]}}))
             processes.wait_for(lambda: client.get("pods", "hello").pod.status.phase
                                == "Running", 60, "pod hello Running (scheduled and started)")
+            # The controller manager gave the node a podCIDR; the pod's IP comes from it.
+            cidr = ipaddress.ip_network(client.get("nodes", "lab-node-1").node.spec.pod_cidr)
+            assert cidr.subnet_of(ipaddress.ip_network("10.244.0.0/16"))
+            assert ipaddress.ip_address(client.get("pods", "hello").pod.status.pod_ip) in cidr
         again = kemu(env, "up", "--name", "lab", *ports)  # reuses the running cluster
         assert again.returncode == 0 and "already running" in again.stdout
         status = kemu(env, "status", "--name", "lab")
         assert status.returncode == 0
-        assert status.stdout.count("Healthy") == 4
+        assert status.stdout.count("Healthy") == 5
         # a second cluster beside the first
         other = kemu(env, "up", "--name", "other", *_ports())
         assert other.returncode == 0, other.stderr
