@@ -81,3 +81,10 @@ def test_pod_status_churn_is_not_a_change() -> None:
     b.status.pod_ip = "10.244.0.10"
     assert _pod_view(objects.wrap(a)) != _pod_view(objects.wrap(b))
     assert _pod_view(None) is None
+
+
+def test_non_query_opcode_is_notimp() -> None:
+    q = DNSRecord.question("web.default.svc.cluster.local")
+    q.header.opcode = 5  # UPDATE
+    wire = asyncio.run(Resolver(_zone, None).handle(q.pack(), False))
+    assert wire is not None and DNSRecord.parse(wire).header.rcode == RCODE.NOTIMP
