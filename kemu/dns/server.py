@@ -275,8 +275,13 @@ class ClusterState:
     async def start(self, timeout: float = 30.0) -> None:
         for inf in self.informers:
             inf.start()
-        for inf in self.informers:
-            await inf.wait_synced(timeout)
+        try:
+            for inf in self.informers:
+                await inf.wait_synced(timeout)
+        except TimeoutError:
+            await self.stop()
+            raise TimeoutError(f"could not list services, endpoints and pods from "
+                               f"{self.client.server} within {timeout:.0f}s") from None
 
     async def stop(self) -> None:
         for inf in self.informers:
@@ -285,11 +290,12 @@ class ClusterState:
 
 
 async def serve(apiserver: str, host: str, port: int, *, domain: str = "cluster.local",
-                ttl: int = 5, upstream: tuple[str, int] | None = None) -> None:
+                ttl: int = 5, upstream: tuple[str, int] | None = None,
+                sync_timeout: float = 30.0) -> None:
     """Fill the caches, then answer until SIGTERM/SIGINT. Listening only after the
     caches are synced means a client never sees NXDOMAIN for a Service that exists."""
     state = ClusterState(apiserver, domain, ttl)
-    await state.start()
+    await state.start(sync_timeout)
     # Start-up objects (modules, grpc, the first caches) live for the whole run: moving
     # them out of the collector's view keeps full collections, and so latency tails, short.
     gc.collect()

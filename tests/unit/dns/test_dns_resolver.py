@@ -88,3 +88,18 @@ def test_non_query_opcode_is_notimp() -> None:
     q.header.opcode = 5  # UPDATE
     wire = asyncio.run(Resolver(_zone, None).handle(q.pack(), False))
     assert wire is not None and DNSRecord.parse(wire).header.rcode == RCODE.NOTIMP
+
+
+async def test_unreachable_apiserver_is_a_clear_timeout() -> None:
+    """Never listen with empty caches: that would answer NXDOMAIN for existing Services."""
+    import socket
+
+    import pytest
+
+    from kemu.dns.server import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(TimeoutError, match="could not list services"):
+        await serve(dead, "127.0.0.1", 0, sync_timeout=0.5)
