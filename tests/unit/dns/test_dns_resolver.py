@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
+from kemu.api import objects
 from kemu.api.v1 import core_pb2, meta_pb2
 from kemu.dns.records import Zone
-from kemu.dns.server import Resolver
+from kemu.dns.server import Resolver, _pod_view, serve
 
 
 def _zone(ip: str = "10.96.0.20", n_endpoints: int = 0) -> Zone:
@@ -69,9 +72,6 @@ def test_garbage_gets_formerr_or_nothing() -> None:
 
 def test_pod_status_churn_is_not_a_change() -> None:
     """Only the pod fields DNS depends on count: a condition flip must not rebuild."""
-    from kemu.api import objects
-    from kemu.dns.server import _pod_view
-
     a = core_pb2.Pod(metadata=meta_pb2.ObjectMeta(name="p", namespace="d"),
                      status=core_pb2.PodStatus(pod_ip="10.244.0.9", phase="Pending"))
     b = core_pb2.Pod()
@@ -92,12 +92,6 @@ def test_non_query_opcode_is_notimp() -> None:
 
 async def test_unreachable_apiserver_is_a_clear_timeout() -> None:
     """Never listen with empty caches: that would answer NXDOMAIN for existing Services."""
-    import socket
-
-    import pytest
-
-    from kemu.dns.server import serve
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{s.getsockname()[1]}"
