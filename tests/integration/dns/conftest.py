@@ -83,6 +83,7 @@ class DigResult:
     answers: list[tuple[str, str, str]] = field(default_factory=list)  # name, type, rdata
     authority: list[tuple[str, str, str]] = field(default_factory=list)
     additional: list[tuple[str, str, str]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
 
     def rdata(self, rtype: str) -> list[str]:
         return sorted(r for _, t, r in self.answers if t == rtype)
@@ -116,7 +117,9 @@ class Dig:
         extra = re.search(r";; ADDITIONAL SECTION:\n(.*?)(?:\n\n|\Z)", out, re.S)
         return DigResult(m.group(1), _records(answer.group(1)) if answer else [],
                          _records(auth.group(1)) if auth else [],
-                         _records(extra.group(1)) if extra else [])
+                         _records(extra.group(1)) if extra else [],
+                         flags.group(1).split() if (flags := re.search(r"flags: ([a-z ]*);", out))
+                         else [])
 
 
 @dataclass

@@ -143,6 +143,25 @@ def test_update_propagates_within_a_second(ask: Dig, kube: Kube,
         time.sleep(0.02)
 
 
+def test_large_answer_truncated_over_udp_then_complete_over_tcp(
+        ask: Dig, kube: Kube, objects: dict[str, str]) -> None:
+    """120 endpoints do not fit a UDP reply: TC set, and dig's automatic TCP retry (as a
+    resolver's) gets every address."""
+    ips = [f"10.244.20.{i}" for i in range(1, 121)]
+    kube.endpoints("many", [{"addresses": [{"ip": ip} for ip in ips]}])
+    kube.service("many", clusterIP="None")
+    name = f"many.{objects['ns']}.svc.cluster.local"
+    deadline = time.monotonic() + 5
+    while len(full := ask(name).rdata("A")) != len(ips):
+        assert time.monotonic() < deadline, f"got {len(full)} addresses"
+        time.sleep(0.05)
+    assert full == sorted(ips)
+    truncated = ask(name, "+ignore")  # +ignore: keep the truncated UDP reply
+    assert truncated.status == "NOERROR" and "tc" in truncated.flags
+    assert len(truncated.rdata("A")) < len(ips)
+    assert "aa" in ask(name, tcp=True).flags and "tc" not in ask(name, tcp=True).flags
+
+
 def test_servfail_quickly_without_upstream(cluster: Cluster, dig: str) -> None:
     proc = dns_proc(cluster.tmp, cluster.server, name="dns-noupstream")
     with processes.running(proc, check="tcp"):
