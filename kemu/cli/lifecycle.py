@@ -56,6 +56,24 @@ def node_name(cluster: str) -> str:
     return f"{cluster}-node-1"
 
 
+def cluster_cidr(name: str) -> str:
+    """The cluster's pod CIDR, chosen once: 10.244.0.0/16 for the first cluster on this
+    machine, the next free /16 for each cluster beside it (all of them share one dockerd,
+    whose bridge networks may not overlap)."""
+    mine = state_dir(name) / "cluster-cidr"
+    if mine.exists():
+        return mine.read_text().strip()
+    taken = {p.read_text().strip() for p in state_dir(name).parent.glob("*/cluster-cidr")}
+    for second in range(244, 256):
+        cidr = f"10.{second}.0.0/16"
+        if cidr not in taken:
+            mine.parent.mkdir(parents=True, exist_ok=True)
+            mine.write_text(cidr)
+            return cidr
+    raise LifecycleError("no free cluster CIDR in 10.244.0.0-10.255.255.255: "
+                         "run `kemu down` on a cluster you no longer need")
+
+
 def state_dir(name: str) -> Path:
     return Path(os.environ.get("KEMU_HOME") or Path.home() / ".kemu") / "clusters" / name
 
@@ -104,7 +122,8 @@ def _components(name: str, ports: Ports) -> list[Component]:
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
         Component("apiserver", api, ("apiserver", "--listen", api, "--store", store)),
         Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
-                                             "--health-listen", cm)),
+                                             "--health-listen", cm,
+                                             "--cluster-cidr", cluster_cidr(name))),
         Component("scheduler", sched, ("scheduler", "--apiserver", api,
                                        "--health-listen", sched)),
         Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
@@ -252,7 +271,7 @@ def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
                 got = client.get("nodes", node).node
                 ready = any(c.type == "Ready" and c.status == "True"
                             for c in got.status.conditions)
-                if ready and got.spec.pod_cidr:
+                if ready and got.spec.pod_cidr and _network_subnet(node) == got.spec.pod_cidr:
                     print(f"  node       {node} Ready, podCIDR {got.spec.pod_cidr}", flush=True)
                     return
             except Exception:  # not registered yet
@@ -260,6 +279,18 @@ def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
             time.sleep(0.2)
     raise LifecycleError(f"node {node} did not become Ready within {timeout:.0f}s; "
                          f"see {state_dir(node.rsplit('-node-', 1)[0]) / 'logs' / 'agent.log'}")
+
+
+def _network_subnet(node: str) -> str:
+    """The subnet of the agent's pod network, once the agent has moved it to the podCIDR."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        nets = docker.from_env(timeout=10).networks.list(names=[f"kemu-{node}"])
+        configs = nets[0].attrs.get("IPAM", {}).get("Config") or [] if nets else []
+        return str(configs[0].get("Subnet", "")) if configs else ""
+    except Exception:
+        return ""
 
 
 def _remove_node_containers(node: str) -> int:

@@ -66,6 +66,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         # a second cluster beside the first
         other = kemu(env, "up", "--name", "other", *_ports())
         assert other.returncode == 0, other.stderr
+        assert "podCIDR 10.245.0.0/24" in other.stdout  # its own range beside lab's 10.244
         assert kemu(env, "down", "--name", "other").returncode == 0
     finally:
         down = kemu(env, "down", "--name", "lab")
