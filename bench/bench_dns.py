@@ -56,7 +56,9 @@ def dnsperf(port: int, queries: Path, seconds: float, *, rate: int | None = None
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     avg = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    result: dict[str, Any] = {"qps": qps, "lost": lost, "avg_ms": avg * 1000}
+    codes = re.search(r"Response codes:\s+(.*)", out)
+    result: dict[str, Any] = {"qps": qps, "lost": lost, "avg_ms": avg * 1000,
+                              "rcodes": codes.group(1).strip() if codes else ""}
     if rate is not None:
         lat = sorted(float(m) for m in re.findall(r"^> \w+ \S+ \w+ ([\d.]+)$", out, re.M))
         if lat:
@@ -68,9 +70,12 @@ def dnsperf(port: int, queries: Path, seconds: float, *, rate: int | None = None
 def measure(port: int, queries: Path, seconds: float, rate: int) -> dict[str, Any]:
     full = dnsperf(port, queries, seconds)
     limited = dnsperf(port, queries, min(seconds, 5.0), rate=rate)
+    # Speed means nothing if the answers are wrong: every name exists, so all NOERROR.
+    if not full["rcodes"].startswith("NOERROR") or "," in full["rcodes"]:
+        raise SystemExit(f"port {port}: unexpected response codes: {full['rcodes']}")
     return {"qps": full["qps"], "lost": full["lost"], "avg_ms_saturated": full["avg_ms"],
             "rate": rate, "p50_ms": limited.get("p50_ms"), "p99_ms": limited.get("p99_ms"),
-            "lost_at_rate": limited["lost"]}
+            "lost_at_rate": limited["lost"], "rcodes": full["rcodes"]}
 
 
 def main() -> int:
