@@ -110,7 +110,8 @@ class _Node:
 
 @dataclass
 class Zone:
-    """An immutable-once-built view of the cluster domain and the reverse names it owns."""
+    """The cluster domain and the reverse names it owns, built whole from the objects;
+    after `build` only the per-name memo of made RRs changes."""
 
     domain: str = "cluster.local"
     ttl: int = DEFAULT_TTL
