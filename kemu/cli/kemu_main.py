@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kemu.cli import lifecycle
+from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
 from kemu.services.controllers import cli as controllers_cli
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     controllers_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     images_cli.add_parser(sub)
+    dns_cli.add_parser(sub)
 
     u = sub.add_parser("up", help="start a cluster on this machine (store + apiserver)")
     u.add_argument("--name", default="kemu")
@@ -131,6 +133,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return scheduler_cli.run(args)
     if args.command == "controller-manager":
         return controllers_cli.run(args)
+    if args.command == "dns":
+        return dns_cli.run(args)
     if args.command == "agent":
         return agent_cli.run(args)
     if args.command == "images":
