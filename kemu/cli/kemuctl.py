@@ -28,6 +28,8 @@ class VerbModule(Protocol):
 VERBS: dict[str, tuple[str, str]] = {
     "create": ("cmd_create", "Create a resource from a file or from stdin"),
     "run": ("cmd_run", "Run a particular image on the cluster"),
+    "expose": ("cmd_expose", "Take a replication controller, service, deployment or pod and "
+                             "expose it as a new Kubernetes service"),
     "get": ("cmd_get", "Display one or many resources"),
     "edit": ("cmd_edit", "Edit a resource on the server"),
     "delete": ("cmd_delete", "Delete resources by file names, stdin, resources and names, "
@@ -49,7 +51,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "version": ("cmd_info", "Print the client and server version information"),
 }
 SECTIONS = (
-    ("Basic Commands", ("create", "run", "get", "edit", "delete")),
+    ("Basic Commands", ("create", "expose", "run", "get", "edit", "delete")),
     ("Deploy Commands", ("scale",)),
     ("Cluster Management Commands", ("cordon", "uncordon", "drain")),
     ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec")),
