@@ -147,7 +147,14 @@ class Agent:
         configmaps = Informer(client, "configmaps")
         secrets = Informer(client, "secrets")
         services = Informer(client, "services")
-        self.informers = [pods, configmaps, secrets, services]
+        own_node = Informer(client, "nodes", field_selector=f"metadata.name={cfg.node_name}")
+
+        def on_own_node(old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+            # A podCIDR assigned by the node IPAM controller: move the network at once.
+            if new is not None and (new.node.spec.pod_cidr or "") != node.pod_cidr:
+                node.poke()
+        own_node.add_handler(on_own_node)
+        self.informers = [pods, configmaps, secrets, services, own_node]
         probes = ProbeManager(runtime, self.clock, on_change=queue.add,
                               on_failure=lambda pod, container, message: recorder.event(
                                   pod, WARNING, "Unhealthy", message, container))

@@ -9,6 +9,7 @@ every `node_status_interval` seconds otherwise, as the kubelet's node status loo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
@@ -123,6 +124,8 @@ class NodeStatus:
         self._changed = asyncio.Event()
         # Called on every heartbeat while the node has a podCIDR (the network follows it).
         self.on_pod_cidr: Callable[[str], Awaitable[None]] | None = None
+        # Set by `poke()` to run the next heartbeat now (e.g. a podCIDR was just assigned).
+        self._wake = asyncio.Event()
 
     def allocatable(self) -> dict[str, str]:
         return dict(self._capacity)
@@ -222,6 +225,10 @@ class NodeStatus:
         obj.node.metadata.resource_version = ""
         await self.client.update_status(obj)
 
+    def poke(self) -> None:
+        """Write status (and follow the podCIDR) now instead of at the next interval."""
+        self._wake.set()
+
     async def _check_runtime(self) -> bool:
         """Ping Docker; True when the answer changed since the last check."""
         try:
@@ -240,11 +247,15 @@ class NodeStatus:
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         while True:
-            await asyncio.sleep(self.ping_interval)
+            poked = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.ping_interval)
+                poked = True
+            self._wake.clear()
             changed = await self._check_runtime()
             if changed and not self.runtime_error and on_runtime_back is not None:
                 on_runtime_back()
-            if changed or loop.time() - last_write >= self.config.node_status_interval:
+            if poked or changed or loop.time() - last_write >= self.config.node_status_interval:
                 try:
                     await self.write_status()
                     last_write = loop.time()
