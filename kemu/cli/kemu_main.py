@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kemu.cli import lifecycle
+from kemu.cli import lifecycle, service_url
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="show a cluster's components and their health")
     st.add_argument("--name", default="kemu")
+
+    service_url.add_parser(sub)
     return p
 
 
@@ -148,6 +150,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return lifecycle.down(args.name, keep_data=args.keep_data)
     if args.command == "status":
         return lifecycle.status(args.name)
+    if args.command == "service":
+        return service_url.run(args)
     raise AssertionError(args.command)
 
 
