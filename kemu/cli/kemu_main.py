@@ -17,13 +17,7 @@ from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
 from kemu.services.controllers import cli as controllers_cli
 from kemu.services.scheduler import cli as scheduler_cli
-
-
-def _host_port(text: str) -> str:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return text
+from kemu.util.argtypes import host_port
 
 
 def _endpoints(text: str) -> tuple[str, ...]:
@@ -31,7 +25,7 @@ def _endpoints(text: str) -> tuple[str, ...]:
     if not parts:
         raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...]")
     for p in parts:
-        _host_port(p)
+        host_port(p)
     return parts
 
 
@@ -49,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("store", help="run the etcd-compatible store")
-    s.add_argument("--listen", type=_host_port, default="127.0.0.1:2379")
+    s.add_argument("--listen", type=host_port, default="127.0.0.1:2379")
     s.add_argument("--data-dir", type=Path, default=Path("kemu-store.data"))
     s.add_argument("--no-fsync", action="store_true",
                    help="do not fsync each commit (survives kill -9, not power loss)")
 
     a = sub.add_parser("apiserver", help="run the API server")
-    a.add_argument("--listen", type=_host_port, default="127.0.0.1:6443")
+    a.add_argument("--listen", type=host_port, default="127.0.0.1:6443")
     a.add_argument("--store", type=_endpoints, default=("127.0.0.1:2379",),
                    help="etcd v3 API endpoints, HOST:PORT[,...] (kemu store or real etcd)")
     a.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")

@@ -13,15 +13,9 @@ import sys
 from pathlib import Path
 
 from kemu.nodeagent.config import AgentConfig
+from kemu.util.argtypes import host_port
 
 DEFAULT_DATA_ROOT = Path("/var/lib/kemu/agent")
-
-
-def _host_port(text: str) -> str:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return text
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -49,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def configure(a: argparse.ArgumentParser) -> None:
-    a.add_argument("--apiserver", type=_host_port, required=True, help="HOST:PORT")
+    a.add_argument("--apiserver", type=host_port, required=True, help="HOST:PORT")
     a.add_argument("--node-name", required=True)
     a.add_argument("--node-ip", type=_ip, required=True,
                    help="the node's InternalIP (where the apiserver reaches the agent)")

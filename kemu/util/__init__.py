@@ -1,0 +1,1 @@
+"""Small utilities below every other layer; they import nothing else from kemu."""
