@@ -18,9 +18,12 @@ from pathlib import Path
 
 from kemu.lab._run import LabError, run
 
-#: The default lab subnet: private, and chosen not to collide with Docker's 172.17/16 or
-#: the usual 10/8 and 192.168/16 LANs. `check_subnet_free` verifies it on the host.
-DEFAULT_SUBNET = "172.31.250.0/24"
+#: The default lab subnet: in 198.18.0.0/15, the range reserved for network testing
+#: (RFC 2544), so it collides neither with Docker's default address pools (172.17-31/16,
+#: 192.168/16, which other bridges on this dockerd draw from), nor with kemu's cluster and
+#: service CIDRs (10.96/12, 10.244-255/16), nor with the usual LANs.
+#: `check_subnet_free` verifies it on the host.
+DEFAULT_SUBNET = "198.18.250.0/24"
 #: Node n (1-based) gets host number FIRST_NODE_HOST + n - 1; .1 is the bridge.
 FIRST_NODE_HOST = 11
 NETNS_DIR = Path("/run/netns")

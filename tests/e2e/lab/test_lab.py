@@ -82,7 +82,7 @@ def _leftovers(lab: Lab) -> list[str]:
              if name == lab.bridge or name.startswith(f"klv{short_id(LAB_NAME)}-")]
     routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"],
                             capture_output=True, text=True, check=True).stdout
-    left += [f"route {r}" for r in routes.splitlines() if "172.31.250." in r]
+    left += [f"route {r}" for r in routes.splitlines() if "198.18.250." in r]
     left += [f"pid {pid}" for pid in _our_pids()]
     for node in lab.planned_nodes():
         for d in (RUN_ROOT / node.netns, DATA_ROOT / node.netns):
@@ -92,7 +92,7 @@ def _leftovers(lab: Lab) -> list[str]:
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True,
                            check=True).stdout
     left += [f"iptables {r}" for r in rules.splitlines()
-             if lab.bridge in r or "172.31.250." in r]
+             if lab.bridge in r or "198.18.250." in r]
     return left
 
 
@@ -116,13 +116,13 @@ def test_two_node_lab(lab: Lab) -> None:
     lab.up()
     up_s = time.monotonic() - t0
     a, b = lab.nodes
-    assert (str(a.ip), str(b.ip)) == ("172.31.250.11", "172.31.250.12")
+    assert (str(a.ip), str(b.ip)) == ("198.18.250.11", "198.18.250.12")
 
     # Each namespace has only the lab /24: no default route toward the host's uplink.
     for node in lab.nodes:
         routes = node.exec("ip", "-4", "route")
         assert "default" not in routes, routes
-        assert "172.31.250.0/24 dev eth0" in routes
+        assert "198.18.250.0/24 dev eth0" in routes
 
     t1 = time.monotonic()
     lab.load_images(IMAGES)
@@ -153,7 +153,7 @@ def test_two_node_lab(lab: Lab) -> None:
         assert server.stdout.readline().strip() == "listening"
         got = a.exec(sys.executable, "-c", CLIENT, str(b.ip), "7777")
         assert got.strip() == "hello from B"
-        # The host reaches the nodes through its port on the lab (172.31.250.1).
+        # The host reaches the nodes through its port on the lab (198.18.250.1).
         got = subprocess.run([sys.executable, "-c", CLIENT, str(b.ip), "7777"],
                              capture_output=True, text=True, check=True, timeout=10).stdout
         assert got.strip() == "hello from B"

@@ -44,18 +44,18 @@ def test_interface_names_fit_ifnamsiz_and_differ_per_cluster() -> None:
 
 
 def test_address_plan() -> None:
-    plan = AddressPlan.parse("172.31.250.0/24")
-    assert str(plan.gateway) == "172.31.250.1"
-    assert str(plan.node_ip(1)) == "172.31.250.11"
-    assert str(plan.node_ip(2)) == "172.31.250.12"
-    assert plan.node_cidr(3) == "172.31.250.13/24"
-    assert str(plan.node_ip(plan.max_nodes)) == "172.31.250.254"
+    plan = AddressPlan.parse("198.18.250.0/24")
+    assert str(plan.gateway) == "198.18.250.1"
+    assert str(plan.node_ip(1)) == "198.18.250.11"
+    assert str(plan.node_ip(2)) == "198.18.250.12"
+    assert plan.node_cidr(3) == "198.18.250.13/24"
+    assert str(plan.node_ip(plan.max_nodes)) == "198.18.250.254"
     for n in (0, plan.max_nodes + 1):
         with pytest.raises(ValueError):
             plan.node_ip(n)
 
 
-@pytest.mark.parametrize("bad", ["172.31.250.0/23", "8.8.8.0/24", "172.31.250.1/24"])
+@pytest.mark.parametrize("bad", ["198.18.250.0/23", "8.8.8.0/24", "198.18.250.1/24"])
 def test_address_plan_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
         AddressPlan.parse(bad)
@@ -64,12 +64,12 @@ def test_address_plan_rejects(bad: str) -> None:
 def test_routes_overlapping() -> None:
     routes = """default via 192.0.2.1 dev eth0
 172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown
-172.16.0.0/12 via 192.0.2.9 dev eth0
-local 172.31.250.5 dev lo table local proto kernel scope host src 172.31.250.5
+198.18.0.0/15 via 192.0.2.9 dev eth0
+local 198.18.250.5 dev lo table local proto kernel scope host src 198.18.250.5
 broadcast 192.0.2.255 dev eth0 table local proto kernel scope link src 192.0.2.2
 unreachable 10.96.0.0/12
 """
-    net = ipaddress.IPv4Network("172.31.250.0/24")
+    net = ipaddress.IPv4Network("198.18.250.0/24")
     hits = routes_overlapping(net, routes)
     assert hits == [routes.splitlines()[2], routes.splitlines()[3]]
     assert routes_overlapping(ipaddress.IPv4Network("10.96.1.0/24"), routes) == [
@@ -94,7 +94,7 @@ def test_lab_plans_nodes_without_touching_the_host() -> None:
     lab = Lab("demo", nodes=3)
     nodes = lab.planned_nodes()
     assert [n.netns for n in nodes] == [f"kemu-lab-demo-{i}" for i in (1, 2, 3)]
-    assert [str(n.ip) for n in nodes] == ["172.31.250.11", "172.31.250.12", "172.31.250.13"]
+    assert [str(n.ip) for n in nodes] == ["198.18.250.11", "198.18.250.12", "198.18.250.13"]
     assert nodes[0].docker_host == "unix:///run/kemu-lab/kemu-lab-demo-1/docker.sock"
     assert lab.nodes == []
     with pytest.raises(ValueError):
