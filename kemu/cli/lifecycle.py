@@ -140,7 +140,9 @@ def _tail(path: Path, lines: int = 3) -> str:
         return ""
 
 
-def _start(d: Path, comp: Component, deadline_s: float = 60.0) -> int:
+def _start(d: Path, comp: Component, launched: list[int], deadline_s: float = 60.0) -> int:
+    """Start one component and wait for its health; its pid goes into `launched` at once,
+    so a failure later can stop it."""
     log_path = d / "logs" / f"{comp.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
@@ -149,6 +151,7 @@ def _start(d: Path, comp: Component, deadline_s: float = 60.0) -> int:
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     (d / f"{comp.name}.pid").write_text(str(proc.pid))
+    launched.append(proc.pid)
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -166,20 +169,29 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> in
     d.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     comps = _components(name, ports or Ports())
-    for comp in comps:
-        pid = _read_pid(d / f"{comp.name}.pid")
-        if pid is not None and _pid_alive(pid) and healthy(comp.address):
-            print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
-            continue
-        if pid is not None and _pid_alive(pid):
-            raise LifecycleError(f"{comp.name} (pid {pid}) is running but not healthy at "
-                                 f"{comp.address}; run `kemu down --name {name}` first")
-        print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
-        pid = _start(d, comp)
-        print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
-    api = comps[1].address
-    (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
-    _wait_node_ready(api, node_name(name))
+    launched: list[int] = []
+    try:
+        for comp in comps:
+            pid = _read_pid(d / f"{comp.name}.pid")
+            if pid is not None and _pid_alive(pid) and healthy(comp.address):
+                print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
+                continue
+            if pid is not None and _pid_alive(pid):
+                raise LifecycleError(f"{comp.name} (pid {pid}) is running but not healthy at "
+                                     f"{comp.address}; run `kemu down --name {name}` first")
+            print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
+            pid = _start(d, comp, launched)
+            print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+        api = comps[1].address
+        (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
+        _wait_node_ready(api, node_name(name))
+    except BaseException:
+        # A half-started cluster is worse than none: stop what this call started (as kind
+        # deletes a cluster whose creation failed); the logs stay for reading.
+        for pid in reversed(launched):
+            _stop_pid(pid)
+        _remove_node_containers(node_name(name))
+        raise
     path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
     print(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s")
     print(f"  apiserver  {api}   (kemu.v1 gRPC; health and reflection enabled)")

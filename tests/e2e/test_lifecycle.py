@@ -69,6 +69,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert "podCIDR 10.245.0.0/24" in other.stdout  # its own range beside lab's 10.244
         assert kemu(env, "down", "--name", "other").returncode == 0
     finally:
+        kemu(env, "down", "--name", "other")  # even when an assertion above failed
         down = kemu(env, "down", "--name", "lab")
     assert down.returncode == 0
     assert not (tmp_path / "home" / "clusters" / "lab").exists()
@@ -95,3 +96,26 @@ def test_up_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: store exited")
     assert "Traceback" not in result.stderr.splitlines()[0]
     kemu(env, "down", "--name", "busy")
+
+
+def test_a_failed_up_stops_what_it_started(tmp_path: Path) -> None:
+    """The node agent, started last, cannot bind its port: the four components already
+    running are stopped again, not left behind."""
+    env = {**os.environ, "KEMU_HOME": str(tmp_path / "home"),
+           "KEMU_CONFIG": str(tmp_path / "config")}
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ports = list(_ports())
+        ports[ports.index("--agent-port") + 1] = str(busy.getsockname()[1])
+        result = kemu(env, "up", "--name", "half", *ports)
+    try:
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: agent exited"), result.stderr
+        status = kemu(env, "status", "--name", "half")
+        assert status.stdout.count("Stopped") == 5, status.stdout
+        assert not processes.tcp_open(f"127.0.0.1:{ports[ports.index('--apiserver-port') + 1]}")
+    finally:
+        kemu(env, "down", "--name", "half")
