@@ -51,6 +51,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _RETRIES = 20
+LIVE_LOOKUP_SECONDS = 30.0
 
 
 def decode(kv: KeyValue) -> api_pb2.Object:
@@ -110,6 +111,9 @@ class Registry:
         self.storage = storage
         # A fast, possibly stale view of namespaces (the watch cache); a miss reads the store.
         self.cached_namespace = cached_namespace
+        # Namespaces this apiserver marked Terminating lately: read them live, since the cache
+        # may still show them Active (Kubernetes' NamespaceLifecycle forceLiveLookupCache).
+        self._live_lookup_until: dict[str, float] = {}
         self.ranges = ranges or allocators.Ranges()
         self._rng = rng or random.Random()
 
@@ -155,7 +159,9 @@ class Registry:
         if not kind.namespaced:
             return
         ns_kind = kinds.resolve("namespaces")
-        ns = self.cached_namespace(meta.namespace) if self.cached_namespace else None
+        live = self._live_lookup_until.get(meta.namespace, 0.0) > time.monotonic()
+        ns = self.cached_namespace(meta.namespace) if self.cached_namespace and not live \
+            else None
         if ns is None:
             kv, _ = await self.storage.get(ns_kind.store_key("", meta.namespace))
             if kv is None:
@@ -510,6 +516,10 @@ class Registry:
                 meta.deletion_timestamp.FromSeconds(int(time.time()) + grace)
                 return True
         if field == "namespace":
+            now_s = time.monotonic()
+            self._live_lookup_until = {n: t for n, t in self._live_lookup_until.items()
+                                       if t > now_s}
+            self._live_lookup_until[meta.name] = now_s + LIVE_LOOKUP_SECONDS
             if not meta.HasField("deletion_timestamp"):
                 meta.deletion_timestamp.CopyFrom(now())
             obj.namespace.status.phase = "Terminating"
