@@ -99,8 +99,8 @@ def test_up_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_failed_up_stops_what_it_started(tmp_path: Path) -> None:
-    """The node agent, started last, cannot bind its port: the four components already
-    running are stopped again, not left behind."""
+    """The scheduler cannot bind its health port: the store, apiserver and controller
+    manager already running are stopped again, not left behind."""
     env = {**os.environ, "KEMU_HOME": str(tmp_path / "home"),
            "KEMU_CONFIG": str(tmp_path / "config")}
     import socket
@@ -109,11 +109,11 @@ def test_a_failed_up_stops_what_it_started(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         ports = list(_ports())
-        ports[ports.index("--agent-port") + 1] = str(busy.getsockname()[1])
+        ports[ports.index("--scheduler-port") + 1] = str(busy.getsockname()[1])
         result = kemu(env, "up", "--name", "half", *ports)
     try:
         assert result.returncode == 1
-        assert result.stderr.startswith("error: agent exited"), result.stderr
+        assert result.stderr.startswith("error: scheduler exited"), result.stderr
         status = kemu(env, "status", "--name", "half")
         assert status.stdout.count("Stopped") == 5, status.stdout
         assert not processes.tcp_open(f"127.0.0.1:{ports[ports.index('--apiserver-port') + 1]}")
