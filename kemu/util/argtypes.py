@@ -4,6 +4,9 @@ same way and rejects a malformed one with the same one-line message."""
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Callable
+from typing import NoReturn
 
 
 def host_port(text: str) -> str:
@@ -12,3 +15,24 @@ def host_port(text: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_standalone(prog: str, description: str,
+                   add_arguments: Callable[[argparse.ArgumentParser], None],
+                   run: Callable[[argparse.Namespace], int],
+                   argv: list[str] | None = None) -> int:
+    """`python -m <component>`: the component's own flags plus --log-level, then run."""
+    parser = OneLineParser(prog=prog, description=description)
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run(args)

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from kemu.client.aio import AsyncClient
 from kemu.client.informer import Informer
 from kemu.services.controllers import endpoints, nodeipam
 from kemu.services.controllers.cidrs import CIDRAllocator
+from kemu.util.listen import check_bindable
 
 log = logging.getLogger("kemu.controllers")
 
@@ -115,7 +115,7 @@ class ControllerManager:
         reflection.enable_server_reflection(
             (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME), self.server)
-        _check_bindable(address)
+        check_bindable(address)
         try:
             self.server.add_insecure_port(address)
         except RuntimeError:
@@ -170,19 +170,6 @@ class ControllerManager:
         if self.server is not None:
             await self.server.stop(0.5)
         await self.client.close()
-
-
-def _check_bindable(address: str) -> None:
-    """Fail with one line before grpc's C core logs its own multi-line bind error."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, int(port)))
-        except OSError as e:
-            raise OSError(f"cannot listen on {address}: {e.strerror or e}") from None
 
 
 def run(config: ControllerManagerConfig) -> None:

@@ -8,11 +8,11 @@ validated by SchedulerConfig, so a bad value is one line on stderr and exit stat
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from kemu.services.scheduler.config import SchedulerConfig
+from kemu.util.argtypes import run_standalone
 
 PROG = "kemu scheduler"
 
@@ -80,16 +80,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _OneLineParser(prog=PROG, description="Run the kemu scheduler.")
-    add_arguments(parser)
-    parser.add_argument("--log-level", default="INFO", help="logging level")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return run(args)
+    return run_standalone(PROG, "Run the kemu scheduler.", add_arguments, run, argv)

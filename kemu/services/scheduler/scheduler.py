@@ -21,7 +21,6 @@ import contextlib
 import logging
 import random
 import signal
-import socket
 import time
 from typing import Protocol
 
@@ -49,6 +48,7 @@ from kemu.services.scheduler.framework import (
 from kemu.services.scheduler.nodeinfo import PodInfo, pod_key
 from kemu.services.scheduler.plugins import DEFAULT_PROFILE, REGISTRY
 from kemu.services.scheduler.queue import SchedulingQueue
+from kemu.util.listen import check_bindable
 
 log = logging.getLogger("kemu.scheduler")
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -406,7 +406,7 @@ class SchedulerService:
             reflection.enable_server_reflection(
                 (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME), self.server)
-            _check_bindable(self.config.health_listen)
+            check_bindable(self.config.health_listen)
             try:
                 self.health_port = self.server.add_insecure_port(self.config.health_listen)
             except RuntimeError:
@@ -451,19 +451,6 @@ class SchedulerService:
         if self.server is not None:
             await self.server.stop(0.5)
         await self.client.close()
-
-
-def _check_bindable(address: str) -> None:
-    """Fail with one line before grpc's C core logs its own multi-line bind error."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, int(port)))
-        except OSError as e:
-            raise OSError(f"cannot listen on {address}: {e.strerror or e}") from None
 
 
 def run(config: SchedulerConfig) -> None:
