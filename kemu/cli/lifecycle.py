@@ -190,7 +190,9 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> in
         # deletes a cluster whose creation failed); the logs stay for reading.
         for pid in reversed(launched):
             _stop_pid(pid)
-        _remove_node_containers(node_name(name))
+        # Quietly: the error being raised is the one line the user must see (Docker itself
+        # may be what is down).
+        _remove_node_containers(node_name(name), quiet=True)
         raise
     path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
     print(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s")
@@ -305,7 +307,7 @@ def _network_subnet(node: str) -> str:
         return ""
 
 
-def _remove_node_containers(node: str) -> int:
+def _remove_node_containers(node: str, *, quiet: bool = False) -> int:
     """The agent leaves pods running when it stops (as the kubelet does); `down` must not."""
     try:
         import docker  # type: ignore[import-untyped]
@@ -318,5 +320,7 @@ def _remove_node_containers(node: str) -> int:
             net.remove()
         return len(containers)
     except Exception as e:  # Docker gone: nothing of ours can be running on it
-        print(f"  pods       could not clean up containers of {node}: {e}", file=sys.stderr)
+        if not quiet:
+            print(f"  pods       could not clean up containers of {node}: {e}",
+                  file=sys.stderr)
         return 0
