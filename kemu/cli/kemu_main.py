@@ -36,6 +36,15 @@ def _port_range(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _ipv4(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from e
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kemu", description="kemu: a Kubernetes-style cluster "
                                 "emulator with real networking.")
@@ -53,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--store", type=_endpoints, default=("127.0.0.1:2379",),
                    help="etcd v3 API endpoints, HOST:PORT[,...] (kemu store or real etcd)")
     a.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    a.add_argument("--advertise-address", type=_ipv4, default=None,
+                   help="the IP where pods reach this apiserver: written as the Endpoints "
+                        "of the `kubernetes` Service (default: none)")
     a.add_argument("--service-node-port-range", type=_port_range, default=(30000, 32767))
     a.add_argument("--watch-cache-size", type=int, default=5000,
                    help="recent events kept per resource for watches that resume")
@@ -123,7 +135,8 @@ def dispatch(args: argparse.Namespace) -> int:
                                       service_cidr=args.service_cluster_ip_range,
                                       node_port_range=args.service_node_port_range,
                                       watch_cache_size=args.watch_cache_size,
-                                      bookmark_interval=args.watch_bookmark_interval))
+                                      bookmark_interval=args.watch_bookmark_interval,
+                                      advertise_address=args.advertise_address or ""))
         return 0
     if args.command == "scheduler":
         return scheduler_cli.run(args)

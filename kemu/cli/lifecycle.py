@@ -129,6 +129,7 @@ def _components(name: str, ports: Ports) -> list[Component]:
         Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
                                    "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
                                    "--port", str(ports.agent), "--data-dir", str(d / "agent"),
+                                   "--cluster-cidr", cluster_cidr(name),
                                    "--labels", "node-role.kubernetes.io/control-plane=")),
     ]
 

@@ -24,9 +24,23 @@ def split_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def in_cluster_apiserver() -> str | None:
+    """HOST:PORT of the apiserver as a pod sees it (the variables every pod gets for the
+    `kubernetes` Service), as client-go's InClusterConfig finds it; None outside a pod."""
+    import os
+
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
+        "KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--apiserver", default="127.0.0.1:6443", metavar="HOST:PORT",
-                   help="the API server whose Services, Endpoints and Pods are served")
+    p.add_argument("--apiserver", default=None, metavar="HOST:PORT",
+                   help="the API server whose Services, Endpoints and Pods are served "
+                        "(default: in a pod, the `kubernetes` Service from "
+                        "KUBERNETES_SERVICE_HOST/PORT; elsewhere 127.0.0.1:6443)")
     p.add_argument("--listen", default="0.0.0.0:53", metavar="ADDR:PORT",
                    help="answer on this address over UDP and TCP")
     p.add_argument("--upstream", default=None, metavar="ADDR[:PORT]",
@@ -61,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from kemu.dns.server import serve
 
+    apiserver = args.apiserver or in_cluster_apiserver() or "127.0.0.1:6443"
+
     try:
-        asyncio.run(serve(args.apiserver, host, port, domain=args.domain, ttl=args.ttl,
+        asyncio.run(serve(apiserver, host, port, domain=args.domain, ttl=args.ttl,
                           upstream=upstream))
     except KeyboardInterrupt:
         return 130

@@ -30,13 +30,18 @@ from kemu.nodeagent import adopt, naming
 from kemu.nodeagent.clock import SystemClock
 from kemu.nodeagent.config import AgentConfig
 from kemu.nodeagent.events import WARNING, EventRecorder
+from kemu.nodeagent.lbannounce import Announcer
 from kemu.nodeagent.lease import NodeLease
+from kemu.nodeagent.netnslock import NetnsLock
 from kemu.nodeagent.node import NodeStatus
+from kemu.nodeagent.podnetwork import PodNetwork, PodNetworkConfig
 from kemu.nodeagent.podworker import PodWorker
 from kemu.nodeagent.probes import ProbeManager
+from kemu.nodeagent.proxy import Proxier, ProxyConfig, SubprocessIptables
 from kemu.nodeagent.pvc import LocalPathProvisioner
 from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, RuntimeUnavailable
 from kemu.nodeagent.service import NodeAgentService
+from kemu.nodeagent.serviceproxy import ServiceProxy
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "kemu.v1.NodeAgent"
@@ -69,6 +74,9 @@ class Agent:
         self.runtime: DockerRuntime | None = None
         self.client: AsyncClient | None = None
         self._cidr_warned = False
+        self._network_plugin_active = False
+        self._netns_lock: NetnsLock | None = None
+        self._service_proxy: ServiceProxy | None = None
 
     async def _connect_runtime(self) -> DockerRuntime:
         where = self.config.docker_host or "unix:///var/run/docker.sock"
@@ -95,8 +103,11 @@ class Agent:
     async def _ensure_network(self, runtime: DockerRuntime, pod_cidr: str) -> None:
         name = self.config.network_name
         if self.config.owns_network:
+            # With the host-gw plugin our own rule masquerades only traffic leaving the
+            # cluster CIDR; Docker's would also rewrite pod-to-pod traffic across nodes.
             await runtime.ensure_network(name, pod_cidr, {naming.NETWORK_OWNER:
-                                                          self.config.node_name})
+                                                          self.config.node_name},
+                                         masquerade=not self._network_plugin_active)
             return
         nets = await runtime._run(runtime.api.networks, names=[name])
         if not any(n.get("Name") == name for n in nets):
@@ -135,6 +146,7 @@ class Agent:
         runtime = self.runtime = await self._connect_runtime()
         client = self.client = AsyncClient(cfg.apiserver)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_host_networking()
         node = NodeStatus(cfg, client, runtime, self.clock)
         await self._register(node)
         await self._ensure_network(runtime, node.pod_cidr)
@@ -148,13 +160,16 @@ class Agent:
         secrets = Informer(client, "secrets")
         services = Informer(client, "services")
         own_node = Informer(client, "nodes", field_selector=f"metadata.name={cfg.node_name}")
+        endpoints = Informer(client, "endpoints")
+        all_nodes = Informer(client, "nodes")
 
         def on_own_node(old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
             # A podCIDR assigned by the node IPAM controller: move the network at once.
             if new is not None and (new.node.spec.pod_cidr or "") != node.pod_cidr:
                 node.poke()
         own_node.add_handler(on_own_node)
-        self.informers = [pods, configmaps, secrets, services, own_node]
+        self.informers = [pods, configmaps, secrets, services, own_node, endpoints, all_nodes]
+        service_proxy = self._make_service_proxy(services, endpoints, all_nodes)
         probes = ProbeManager(runtime, self.clock, on_change=queue.add,
                               on_failure=lambda pod, container, message: recorder.event(
                                   pod, WARNING, "Unhealthy", message, container))
@@ -213,10 +228,48 @@ class Agent:
             asyncio.create_task(self._watch_runtime(runtime, queue), name="runtime-events"),
             asyncio.create_task(self._resync(runtime, pods, queue), name="resync"),
         ]
+        if service_proxy is not None:
+            self.tasks.append(asyncio.create_task(service_proxy.run(), name="service-proxy"))
         self._queue, self._recorder, self._probes, self._worker = queue, recorder, probes, worker
         await self._serve(runtime, pods)
         log.info("node agent %s ready: apiserver %s, NodeAgent on %s:%d, network %s",
                  cfg.node_name, cfg.apiserver, cfg.listen_host, cfg.port, cfg.network_name)
+
+    def _claim_host_networking(self) -> None:
+        """Service rules and pod routes belong to one agent per network namespace: a second
+        one (another cluster's node on the same machine) would delete the first one's
+        chains as stale. The second agent runs pods but leaves networking alone."""
+        cfg = self.config
+        if cfg.proxy_mode == "none" and cfg.network_plugin == "none":
+            return
+        lock = NetnsLock.acquire()
+        if lock is None:
+            log.warning("another kemu agent programs Services and routes in this network "
+                        "namespace: this node (%s) runs without the Service proxy and the "
+                        "pod network plugin", cfg.node_name)
+            return
+        self._netns_lock = lock
+        self._network_plugin_active = cfg.network_plugin == "host-gw"
+
+    def _make_service_proxy(self, services: Informer, endpoints: Informer,
+                            nodes: Informer) -> ServiceProxy | None:
+        cfg = self.config
+        if self._netns_lock is None:
+            return None
+        proxy_on = cfg.proxy_mode == "iptables"
+        proxier = (Proxier(SubprocessIptables(), ProxyConfig(cfg.cluster_cidr,
+                                                             node_ips=(cfg.node_ip,)))
+                   if proxy_on else None)
+        network = (PodNetwork(PodNetworkConfig(cfg.cluster_cidr, cfg.service_cidr,
+                                               cfg.node_name, cfg.node_ip))
+                   if self._network_plugin_active else None)
+        self._service_proxy = ServiceProxy(
+            node_name=cfg.node_name, services=services, endpoints=endpoints, nodes=nodes,
+            proxier=proxier, network=network,
+            announcer=Announcer(cfg.node_ip) if proxy_on else None,
+            min_interval=cfg.proxy_min_sync_interval,
+            resync_interval=cfg.proxy_sync_interval)
+        return self._service_proxy
 
     async def _serve(self, runtime: DockerRuntime, pods: Informer) -> None:
         server = self.server = grpc.aio.server()
@@ -294,6 +347,13 @@ class Agent:
             await self._recorder.stop()
         for inf in self.informers:
             await inf.stop()
+        if self._service_proxy is not None:
+            try:
+                await asyncio.to_thread(self._service_proxy.cleanup)
+            except Exception as e:  # the stop goes on; `kemu agent --cleanup` can finish
+                log.warning("removing Service rules and routes failed: %s", e)
+        if self._netns_lock is not None:
+            self._netns_lock.release()
         if self.client is not None:
             await self.client.close()
         if self.runtime is not None:

@@ -35,6 +35,16 @@ def _ip(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def _cidr(text: str) -> str:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a CIDR: {text!r}") from e
+    if net.version != 4:
+        raise argparse.ArgumentTypeError(f"only IPv4 CIDRs are supported: {text!r}")
+    return str(net)
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                ) -> argparse.ArgumentParser:
     a = subparsers.add_parser("agent", help="run the node agent (kemu's kubelet) on this node")
@@ -43,10 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def configure(a: argparse.ArgumentParser) -> None:
-    a.add_argument("--apiserver", type=host_port, required=True, help="HOST:PORT")
-    a.add_argument("--node-name", required=True)
-    a.add_argument("--node-ip", type=_ip, required=True,
-                   help="the node's InternalIP (where the apiserver reaches the agent)")
+    a.add_argument("--apiserver", type=host_port, help="HOST:PORT (required)")
+    a.add_argument("--node-name", help="(required)")
+    a.add_argument("--node-ip", type=_ip,
+                   help="the node's InternalIP, where the apiserver and other nodes reach it "
+                        "(required)")
     a.add_argument("--docker-host", default="",
                    help="Docker endpoint, e.g. unix:///var/run/docker.sock (default: $DOCKER_HOST"
                         " or the local socket)")
@@ -65,6 +76,17 @@ def configure(a: argparse.ArgumentParser) -> None:
     a.add_argument("--backoff-max", type=float, default=300.0,
                    help="longest back-off, seconds (Kubernetes: 300)")
     a.add_argument("--resync-interval", type=float, default=10.0)
+    a.add_argument("--cluster-cidr", type=_cidr, default="10.244.0.0/16",
+                   help="all pods' addresses (traffic inside it is never masqueraded)")
+    a.add_argument("--service-cidr", type=_cidr, default="10.96.0.0/12",
+                   help="the ClusterIP range (as the apiserver's --service-cluster-ip-range)")
+    a.add_argument("--proxy-mode", choices=("iptables", "none"), default="iptables",
+                   help="Service rules as kube-proxy's iptables mode, or none")
+    a.add_argument("--network-plugin", choices=("host-gw", "none"), default="host-gw",
+                   help="routes to other nodes' pods and forwarding rules, or none")
+    a.add_argument("--cleanup", action="store_true",
+                   help="remove every iptables rule, route and address the agent made on "
+                        "this machine, then exit (as kube-proxy --cleanup)")
     a.add_argument("-v", "--verbose", dest="agent_verbose", action="count", default=0)
 
 
@@ -79,7 +101,9 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         data_dir=args.data_dir or DEFAULT_DATA_ROOT / args.node_name,
         pause_image=args.pause_image, network=args.network, workers=args.workers,
         backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
-        resync_interval=args.resync_interval)
+        resync_interval=args.resync_interval, cluster_cidr=args.cluster_cidr,
+        service_cidr=args.service_cidr, proxy_mode=args.proxy_mode,
+        network_plugin=args.network_plugin)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +111,15 @@ def run(args: argparse.Namespace) -> int:
     from kemu.nodeagent.agent import AgentError
     from kemu.nodeagent.agent import run as run_agent
 
+    if args.cleanup:
+        return cleanup(args)
+    missing = [flag for flag, value in (("--apiserver", args.apiserver),
+                                        ("--node-name", args.node_name),
+                                        ("--node-ip", args.node_ip)) if not value]
+    if missing:
+        print(f"kemu agent: error: the following arguments are required: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
     verbose = max(getattr(args, "agent_verbose", 0), getattr(args, "verbose", 0))
     if verbose or not logging.getLogger().handlers:
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
@@ -102,6 +135,27 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def cleanup(args: argparse.Namespace) -> int:
+    """`--cleanup`: remove the Service rules, pod network routes and rules, and announced
+    addresses of any kemu agent on this machine (network namespace), then exit."""
+    from kemu.nodeagent.lbannounce import Announcer
+    from kemu.nodeagent.podnetwork import CommandError, PodNetwork, PodNetworkConfig
+    from kemu.nodeagent.proxy import IptablesError, Proxier, ProxyConfig, SubprocessIptables
+
+    try:
+        chains = Proxier(SubprocessIptables(), ProxyConfig(args.cluster_cidr)).cleanup()
+        network = PodNetwork(PodNetworkConfig(args.cluster_cidr, args.service_cidr,
+                                              args.node_name or "", args.node_ip or "")
+                             ).cleanup()
+        addresses = Announcer(args.node_ip or "").cleanup()
+    except (IptablesError, CommandError) as e:
+        print(f"error: cleanup failed: {e}", file=sys.stderr)
+        return 1
+    print(f"removed {len(chains)} service chains, {len(network)} pod network routes/rules, "
+          f"{len(addresses)} load-balancer addresses")
     return 0
 
 

@@ -29,6 +29,14 @@ class AgentConfig:
     node_status_interval: float = 10.0
     resync_interval: float = 10.0
     max_pods: int = 110
+    cluster_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    # "iptables" programs kube-proxy-style Service rules; "none" leaves Services to others.
+    proxy_mode: str = "iptables"
+    # "host-gw" routes other nodes' podCIDRs and opens forwarding; "none" touches nothing.
+    network_plugin: str = "host-gw"
+    proxy_min_sync_interval: float = 1.0
+    proxy_sync_interval: float = 30.0
 
     @property
     def network_name(self) -> str:

@@ -146,7 +146,8 @@ class ContainerRuntime(Protocol):
 
     async def version(self) -> str: ...
 
-    async def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str]) -> None: ...
+    async def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str], *,
+                             masquerade: bool = True) -> None: ...
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]: ...
 
@@ -262,7 +263,10 @@ class DockerRuntime:
         v = await self._run(self.api.version)
         return str(v.get("Version", "unknown"))
 
-    async def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str]) -> None:
+    async def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str], *,
+                             masquerade: bool = True) -> None:
+        """A bridge network with `subnet` (gateway .1); `masquerade=False` when the pod
+        network masquerades by itself, only for traffic leaving the cluster CIDR."""
         existing = await self._run(self.api.networks, names=[name])
         if any(n.get("Name") == name for n in existing):
             return
@@ -274,8 +278,10 @@ class DockerRuntime:
             pool = docker.types.IPAMPool(subnet=str(net), gateway=str(net.network_address + 1))
             ipam = docker.types.IPAMConfig(pool_configs=[pool])
         try:
+            options = ({} if masquerade else
+                       {"com.docker.network.bridge.enable_ip_masquerade": "false"})
             await self._run(self.api.create_network, name, driver="bridge", ipam=ipam,
-                            labels=dict(labels), check_duplicate=True)
+                            labels=dict(labels), check_duplicate=True, options=options)
         except ContainerRuntimeError as e:
             if "already exists" not in str(e):
                 raise

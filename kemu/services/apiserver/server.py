@@ -22,7 +22,7 @@ from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc
 from kemu.services.apiserver import allocators
 from kemu.services.apiserver.cacher import Cacher
-from kemu.services.apiserver.errors import AlreadyExists
+from kemu.services.apiserver.errors import AlreadyExists, NotFound
 from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
@@ -43,6 +43,9 @@ class APIServerConfig:
     watch_cache_size: int = 5000
     bookmark_interval: float = 10.0
     store_kind: str = "etcd-v3"
+    # Where pods reach this apiserver (the Endpoints of the `kubernetes` Service); empty
+    # leaves that Service without endpoints, as an apiserver only reachable on loopback.
+    advertise_address: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -132,7 +135,30 @@ class APIServer:
         port.target_port.number_value = int(self.config.listen.rsplit(":", 1)[1] or 6443)
         with contextlib.suppress(AlreadyExists):
             await self.registry.create(svc)
+        if self.config.advertise_address:
+            await self._reconcile_master_endpoints(port.target_port.number_value)
         log.debug("built-in objects present: %s", objects.ref(svc))
+
+    async def _reconcile_master_endpoints(self, port: float) -> None:
+        """The `kubernetes` Endpoints: this apiserver's advertised address and port, as
+        Kubernetes' master endpoint reconciler writes them (one apiserver: it replaces)."""
+        want = api_pb2.Object()
+        ep = want.endpoints
+        ep.metadata.name, ep.metadata.namespace = "kubernetes", "default"
+        subset = ep.subsets.add()
+        subset.addresses.add(ip=self.config.advertise_address)
+        subset.ports.add(name="https", port=int(port), protocol="TCP")
+        kind = kinds.resolve("endpoints")
+        try:
+            have = await self.registry.get(kind, "default", "kubernetes")
+        except NotFound:
+            with contextlib.suppress(AlreadyExists):
+                await self.registry.create(want)
+            return
+        if list(have.endpoints.subsets) != list(ep.subsets):
+            have.endpoints.ClearField("subsets")
+            have.endpoints.subsets.extend(ep.subsets)
+            await self.registry.update(have)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         assert self._bootstrap is not None

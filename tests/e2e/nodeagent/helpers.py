@@ -74,7 +74,8 @@ def agent_args(cluster: Cluster, node: str, port: int, data_dir: Path,
             "--node-name", node, "--node-ip", "127.0.0.1", "--port", str(port),
             "--address", "127.0.0.1", "--data-dir", str(data_dir),
             "--pause-image", PAUSE_IMAGE, "--backoff-initial", "1", "--backoff-max", "8",
-            "--resync-interval", "2", *extra]
+            "--resync-interval", "2", "--proxy-mode", "none", "--network-plugin", "none",
+            *extra]
 
 
 @contextlib.contextmanager

@@ -37,7 +37,8 @@ class FakeRuntime:
     async def version(self) -> str:
         return "fake"
 
-    async def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str]) -> None:
+    async def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str], *,
+                             masquerade: bool = True) -> None:
         return None
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
