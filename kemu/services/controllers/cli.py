@@ -29,7 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-cidr-mask-size", type=int, default=24, metavar="BITS",
                    help="prefix length of each node's podCIDR")
     p.add_argument("--controllers", type=_names, default=("endpoints", "nodeipam"),
-                   metavar="NAME,...", help="controllers to run (endpoints, nodeipam)")
+                   metavar="NAME,...",
+                   help="controllers to run: endpoints, nodeipam, replicaset, "
+                        "replicationcontroller, or * for all "
+                        "(default: endpoints,nodeipam)")
+    for flag, what in (("replicaset", "ReplicaSets"), ("rc", "ReplicationControllers")):
+        p.add_argument(f"--concurrent-{flag}-syncs", type=int, default=5, metavar="N",
+                       help=f"{what} synced at once")
     p.add_argument("--health-listen", default=None, metavar="HOST:PORT",
                    help="serve grpc.health.v1 here (SERVING once the caches are filled)")
 
@@ -37,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `controller-manager` on kemu's subcommands (an argparse _SubParsersAction)."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "controller-manager", help="run the controller manager (endpoints, node podCIDRs)",
+        "controller-manager",
+        help="run the controller manager (endpoints, node podCIDRs, workloads)",
         description="Watch the cluster through the API server and drive it toward its "
                     "declared state, as kube-controller-manager does.")
     add_arguments(p)
@@ -53,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         config = ControllerManagerConfig(
             apiserver=args.apiserver, cluster_cidr=args.cluster_cidr,
             node_cidr_mask_size=args.node_cidr_mask_size,
-            controllers=tuple(args.controllers), health_listen=args.health_listen)
+            controllers=tuple(args.controllers), health_listen=args.health_listen,
+            replicaset_workers=args.concurrent_replicaset_syncs,
+            rc_workers=args.concurrent_rc_syncs)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

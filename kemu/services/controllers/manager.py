@@ -25,15 +25,19 @@ from grpc_reflection.v1alpha import reflection
 
 from kemu.client.aio import AsyncClient
 from kemu.client.informer import Informer
-from kemu.services.controllers import endpoints, nodeipam
+from kemu.services.controllers import endpoints, nodeipam, replicaset
 from kemu.services.controllers.cidrs import CIDRAllocator
 from kemu.util.listen import check_bindable
 
 log = logging.getLogger("kemu.controllers")
 
-KNOWN = ("endpoints", "nodeipam")
-INFORMERS: dict[str, tuple[str, ...]] = {endpoints.NAME: endpoints.INFORMERS,
-                                         nodeipam.NAME: nodeipam.INFORMERS}
+KNOWN = ("endpoints", "nodeipam", replicaset.REPLICA_SET.name,
+         replicaset.REPLICATION_CONTROLLER.name)
+DEFAULT = ("endpoints", "nodeipam")
+INFORMERS: dict[str, tuple[str, ...]] = {
+    endpoints.NAME: endpoints.INFORMERS, nodeipam.NAME: nodeipam.INFORMERS,
+    replicaset.REPLICA_SET.name: replicaset.REPLICA_SET.informers,
+    replicaset.REPLICATION_CONTROLLER.name: replicaset.REPLICATION_CONTROLLER.informers}
 
 
 def check_host_port(text: str, what: str) -> None:
@@ -49,14 +53,19 @@ class ControllerManagerConfig:
     apiserver: str = "127.0.0.1:6443"
     cluster_cidr: str = "10.244.0.0/16"
     node_cidr_mask_size: int = 24
-    controllers: tuple[str, ...] = KNOWN
+    controllers: tuple[str, ...] = DEFAULT
     health_listen: str | None = None
     endpoints_workers: int = 4
+    replicaset_workers: int = 5  # kube-controller-manager's --concurrent-replicaset-syncs
+    rc_workers: int = 5
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")
         if self.health_listen is not None:
             check_host_port(self.health_listen, "--health-listen")
+        if "*" in self.controllers:  # as kube-controller-manager: every known controller
+            extra = [c for c in self.controllers if c != "*" and c not in KNOWN]
+            object.__setattr__(self, "controllers", (*KNOWN, *extra))
         if not self.controllers:
             raise ValueError("--controllers: name at least one controller")
         unknown = [c for c in self.controllers if c not in KNOWN]
@@ -66,6 +75,10 @@ class ControllerManagerConfig:
         CIDRAllocator.parse(self.cluster_cidr, self.node_cidr_mask_size)
         if self.endpoints_workers < 1:
             raise ValueError("endpoints workers must be at least 1")
+        for flag, n in (("--concurrent-replicaset-syncs", self.replicaset_workers),
+                        ("--concurrent-rc-syncs", self.rc_workers)):
+            if n < 1:
+                raise ValueError(f"{flag}: must be at least 1")
 
 
 class Controller(Protocol):
@@ -93,6 +106,12 @@ class ControllerManager:
             nodeipam.NAME: lambda: nodeipam.NodeIPAMController(
                 self.client, self.informers,
                 CIDRAllocator.parse(config.cluster_cidr, config.node_cidr_mask_size)),
+            replicaset.REPLICA_SET.name: lambda: replicaset.ReplicaSetController(
+                self.client, self.informers, replicaset.REPLICA_SET,
+                workers=config.replicaset_workers),
+            replicaset.REPLICATION_CONTROLLER.name: lambda: replicaset.ReplicaSetController(
+                self.client, self.informers, replicaset.REPLICATION_CONTROLLER,
+                workers=config.rc_workers),
         }
         for name in config.controllers:
             self.controllers[name] = factories[name]()
