@@ -31,9 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controllers", type=_names, default=("endpoints", "nodeipam"),
                    metavar="NAME,...",
                    help="controllers to run: endpoints, nodeipam, replicaset, "
-                        "replicationcontroller, or * for all "
+                        "replicationcontroller, deployment, or * for all "
                         "(default: endpoints,nodeipam)")
-    for flag, what in (("replicaset", "ReplicaSets"), ("rc", "ReplicationControllers")):
+    for flag, what in (("replicaset", "ReplicaSets"), ("rc", "ReplicationControllers"),
+                       ("deployment", "Deployments")):
         p.add_argument(f"--concurrent-{flag}-syncs", type=int, default=5, metavar="N",
                        help=f"{what} synced at once")
     p.add_argument("--health-listen", default=None, metavar="HOST:PORT",
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             node_cidr_mask_size=args.node_cidr_mask_size,
             controllers=tuple(args.controllers), health_listen=args.health_listen,
             replicaset_workers=args.concurrent_replicaset_syncs,
-            rc_workers=args.concurrent_rc_syncs)
+            rc_workers=args.concurrent_rc_syncs,
+            deployment_workers=args.concurrent_deployment_syncs)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ from typing import Protocol
 from kemu.api import labels as labelsel
 from kemu.api import objects
 from kemu.api.v1 import api_pb2, meta_pb2
-from kemu.client.errors import Conflict, NotFound
+from kemu.client.errors import ClientError, Conflict, NotFound
+from kemu.client.informer import Informer, key_of
 
 log = logging.getLogger("kemu.controllers.controllerref")
 
@@ -39,11 +40,54 @@ class WorkloadClient(Protocol):
                      propagation_policy: int = 0) -> api_pb2.DeleteResponse: ...
 
 
+def log_sync_error(logger: logging.Logger, what: str, key: str, requeues: int,
+                   e: Exception) -> None:
+    """A Conflict means the cache was behind a write and is routine (INFO); anything
+    else is a WARNING. Either way the key is retried with back-off."""
+    message = e.message if isinstance(e, ClientError) else repr(e)
+    level = logging.INFO if isinstance(e, Conflict) else logging.WARNING
+    logger.log(level, "%s=%s sync failed, retrying requeues=%d: %s", what, key, requeues,
+               message)
+
+
 def controller_of(meta: meta_pb2.ObjectMeta) -> meta_pb2.OwnerReference | None:
     for ref in meta.owner_references:
         if ref.controller:
             return ref
     return None
+
+
+def resolve_controller(owners: Informer, kind: str, meta: meta_pb2.ObjectMeta) -> str | None:
+    """The cache key of the object's controller of `kind`, if the cache holds that very
+    object (same uid): a reference to a deleted and recreated owner resolves to nothing
+    (resolveControllerRef)."""
+    ref = controller_of(meta)
+    if ref is None or ref.kind != kind:
+        return None
+    key = f"{meta.namespace}/{ref.name}"
+    owner = owners.get(key)
+    if owner is None or objects.meta(owner).uid != ref.uid:
+        return None
+    return key
+
+
+def matching_owners(owners: Informer, selector_of: Callable[[api_pb2.Object],
+                                                            labelsel.Selector],
+                    meta: meta_pb2.ObjectMeta) -> list[str]:
+    """Keys of the cached owners in the object's namespace whose selector matches its
+    labels: who may adopt an orphan. Owners with an empty or invalid selector match
+    nothing."""
+    keys = []
+    for obj in owners.list():
+        if objects.meta(obj).namespace != meta.namespace:
+            continue
+        try:
+            selector = selector_of(obj)
+        except labelsel.SelectorError:
+            continue
+        if not selector.empty() and selector.matches(meta.labels):
+            keys.append(key_of(obj))
+    return keys
 
 
 @dataclass(frozen=True)

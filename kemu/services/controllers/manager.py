@@ -25,19 +25,20 @@ from grpc_reflection.v1alpha import reflection
 
 from kemu.client.aio import AsyncClient
 from kemu.client.informer import Informer
-from kemu.services.controllers import endpoints, nodeipam, replicaset
+from kemu.services.controllers import deployment, endpoints, nodeipam, replicaset
 from kemu.services.controllers.cidrs import CIDRAllocator
 from kemu.util.listen import check_bindable
 
 log = logging.getLogger("kemu.controllers")
 
 KNOWN = ("endpoints", "nodeipam", replicaset.REPLICA_SET.name,
-         replicaset.REPLICATION_CONTROLLER.name)
+         replicaset.REPLICATION_CONTROLLER.name, deployment.NAME)
 DEFAULT = ("endpoints", "nodeipam")
 INFORMERS: dict[str, tuple[str, ...]] = {
     endpoints.NAME: endpoints.INFORMERS, nodeipam.NAME: nodeipam.INFORMERS,
     replicaset.REPLICA_SET.name: replicaset.REPLICA_SET.informers,
-    replicaset.REPLICATION_CONTROLLER.name: replicaset.REPLICATION_CONTROLLER.informers}
+    replicaset.REPLICATION_CONTROLLER.name: replicaset.REPLICATION_CONTROLLER.informers,
+    deployment.NAME: deployment.INFORMERS}
 
 
 def check_host_port(text: str, what: str) -> None:
@@ -58,6 +59,7 @@ class ControllerManagerConfig:
     endpoints_workers: int = 4
     replicaset_workers: int = 5  # kube-controller-manager's --concurrent-replicaset-syncs
     rc_workers: int = 5
+    deployment_workers: int = 5
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")
@@ -76,7 +78,8 @@ class ControllerManagerConfig:
         if self.endpoints_workers < 1:
             raise ValueError("endpoints workers must be at least 1")
         for flag, n in (("--concurrent-replicaset-syncs", self.replicaset_workers),
-                        ("--concurrent-rc-syncs", self.rc_workers)):
+                        ("--concurrent-rc-syncs", self.rc_workers),
+                        ("--concurrent-deployment-syncs", self.deployment_workers)):
             if n < 1:
                 raise ValueError(f"{flag}: must be at least 1")
 
@@ -112,6 +115,8 @@ class ControllerManager:
             replicaset.REPLICATION_CONTROLLER.name: lambda: replicaset.ReplicaSetController(
                 self.client, self.informers, replicaset.REPLICATION_CONTROLLER,
                 workers=config.rc_workers),
+            deployment.NAME: lambda: deployment.DeploymentController(
+                self.client, self.informers, workers=config.deployment_workers),
         }
         for name in config.controllers:
             self.controllers[name] = factories[name]()

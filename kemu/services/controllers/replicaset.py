@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kemu.api import labels as labelsel
-from kemu.api import objects
 from kemu.api.v1 import api_pb2, core_pb2, meta_pb2
 from kemu.client.errors import ClientError, Forbidden, NotFound
 from kemu.client.informer import Informer, key_of
@@ -36,7 +35,10 @@ from kemu.services.controllers.controllerref import (
     RefManager,
     WorkloadClient,
     controller_of,
+    log_sync_error,
+    matching_owners,
     owner_check,
+    resolve_controller,
 )
 from kemu.services.controllers.expectations import Expectations
 from kemu.services.controllers.podcontrol import PodControl, slow_start_batch
@@ -169,29 +171,12 @@ class ReplicaSetController:
             self.queue.add(key_of(obj))
 
     def _owner_key(self, pod: core_pb2.Pod) -> str | None:
-        """The key of the pod's controller if it is one of ours (same uid) in the cache."""
-        ref = controller_of(pod.metadata)
-        if ref is None or ref.kind != self.workload.kind:
-            return None
-        key = f"{pod.metadata.namespace}/{ref.name}"
-        owner = self.owners.get(key)
-        if owner is None or objects.meta(owner).uid != ref.uid:
-            return None
-        return key
+        return resolve_controller(self.owners, self.workload.kind, pod.metadata)
 
     def _matching_owners(self, pod: core_pb2.Pod) -> list[str]:
-        keys = []
-        for obj in self.owners.list():
-            msg = getattr(obj, self.workload.field)
-            if msg.metadata.namespace != pod.metadata.namespace:
-                continue
-            try:
-                selector = self.workload.selector(msg)
-            except labelsel.SelectorError:
-                continue
-            if not selector.empty() and selector.matches(pod.metadata.labels):
-                keys.append(key_of(obj))
-        return keys
+        return matching_owners(
+            self.owners, lambda o: self.workload.selector(getattr(o, self.workload.field)),
+            pod.metadata)
 
     def on_pod(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
         if new is None:
@@ -239,9 +224,7 @@ class ReplicaSetController:
         await run_workers(self.queue, self.reconcile, self.workers, on_error=self._on_error)
 
     def _on_error(self, key: str, e: Exception) -> None:
-        message = e.message if isinstance(e, ClientError) else repr(e)
-        log.warning("%s=%s sync failed, retrying requeues=%d: %s", self.workload.name, key,
-                    self.queue.num_requeues(key), message)
+        log_sync_error(log, self.workload.name, key, self.queue.num_requeues(key), e)
 
     async def reconcile(self, key: str) -> None:
         """Claim, create or delete pods toward spec.replicas, write status; idempotent."""
