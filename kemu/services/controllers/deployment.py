@@ -42,6 +42,7 @@ from kemu.services.controllers.controllerref import (
     resolve_controller,
 )
 from kemu.services.controllers.hashing import compute_hash
+from kemu.services.controllers.requeue import Requeuer
 
 log = logging.getLogger("kemu.controllers.deployment")
 
@@ -104,6 +105,7 @@ class DeploymentController:
         self.workers = workers
         self.clock = clock
         self.queue: WorkQueue[str] = WorkQueue()
+        self.requeue = Requeuer(self.queue)
         self.deployments.add_handler(self.on_deployment)
         self.replicasets.add_handler(self.on_replica_set)
         self.pods.add_handler(self.on_pod)
@@ -111,6 +113,8 @@ class DeploymentController:
     # ---- event handlers: events -> Deployment keys ------------------------------------
 
     def on_deployment(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+        if new is None and old is not None:
+            self.requeue.forget(key_of(old))
         obj = new if new is not None else old
         if obj is not None:
             self.queue.add(key_of(obj))
@@ -418,7 +422,7 @@ class DeploymentController:
             return
         after = progress.requeue_after(s.d, status, now)
         if after is not None:
-            self.queue.add_after(s.key, after)
+            self.requeue.after(s.key, after)
 
     async def _cleanup(self, s: _Sync, olds: list[du.RS]) -> None:
         """Delete the oldest idle ReplicaSets beyond revisionHistoryLimit."""

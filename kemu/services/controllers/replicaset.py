@@ -42,6 +42,7 @@ from kemu.services.controllers.controllerref import (
 )
 from kemu.services.controllers.expectations import Expectations
 from kemu.services.controllers.podcontrol import PodControl, slow_start_batch
+from kemu.services.controllers.requeue import Requeuer
 
 log = logging.getLogger("kemu.controllers.replicaset")
 
@@ -158,6 +159,7 @@ class ReplicaSetController:
         self.clock = clock
         self.pod_control = PodControl(client)
         self.queue: WorkQueue[str] = WorkQueue()
+        self.requeue = Requeuer(self.queue)
         self.owners.add_handler(self.on_owner)
         self.pods.add_handler(self.on_pod)
 
@@ -166,6 +168,7 @@ class ReplicaSetController:
     def on_owner(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
         if new is None and old is not None:
             self.expectations.forget(key_of(old))
+            self.requeue.forget(key_of(old))
         obj = new if new is not None else old
         if obj is not None:
             self.queue.add(key_of(obj))
@@ -255,7 +258,7 @@ class ReplicaSetController:
             await self._write_status(obj, status)
         wait = next_available_in(owner_msg, pods, now)
         if error is None and wait is not None:
-            self.queue.add_after(key, wait + 0.05)
+            self.requeue.after(key, wait + 0.05)
         log.debug("%s=%s synced pods=%d want=%d expectations=%s duration_ms=%.2f",
                   self.workload.name, key, len(pods), owner_msg.spec.replicas,
                   self.expectations.pending(key), _ms(started))

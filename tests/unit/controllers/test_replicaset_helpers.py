@@ -11,9 +11,11 @@ import pytest
 from kemu.api import manifest
 from kemu.api.v1 import core_pb2
 from kemu.client.errors import Invalid
+from kemu.client.workqueue import WorkQueue
 from kemu.services.controllers import podutil
 from kemu.services.controllers.expectations import Expectations
 from kemu.services.controllers.podcontrol import NoLabels, pod_from_template, slow_start_batch
+from kemu.services.controllers.requeue import Requeuer
 
 T0 = "2026-01-01T00:00:00Z"
 
@@ -152,3 +154,19 @@ def test_pod_from_template() -> None:
     del template.metadata.labels["app"]
     with pytest.raises(NoLabels):
         pod_from_template(template, "ns", "web", None)
+
+
+async def test_requeuer_keeps_the_earliest_pending_wake_up() -> None:
+    clock = [0.0]
+    queue: WorkQueue[str] = WorkQueue()
+    r = Requeuer(queue, clock=lambda: clock[0])
+    assert r.after("k", 10)
+    assert not r.after("k", 20), "a later one is covered by the pending one"
+    assert r.after("k", 5), "an earlier one is scheduled"
+    clock[0] = 6
+    assert r.after("k", 10), "the pending one has fired"
+    r.forget("k")
+    assert r.after("k", 30)
+    assert len(queue._timers) == 4
+    for handle in queue._timers:
+        handle.cancel()
