@@ -165,6 +165,26 @@ def test_rolling_update_revisions_and_reuse(cm: processes.Proc, client: Client,
     assert cm.alive(), cm.tail()
 
 
+def test_rolling_update_max_unavailable(cm: processes.Proc, client: Client,
+                                        namespace: str) -> None:
+    ns = namespace
+    create_deploy(client, ns, "mu", 4, "img:v1",
+                  strategy={"type": "RollingUpdate",
+                            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "25%"}})
+    settle(client, ns, "mu", lambda: complete(client, ns, "mu", 4), "mu complete")
+
+    def within_fenceposts() -> None:
+        total = sum(rs.spec.replicas for rs in replica_sets(client, ns, "mu"))
+        assert total <= 4, f"maxSurge 0 broken: {total} replicas"
+        ready = sum(is_ready(p) for p in live_pods(client, ns, "mu"))
+        assert ready >= 3, f"maxUnavailable 25% of 4 broken: {ready} ready"
+
+    set_image(client, ns, "mu", "img:v2")
+    settle(client, ns, "mu", lambda: len(replica_sets(client, ns, "mu")) == 2
+           and complete(client, ns, "mu", 4), "rollout to v2", check=within_fenceposts)
+    assert {p.spec.containers[0].image for p in live_pods(client, ns, "mu")} == {"img:v2"}
+
+
 def test_rollback_subresource_finds_revisions(cm: processes.Proc, client: Client,
                                               namespace: str) -> None:
     ns = namespace
