@@ -209,6 +209,10 @@ async def test_adopts_orphans_and_releases_mismatches() -> None:
     assert len(by_name) == 2, "the adopted ReplicaSet is the new one: nothing created"
     assert by_name[f"web-{h}"].metadata.owner_references[0].uid == d.deployment.metadata.uid
     assert not by_name["stray"].metadata.owner_references
+    await ctrl.reconcile(KEY)  # the adopted one is found as the new ReplicaSet
+    cond = cond_of(the_deploy(api).status, "Progressing")
+    assert (cond.reason, cond.message) == ("FoundNewReplicaSet",
+                                           f'Found new replica set "web-{h}"')
 
 
 async def test_hash_collision_bumps_collision_count() -> None:

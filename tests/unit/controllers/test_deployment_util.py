@@ -284,3 +284,19 @@ def test_old_pods_running() -> None:
     assert recreate.old_pods_running(new, [old], {"uid-old": [running]})
     assert not recreate.old_pods_running(new, [old], {"uid-old": [done],
                                                        "uid-new": [running]})
+
+
+def test_replica_failure_surfaces_new_first() -> None:
+    d = deployment(2)
+    old, new = rs("old", 1), rs("new", 1)
+    old.status.conditions.add(type="ReplicaFailure", status="True", reason="FailedDelete")
+    st = progress.rollout_status(d, [old, new], new, NOW)
+    assert cond_of(st, "ReplicaFailure").reason == "FailedDelete"
+    new.status.conditions.add(type="ReplicaFailure", status="True", reason="FailedCreate",
+                              message="quota")
+    st = progress.rollout_status(d, [old, new], new, NOW)
+    assert (cond_of(st, "ReplicaFailure").reason, cond_of(st, "ReplicaFailure").message) \
+        == ("FailedCreate", "quota")
+    d.status.CopyFrom(st)
+    st = progress.rollout_status(d, [rs("old", 1), rs("new", 1)], rs("new", 1), NOW)
+    assert progress.get_condition(st, "ReplicaFailure") is None
