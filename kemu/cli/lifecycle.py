@@ -1,16 +1,21 @@
 """`kemu up`, `kemu down`, `kemu status`: a cluster on this machine as managed processes.
 
-`up` starts the store, the apiserver, the controller manager (endpoints, node podCIDRs),
-the scheduler and one node agent (node
-`NAME-node-1`, running pods on the local dockerd). State lives in ~/.kemu/clusters/NAME/:
-the store's data, the agent's volumes, one log and one pid file per component. `up` on a
-running cluster reuses it; `down` stops what `up` started (by pid), removes the node's
-pod containers and network, and removes the state directory; a second cluster with
-another --name and other ports can run beside the first.
+`up` starts the store, the apiserver, the controller manager, the scheduler, one node agent
+(node `NAME-node-1`, running pods on the local dockerd and programming this machine's
+Service rules) and the cluster DNS in embedded mode: `kemu dns` on the pod network's
+gateway, behind the `kube-dns` Service at 10.96.0.10. (The apiserver listens on loopback,
+which pods cannot reach, so DNS runs on the host rather than as a Deployment of in-cluster
+clients; see kemu.cli.addons.)
+
+State lives in ~/.kemu/clusters/NAME/: the store's data, the agent's volumes, one log and
+one pid file per component. `up` on a running cluster reuses it; `down` stops what `up`
+started (by pid), removes the node's pod containers and network, and removes the state
+directory; a second cluster with another --name and other ports can run beside the first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +41,7 @@ class Component:
     name: str
     address: str  # where grpc.health.v1 answers SERVING once the component is ready
     args: tuple[str, ...]
+    probe: str = "grpc"  # "tcp": ready once the address accepts a connection (DNS)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Ports:
     controller_manager: int = 10257
 
 
-COMPONENTS = ("store", "apiserver", "controller-manager", "scheduler", "agent")
+COMPONENTS = ("store", "apiserver", "controller-manager", "scheduler", "agent", "dns")
 
 
 def node_name(cluster: str) -> str:
@@ -98,6 +104,21 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def tcp_open(address: str, timeout: float = 1.0) -> bool:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ready(comp: Component) -> bool:
+    return tcp_open(comp.address) if comp.probe == "tcp" else healthy(comp.address)
 
 
 def healthy(address: str, timeout: float = 1.0) -> bool:
@@ -158,7 +179,7 @@ def _start(d: Path, comp: Component, launched: list[int], deadline_s: float = 60
         if proc.poll() is not None:
             raise LifecycleError(f"{comp.name} exited with code {proc.returncode}; "
                                  f"log {log_path}:\n{_tail(log_path)}")
-        if healthy(comp.address):
+        if ready(comp):
             return proc.pid
         time.sleep(0.1)
     raise LifecycleError(f"{comp.name} did not become healthy at {comp.address} within "
@@ -174,7 +195,7 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> in
     try:
         for comp in comps:
             pid = _read_pid(d / f"{comp.name}.pid")
-            if pid is not None and _pid_alive(pid) and healthy(comp.address):
+            if pid is not None and _pid_alive(pid) and ready(comp):
                 print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
                 continue
             if pid is not None and _pid_alive(pid):
@@ -184,8 +205,9 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> in
             pid = _start(d, comp, launched)
             print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
         api = comps[1].address
+        gateway = _wait_node_ready(api, node_name(name))
+        comps.append(_start_dns(d, api, gateway, launched))
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
-        _wait_node_ready(api, node_name(name))
     except BaseException:
         # A half-started cluster is worse than none: stop what this call started (as kind
         # deletes a cluster whose creation failed); the logs stay for reading.
@@ -201,6 +223,8 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> in
     print(f"  store      {comps[0].address}   (etcd v3 API: "
           f"ETCDCTL_API=3 etcdctl --endpoints={comps[0].address} get --prefix /registry)")
     print(f"  node       {node_name(name)}   (pods run on the local dockerd)")
+    print(f"  dns        {comps[-1].address}   (Service kube-dns 10.96.0.10 for pods: "
+          f"dig @{comps[-1].address.rsplit(':', 1)[0]} kubernetes.default.svc.cluster.local)")
     print(f"  config     {path}   (kemuctl uses it)")
     print(f"  logs       {d / 'logs'}")
     print("\nnext: kemuctl get nodes;  kemuctl run hello --image kemu/bootcamp:v1;  "
@@ -263,20 +287,55 @@ def status(name: str) -> int:
     except (OSError, ValueError):
         addresses = {}
     worst = 0
-    print(f"{'COMPONENT':<11}{'PID':<9}{'ADDRESS':<22}STATUS")
+    print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}STATUS")
     for comp in COMPONENTS:
         pid = _read_pid(d / f"{comp}.pid")
         alive = pid is not None and _pid_alive(pid)
-        ok = alive and bool(addresses.get(comp)) and healthy(addresses[comp])
+        probe = "tcp" if comp == "dns" else "grpc"
+        ok = alive and bool(addresses.get(comp)) and ready(Component(comp, addresses[comp], (),
+                                                                     probe))
         state = "Healthy" if ok else ("Unhealthy" if alive else "Stopped")
         worst = worst or (0 if ok else 1)
-        print(f"{comp:<11}{pid or '-'!s:<9}{addresses.get(comp) or '-':<22}{state}")
+        print(f"{comp:<20}{pid or '-'!s:<9}{addresses.get(comp) or '-':<22}{state}")
     return worst
 
 
-def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
+def _start_dns(d: Path, api: str, gateway: str, launched: list[int]) -> Component:
+    """Embedded cluster DNS: `kemu dns` on the pod network's gateway (a host address every
+    pod of the node reaches), and the `kube-dns` Service with hand-written Endpoints.
+
+    As with the other components, a DNS server already running and answering is kept."""
+    from kemu.api import manifest
+    from kemu.cli import addons
+    from kemu.client import Client
+    from kemu.client.errors import AlreadyExists
+
+    comp = Component("dns", f"{gateway}:53", ("dns", "--apiserver", api, "--listen",
+                                              f"{gateway}:53"), probe="tcp")
+    pid = _read_pid(d / "dns.pid")
+    if pid is not None and _pid_alive(pid) and ready(comp):
+        print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
+    else:
+        print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
+        pid = _start(d, comp, launched)
+        print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+    with Client(api, timeout=10) as client:
+        with contextlib.suppress(AlreadyExists):
+            client.create(manifest.from_dict(addons.dns_service(selector=False)))
+        endpoints = manifest.from_dict(addons.embedded_dns_endpoints(gateway))
+        try:
+            client.create(endpoints)
+        except AlreadyExists:  # a cluster started again: the gateway may have changed
+            current = client.get("endpoints", "kube-dns", "kube-system")
+            endpoints.endpoints.metadata.resource_version = \
+                current.endpoints.metadata.resource_version
+            client.update(endpoints)
+    return comp
+
+
+def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> str:
     """`up` is done when the node is Ready and has its podCIDR, so the first pod already
-    gets an address from the cluster CIDR."""
+    gets an address from the cluster CIDR. Returns the pod network's gateway (its .1)."""
     from kemu.client import Client
 
     deadline = time.monotonic() + timeout
@@ -288,7 +347,10 @@ def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
                             for c in got.status.conditions)
                 if ready and got.spec.pod_cidr and _network_subnet(node) == got.spec.pod_cidr:
                     print(f"  node       {node} Ready, podCIDR {got.spec.pod_cidr}", flush=True)
-                    return
+                    import ipaddress
+
+                    net = ipaddress.ip_network(got.spec.pod_cidr, strict=False)
+                    return str(net.network_address + 1)
             except Exception:  # not registered yet
                 pass
             time.sleep(0.2)

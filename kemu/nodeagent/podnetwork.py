@@ -179,6 +179,38 @@ class PodNetwork:
             self._run(["ip", "rule", "add", "priority", RULE_PRIORITY, "to", cfg.service_cidr,
                        "iif", "lo", "lookup", SERVICE_TABLE])
 
+    # --- hairpin ---
+
+    def ensure_hairpin(self, pod_cidr: str) -> int:
+        """Hairpin mode on every port of the pod bridge, as the kubelet's hairpin-veth.
+
+        A pod reaching itself through its Service sends a frame that the bridge, after the
+        DNAT, must send back out of the port it came in on; a bridge port does that only
+        in hairpin mode. Returns the number of ports switched on."""
+        bridge = self._bridge_for(pod_cidr)
+        if bridge is None:
+            return 0
+        ports = json.loads(self._run(["ip", "-j", "-d", "link", "show", "master", bridge],
+                                     check=False) or "[]")
+        changed = 0
+        for port in ports:
+            slave = (port.get("linkinfo") or {}).get("info_slave_data") or {}
+            if not slave.get("hairpin", False):
+                self._run(["ip", "link", "set", "dev", port["ifname"], "type", "bridge_slave",
+                           "hairpin", "on"], check=False)
+                changed += 1
+        return changed
+
+    def _bridge_for(self, pod_cidr: str) -> str | None:
+        if not pod_cidr:
+            return None
+        net = ipaddress.ip_network(pod_cidr, strict=False)
+        for link in json.loads(self._run(["ip", "-j", "-4", "addr", "show"]) or "[]"):
+            for a in link.get("addr_info", []):
+                if a.get("local") and ipaddress.ip_address(a["local"]) in net:
+                    return str(link["ifname"])
+        return None
+
     # --- routes to the other nodes ---
 
     def sync_routes(self, peers: Iterable[PeerNode]) -> bool:

@@ -106,6 +106,7 @@ class ServiceProxy:
                 self.network.ensure_static(plan.own_pod_cidr)
                 self._static_cidr = plan.own_pod_cidr
             self.network.sync_routes(plan.peers)
+            self.network.ensure_hairpin(plan.own_pod_cidr)
         if self.proxier is not None:
             ports, eps = desired_state((o.service for o in plan.services),
                                        (o.endpoints for o in plan.endpoints),

@@ -58,11 +58,25 @@ def test_up_status_down(tmp_path: Path) -> None:
             cidr = ipaddress.ip_network(client.get("nodes", "lab-node-1").node.spec.pod_cidr)
             assert cidr.subnet_of(ipaddress.ip_network("10.244.0.0/16"))
             assert ipaddress.ip_address(client.get("pods", "hello").pod.status.pod_ip) in cidr
+            # Cluster DNS: the embedded server answers on the pod network's gateway, and a
+            # pod resolves a Service name through 10.96.0.10 (the node's Service rules).
+            dns = next(line.split()[1] for line in up.stdout.splitlines()
+                       if line.strip().startswith("dns ") and "kube-dns" in line)
+            host, port = dns.rsplit(":", 1)
+            dig = subprocess.run(["dig", f"@{host}", "-p", port, "+short", "+time=2",
+                                  "kubernetes.default.svc.cluster.local"],
+                                 capture_output=True, text=True, timeout=20)
+            assert dig.stdout.split() == ["10.96.0.1"], dig
+            lookup = subprocess.run(
+                [sys.executable, "-m", "kemu.cli.kemuctl", "exec", "hello", "--", "python3",
+                 "-c", "import socket; print(socket.gethostbyname('kubernetes'))"],
+                env=env, capture_output=True, text=True, timeout=60)
+            assert lookup.stdout.split() == ["10.96.0.1"], lookup
         again = kemu(env, "up", "--name", "lab", *ports)  # reuses the running cluster
         assert again.returncode == 0 and "already running" in again.stdout
         status = kemu(env, "status", "--name", "lab")
         assert status.returncode == 0
-        assert status.stdout.count("Healthy") == 5
+        assert status.stdout.count("Healthy") == 6
         # a second cluster beside the first
         other = kemu(env, "up", "--name", "other", *_ports())
         assert other.returncode == 0, other.stderr
@@ -115,7 +129,7 @@ def test_a_failed_up_stops_what_it_started(tmp_path: Path) -> None:
         assert result.returncode == 1
         assert result.stderr.startswith("error: scheduler exited"), result.stderr
         status = kemu(env, "status", "--name", "half")
-        assert status.stdout.count("Stopped") == 5, status.stdout
+        assert status.stdout.count("Stopped") == 6, status.stdout
         assert not processes.tcp_open(f"127.0.0.1:{ports[ports.index('--apiserver-port') + 1]}")
     finally:
         kemu(env, "down", "--name", "half")

@@ -28,15 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the range node podCIDRs are carved from")
     p.add_argument("--node-cidr-mask-size", type=int, default=24, metavar="BITS",
                    help="prefix length of each node's podCIDR")
-    p.add_argument("--controllers", type=_names, default=("endpoints", "nodeipam"),
-                   metavar="NAME,...",
+    p.add_argument("--controllers", type=_names, default=("*",), metavar="NAME,...",
                    help="controllers to run: endpoints, nodeipam, replicaset, "
-                        "replicationcontroller, deployment, or * for all "
-                        "(default: endpoints,nodeipam)")
+                        "replicationcontroller, deployment, service-lb, or * for all "
+                        "(default: *, as kube-controller-manager)")
     for flag, what in (("replicaset", "ReplicaSets"), ("rc", "ReplicationControllers"),
                        ("deployment", "Deployments")):
         p.add_argument(f"--concurrent-{flag}-syncs", type=int, default=5, metavar="N",
                        help=f"{what} synced at once")
+    p.add_argument("--load-balancer-pool", default="", metavar="CIDR|FIRST-LAST",
+                   help="addresses for LoadBalancer Services, announced by the node agents "
+                        "(default: none; LoadBalancer Services stay <pending>)")
     p.add_argument("--health-listen", default=None, metavar="HOST:PORT",
                    help="serve grpc.health.v1 here (SERVING once the caches are filled)")
 
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
             controllers=tuple(args.controllers), health_listen=args.health_listen,
             replicaset_workers=args.concurrent_replicaset_syncs,
             rc_workers=args.concurrent_rc_syncs,
-            deployment_workers=args.concurrent_deployment_syncs)
+            deployment_workers=args.concurrent_deployment_syncs,
+            load_balancer_pool=args.load_balancer_pool)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

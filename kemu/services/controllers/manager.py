@@ -25,20 +25,20 @@ from grpc_reflection.v1alpha import reflection
 
 from kemu.client.aio import AsyncClient
 from kemu.client.informer import Informer
-from kemu.services.controllers import deployment, endpoints, nodeipam, replicaset
+from kemu.services.controllers import deployment, endpoints, lbipam, nodeipam, replicaset
 from kemu.services.controllers.cidrs import CIDRAllocator
 from kemu.util.listen import check_bindable
 
 log = logging.getLogger("kemu.controllers")
 
 KNOWN = ("endpoints", "nodeipam", replicaset.REPLICA_SET.name,
-         replicaset.REPLICATION_CONTROLLER.name, deployment.NAME)
-DEFAULT = ("endpoints", "nodeipam")
+         replicaset.REPLICATION_CONTROLLER.name, deployment.NAME, lbipam.NAME)
+DEFAULT = ("*",)
 INFORMERS: dict[str, tuple[str, ...]] = {
     endpoints.NAME: endpoints.INFORMERS, nodeipam.NAME: nodeipam.INFORMERS,
     replicaset.REPLICA_SET.name: replicaset.REPLICA_SET.informers,
     replicaset.REPLICATION_CONTROLLER.name: replicaset.REPLICATION_CONTROLLER.informers,
-    deployment.NAME: deployment.INFORMERS}
+    deployment.NAME: deployment.INFORMERS, lbipam.NAME: lbipam.INFORMERS}
 
 
 def check_host_port(text: str, what: str) -> None:
@@ -60,6 +60,8 @@ class ControllerManagerConfig:
     replicaset_workers: int = 5  # kube-controller-manager's --concurrent-replicaset-syncs
     rc_workers: int = 5
     deployment_workers: int = 5
+    # LoadBalancer addresses (CIDR or FIRST-LAST); empty: LoadBalancer Services stay pending.
+    load_balancer_pool: str = ""
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")
@@ -75,6 +77,8 @@ class ControllerManagerConfig:
             raise ValueError(f"--controllers: unknown controller {unknown[0]!r} "
                              f"(known: {', '.join(KNOWN)})")
         CIDRAllocator.parse(self.cluster_cidr, self.node_cidr_mask_size)
+        if self.load_balancer_pool:
+            lbipam.parse_pool(self.load_balancer_pool)  # PoolError is a ValueError
         if self.endpoints_workers < 1:
             raise ValueError("endpoints workers must be at least 1")
         for flag, n in (("--concurrent-replicaset-syncs", self.replicaset_workers),
@@ -118,7 +122,14 @@ class ControllerManager:
             deployment.NAME: lambda: deployment.DeploymentController(
                 self.client, self.informers, workers=config.deployment_workers),
         }
+        if config.load_balancer_pool:
+            factories[lbipam.NAME] = lambda: lbipam.LoadBalancerIPController(
+                self.client, self.informers, lbipam.parse_pool(config.load_balancer_pool))
         for name in config.controllers:
+            if name == lbipam.NAME and not config.load_balancer_pool:
+                log.info("controller=%s off: no --load-balancer-pool, LoadBalancer Services "
+                         "stay pending", name)
+                continue
             self.controllers[name] = factories[name]()
         self.ready = asyncio.Event()
         self.health: health.aio.HealthServicer | None = None

@@ -21,7 +21,7 @@ def test_defaults() -> None:
     args = parse()
     assert (args.apiserver, args.cluster_cidr, args.node_cidr_mask_size, args.controllers,
             args.health_listen) == ("127.0.0.1:6443", "10.244.0.0/16", 24,
-                                    ("endpoints", "nodeipam"), None)
+                                    ("*",), None)
 
 
 def test_flags() -> None:
@@ -36,4 +36,5 @@ def test_bad_value_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> Non
     assert cli.run(parse("--controllers", "nope")) == 2
     err = capsys.readouterr().err
     assert err == ("kemu controller-manager: error: --controllers: unknown controller "
-                   "'nope' (known: endpoints, nodeipam)\n")
+                   "'nope' (known: endpoints, nodeipam, replicaset, "
+                   "replicationcontroller, deployment, service-lb)\n")

@@ -26,9 +26,9 @@ def test_worker_flags() -> None:
             args.concurrent_deployment_syncs) == (("replicaset", "deployment"), 2, 5, 3)
 
 
-def test_star_means_every_controller_and_default_is_unchanged() -> None:
+def test_star_means_every_controller_and_is_the_default() -> None:
     assert mgr.ControllerManagerConfig(controllers=("*",)).controllers == mgr.KNOWN
-    assert mgr.ControllerManagerConfig().controllers == ("endpoints", "nodeipam")
+    assert mgr.ControllerManagerConfig().controllers == mgr.KNOWN
 
 
 def test_bad_worker_count() -> None:

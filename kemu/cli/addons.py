@@ -1,0 +1,83 @@
+"""The cluster add-ons kemu installs, as manifests: cluster DNS.
+
+As kubeadm does with CoreDNS, DNS is an ordinary workload: the Service `kube-dns` in
+kube-system at the tenth address of the service CIDR (10.96.0.10), in front of either
+- pods of the Deployment `kube-dns` running `kemu dns` from the kemu/kemu image, which
+  find the apiserver through the `kubernetes` Service as any in-cluster client does; or
+- in embedded mode, a `kemu dns` process on the host, written by hand as the Service's
+  Endpoints (a selector-less Service, as for any service outside the cluster).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+DNS_LABELS = {"k8s-app": "kube-dns"}
+DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]
+
+
+def cluster_dns_ip(service_cidr: str = "10.96.0.0/12") -> str:
+    """The tenth address of the service CIDR, as kubeadm chooses it."""
+    return str(ipaddress.ip_network(service_cidr, strict=False).network_address + 10)
+
+
+def dns_service(*, service_cidr: str = "10.96.0.0/12", selector: bool = True,
+                target_port: int = 53) -> dict[str, Any]:
+    """The `kube-dns` Service (selector-less for the embedded server)."""
+    spec: dict[str, Any] = {
+        "clusterIP": cluster_dns_ip(service_cidr),
+        "ports": [{**p, "targetPort": target_port} for p in DNS_PORTS],
+    }
+    if selector:
+        spec["selector"] = dict(DNS_LABELS)
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                         "labels": {**DNS_LABELS, "kubernetes.io/name": "KubeDNS"}},
+            "spec": spec}
+
+
+def dns_deployment(image: str, *, replicas: int = 2) -> dict[str, Any]:
+    """The `kube-dns` Deployment: `kemu dns` on port 53, ready once it answers TCP."""
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": dict(DNS_LABELS)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(DNS_LABELS)},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "10%"}},
+            "template": {
+                "metadata": {"labels": dict(DNS_LABELS)},
+                "spec": {
+                    # Its own lookups (none today) must not go through itself.
+                    "dnsPolicy": "Default",
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [{
+                        "name": "kemu-dns",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": ["dns", "--listen", "0.0.0.0:53"],
+                        "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                  {"name": "dns-tcp", "containerPort": 53,
+                                   "protocol": "TCP"}],
+                        "readinessProbe": {"tcpSocket": {"port": 53},
+                                           "periodSeconds": 2},
+                        "resources": {"requests": {"cpu": "50m", "memory": "70Mi"}},
+                    }],
+                },
+            },
+        },
+    }
+
+
+def embedded_dns_endpoints(address: str, port: int = 53) -> dict[str, Any]:
+    """Endpoints sending `kube-dns` to a `kemu dns` process on the host at address:port."""
+    return {"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                         "labels": dict(DNS_LABELS)},
+            "subsets": [{"addresses": [{"ip": address}],
+                         "ports": [{"name": p["name"], "port": port,
+                                    "protocol": p["protocol"]} for p in DNS_PORTS]}]}
