@@ -211,6 +211,12 @@ def test_service_name_resolves_through_cluster_dns_pods(cl: LabCluster, api: Cli
     assert "nameserver 10.96.0.10" in resolv
     assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
     assert "ndots:5" in resolv
+    # Services that existed when the pod started are in its environment, as in Kubernetes.
+    env = sh(cl, "dns-client", "env").stdout
+    assert f"APP_SERVICE_SERVICE_HOST={app['cluster_ip']}" in env
+    assert "APP_SERVICE_SERVICE_PORT=80" in env and "APP_SERVICE_SERVICE_PORT_HTTP=80" in env
+    assert f"APP_SERVICE_PORT=tcp://{app['cluster_ip']}:80" in env
+    assert "KUBERNETES_SERVICE_HOST=10.96.0.1" in env
     # busybox's nslookup tries every search domain and exits 1 when any of them is
     # NXDOMAIN (as it does on Kubernetes), so the answer is what is checked.
     out = sh(cl, "dns-client", f"nslookup {APP}", check=False).stdout
