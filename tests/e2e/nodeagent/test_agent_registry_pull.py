@@ -95,3 +95,10 @@ def test_pull_policies_against_a_registry(agent: AgentHandle, api: Client, names
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(image, force=True)
+        # Pulls also left digest references (`<registry>/kemu/bootcamp@sha256:...`, shown
+        # as `<none>` tags); the registry is gone after this module, so are they.
+        for img in docker_client.images.list():
+            for ref in img.attrs.get("RepoDigests") or []:
+                if ref.startswith(f"{registry}/"):
+                    with contextlib.suppress(docker.errors.APIError):
+                        docker_client.images.remove(ref)
