@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -55,6 +56,21 @@ def _reason(err: BaseException) -> str:
         if known in text:
             return known.lower() if known != "timed out" else "timed out"
     return text.split("\n")[0][-200:]
+
+
+ROUTE_LOCALNET = Path("/proc/sys/net/ipv4/conf/all/route_localnet")
+
+
+def enable_route_localnet() -> None:
+    """DNAT of 127.0.0.1:NODEPORT to a pod needs the kernel to route a loopback source out
+    of a real interface (kube-proxy sets the same sysctl; its firewall rule, rendered by
+    the proxy, drops what this would otherwise let in from outside)."""
+    try:
+        if ROUTE_LOCALNET.read_text().strip() != "1":
+            ROUTE_LOCALNET.write_text("1")
+    except OSError as e:
+        log.warning("cannot set net.ipv4.conf.all.route_localnet=1 (%s): NodePorts will "
+                    "not answer on 127.0.0.1", e)
 
 
 class AgentError(Exception):
@@ -257,9 +273,12 @@ class Agent:
         if self._netns_lock is None:
             return None
         proxy_on = cfg.proxy_mode == "iptables"
-        proxier = (Proxier(SubprocessIptables(), ProxyConfig(cfg.cluster_cidr,
-                                                             node_ips=(cfg.node_ip,)))
+        proxier = (Proxier(SubprocessIptables(),
+                           ProxyConfig(cfg.cluster_cidr, node_ips=(cfg.node_ip,),
+                                       localhost_nodeports=cfg.localhost_nodeports))
                    if proxy_on else None)
+        if proxier is not None and cfg.localhost_nodeports:
+            enable_route_localnet()
         network = (PodNetwork(PodNetworkConfig(cfg.cluster_cidr, cfg.service_cidr,
                                                cfg.node_name, cfg.node_ip))
                    if self._network_plugin_active else None)

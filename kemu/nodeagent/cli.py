@@ -82,6 +82,10 @@ def configure(a: argparse.ArgumentParser) -> None:
                    help="the ClusterIP range (as the apiserver's --service-cluster-ip-range)")
     a.add_argument("--proxy-mode", choices=("iptables", "none"), default="iptables",
                    help="Service rules as kube-proxy's iptables mode, or none")
+    a.add_argument("--iptables-localhost-nodeports", action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help="NodePorts answer on 127.0.0.1 too (sets route_localnet), as "
+                        "kube-proxy's flag of that name")
     a.add_argument("--network-plugin", choices=("host-gw", "none"), default="host-gw",
                    help="routes to other nodes' pods and forwarding rules, or none")
     a.add_argument("--cleanup", action="store_true",
@@ -103,7 +107,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
         resync_interval=args.resync_interval, cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr, proxy_mode=args.proxy_mode,
-        network_plugin=args.network_plugin)
+        network_plugin=args.network_plugin,
+        localhost_nodeports=args.iptables_localhost_nodeports)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,6 +35,8 @@ class AgentConfig:
     proxy_mode: str = "iptables"
     # "host-gw" routes other nodes' podCIDRs and opens forwarding; "none" touches nothing.
     network_plugin: str = "host-gw"
+    # NodePorts on 127.0.0.1 too (kube-proxy's --iptables-localhost-nodeports, default on).
+    localhost_nodeports: bool = True
     proxy_min_sync_interval: float = 1.0
     proxy_sync_interval: float = 30.0
 

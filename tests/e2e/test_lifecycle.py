@@ -7,6 +7,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import docker  # type: ignore[import-untyped]
@@ -49,7 +50,8 @@ def test_up_status_down(tmp_path: Path) -> None:
             assert any(c.type == "Ready" and c.status == "True"
                        for c in node.status.conditions)
             client.create(manifest.from_dict({
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "hello", "labels": {"app": "hello"}},
                 "spec": {"containers": [{"name": "web", "image": "kemu/bootcamp:v1",
                                          "imagePullPolicy": "Never"}]}}))
             processes.wait_for(lambda: client.get("pods", "hello").pod.status.phase
@@ -72,6 +74,23 @@ def test_up_status_down(tmp_path: Path) -> None:
                  "-c", "import socket; print(socket.gethostbyname('kubernetes'))"],
                 env=env, capture_output=True, text=True, timeout=60)
             assert lookup.stdout.split() == ["10.96.0.1"], lookup
+            # A NodePort answers on the URL `kemu service --url` prints (the node's IP is
+            # 127.0.0.1: localhost NodePorts, as kube-proxy's default).
+            client.create(manifest.from_dict({
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"},
+                "spec": {"type": "NodePort", "selector": {"app": "hello"},
+                         "ports": [{"port": 80, "targetPort": 8080}]}}))
+            url = kemu(env, "service", "hello", "--url").stdout.strip()
+            assert url.startswith("http://127.0.0.1:3"), url
+
+            def answer() -> str:
+                try:
+                    with urllib.request.urlopen(url, timeout=3) as r:
+                        return str(r.read().decode())
+                except OSError:  # the rules are at most a second behind the Service
+                    return ""
+            processes.wait_for(lambda: "Hello Kubernetes bootcamp!" in answer(), 20,
+                               f"an answer from {url}")
         again = kemu(env, "up", "--name", "lab", *ports)  # reuses the running cluster
         assert again.returncode == 0 and "already running" in again.stdout
         status = kemu(env, "status", "--name", "lab")

@@ -76,10 +76,13 @@ class ProxyConfig:
 
     `nodeport_addresses` empty means NodePorts answer on every local address (kube-proxy's
     default, `-m addrtype --dst-type LOCAL`); otherwise CIDRs, or `("primary",)` for the
-    node's own IPs as kube-proxy's `--nodeport-addresses primary`.
+    node's own IPs as kube-proxy's `--nodeport-addresses primary`. `localhost_nodeports`
+    adds 127.0.0.1 to "every local address" (kube-proxy's --iptables-localhost-nodeports;
+    it needs the sysctl route_localnet, which the agent sets).
     """
 
     cluster_cidr: str
     node_ips: tuple[str, ...] = ()
     masquerade_mark: str = "0x4000"
     nodeport_addresses: tuple[str, ...] = field(default=())
+    localhost_nodeports: bool = False

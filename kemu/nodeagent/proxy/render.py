@@ -142,9 +142,19 @@ def render_tables(
     node_ips: Sequence[str] = (),
     masquerade_mark: str = "0x4000",
     nodeport_addresses: Sequence[str] = (),
+    localhost_nodeports: bool = False,
 ) -> tuple[Table, Table]:
     """The nat and filter tables for the desired state; see `render` for the arguments."""
     w = _Writer()
+    if localhost_nodeports and not nodeport_addresses:
+        # With route_localnet on, a packet from another host to 127.0.0.1 would reach
+        # services bound to loopback: drop new ones that were not DNATed (CVE-2020-8558;
+        # kube-proxy's KUBE-FIREWALL rule). The chain is jumped from INPUT for NEW packets.
+        w.filter(
+            chains.EXTERNAL_SERVICES,
+            '! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
+            'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
+        )
     mark = f"{masquerade_mark}/{masquerade_mark}"
 
     # Masquerading: anything marked on the way in is SNATed on the way out. The mark is
@@ -180,9 +190,15 @@ def render_tables(
     if addresses == ["primary"]:
         addresses = [_host(ip) for ip in node_ips]
     comment = _q("kemu service nodeports; NOTE: this must be the last rule in this chain")
-    if not addresses:
-        # Not 127.0.0.0/8: DNAT from loopback needs route_localnet, which kemu leaves off
-        # (kube-proxy with --iptables-localhost-nodeports=false).
+    if not addresses and localhost_nodeports:
+        # 127.0.0.1:NODEPORT too, as kube-proxy's --iptables-localhost-nodeports (its
+        # default); the agent turns route_localnet on for it.
+        w.nat(
+            chains.SERVICES,
+            f"-m comment --comment {comment} -m addrtype --dst-type LOCAL -j {chains.NODEPORTS}",
+        )
+    elif not addresses:
+        # Not 127.0.0.0/8: DNAT from loopback needs route_localnet.
         w.nat(
             chains.SERVICES,
             f"! -d 127.0.0.0/8 -m comment --comment {comment} "
@@ -393,6 +409,7 @@ def render(
     cluster_cidr: str,
     masquerade_mark: str = "0x4000",
     nodeport_addresses: Sequence[str] = (),
+    localhost_nodeports: bool = False,
 ) -> str:
     """The full iptables-restore text (nat and filter) for the desired state.
 
@@ -408,5 +425,6 @@ def render(
         node_ips=node_ips,
         masquerade_mark=masquerade_mark,
         nodeport_addresses=nodeport_addresses,
+        localhost_nodeports=localhost_nodeports,
     )
     return format_restore(tables)

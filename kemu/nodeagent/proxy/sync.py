@@ -94,6 +94,7 @@ class Proxier:
             node_ips=cfg.node_ips,
             masquerade_mark=cfg.masquerade_mark,
             nodeport_addresses=cfg.nodeport_addresses,
+            localhost_nodeports=cfg.localhost_nodeports,
         )
         stale = {t.name: sorted(current[t.name].chains - set(t.chains)) for t in tables}
         present = {t: {_unquoted(r) for r in current[t].rules} for t in TABLES}

@@ -125,6 +125,22 @@ def test_cluster_ip_and_node_port_reach_the_backend(pair: Pair) -> None:
     assert (status, body) == ("OK", "hello from 8080")
 
 
+def test_localhost_node_port_with_route_localnet(pair: Pair) -> None:
+    """127.0.0.1:NODEPORT reaches the backend once route_localnet is on (the agent sets
+    it), as with kube-proxy's --iptables-localhost-nodeports; off, it is not rendered."""
+    cfg = ProxyConfig(cluster_cidr="10.244.0.0/16", node_ips=(CLIENT_IP,),
+                      localhost_nodeports=True)
+    Proxier(SubprocessIptables(netns=pair.client), cfg).sync([SVC], EPS)
+    ns_run(pair.client, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
+    status, _, body = fetch(pair.client, "127.0.0.1", 30080)
+    assert (status, body) == ("OK", "hello from 8080")
+    saved = ns_run(pair.client, "iptables-save", "-t", "filter").stdout
+    assert "block incoming localnet connections" in saved
+    proxier(pair.client).sync([SVC], EPS)  # localhost NodePorts off again
+    assert fetch(pair.client, "127.0.0.1", 30080)[0] != "OK"
+    assert "block incoming localnet" not in ns_run(pair.client, "iptables-save").stdout
+
+
 def test_service_without_endpoints_is_refused_at_once(pair: Pair) -> None:
     proxier(pair.client).sync([SVC], {})
     status, seconds = fetch(pair.client, CLUSTER_IP, 80)[:2]

@@ -143,3 +143,15 @@ def test_custom_masquerade_mark() -> None:
     text = render([], {}, node_ips=[], cluster_cidr=CIDR, masquerade_mark="0x8000")
     assert "-A KEMU-MARK-MASQ -j MARK --set-xmark 0x8000/0x8000" in text
     assert "-m mark ! --mark 0x8000/0x8000 -j RETURN" in text
+
+
+def test_localhost_nodeports_include_loopback_and_block_martians() -> None:
+    text = render([web(node_port=30080)], {"default/web:http": eps("10.244.0.5")},
+                  node_ips=["192.168.1.10"], cluster_cidr=CIDR, localhost_nodeports=True)
+    assert ('-A KEMU-SERVICES -m comment --comment "kemu service nodeports; NOTE: this must '
+            'be the last rule in this chain" -m addrtype --dst-type LOCAL -j KEMU-NODEPORTS'
+            ) in text
+    assert "! -d 127.0.0.0/8" not in text
+    assert ('-A KEMU-EXTERNAL-SERVICES ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment '
+            '"block incoming localnet connections" -m conntrack ! --ctstate '
+            'RELATED,ESTABLISHED,DNAT -j DROP') in text
