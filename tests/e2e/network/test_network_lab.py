@@ -291,6 +291,33 @@ def test_load_balancer_gets_a_pool_address_reachable_from_the_host(
     assert ip in line and "LoadBalancer" in line
 
 
+def test_external_ip_is_served_on_every_node(cl: LabCluster, api: Client,
+                                            app: dict[str, Any]) -> None:
+    """Traffic for a Service's externalIP is DNATed by whichever node it reaches (routing
+    the address to a node is the admin's part, as in Kubernetes); pods test it here."""
+    create(api, service_doc("app-ext", {"app": "bootcamp"}, target="http",
+                            externalIPs=["198.18.251.250"]))
+    for client in ("client-a", "client-b"):
+        hosts = wait_for(lambda c=client: wget(cl, c, "http://198.18.251.250/"), 20,
+                         f"the externalIP from {client}")
+        assert hosts[0] in app["ips"]
+
+
+def test_selectorless_service_keeps_the_endpoints_written_by_hand(
+        cl: LabCluster, api: Client, app: dict[str, Any]) -> None:
+    """examples/external-service.yaml: the controller leaves its Endpoints alone, and every
+    node's proxy sends the ClusterIP to the addresses written there (no traffic is sent:
+    192.0.2.0/24 is outside the lab)."""
+    kemuctl(cl, "apply", "-f", "examples/external-service.yaml")
+    # A Service the endpoints controller handles after it has seen legacy-db.
+    create(api, service_doc("after-legacy", {"app": "bootcamp"}, target="http"))
+    wait_for(lambda: len(endpoint_ips(api, "after-legacy")) == 3, 30, "after-legacy endpoints")
+    assert endpoint_ips(api, "legacy-db") == {"192.0.2.10", "192.0.2.11"}
+    for node in cl.lab.nodes:
+        wait_for(lambda n=node: "--to-destination 192.0.2.11:5432" in n.exec(
+            "iptables-save", "-t", "nat"), 20, f"legacy-db's rules on {node.netns}")
+
+
 def test_session_affinity_pins_a_client(cl: LabCluster, api: Client,
                                         app: dict[str, Any]) -> None:
     svc = create(api, service_doc("app-sticky", {"app": "bootcamp"}, target="http",
