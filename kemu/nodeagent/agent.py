@@ -25,12 +25,12 @@ from grpc_reflection.v1alpha import reflection
 from kemu.api.v1 import api_pb2, nodeagent_pb2_grpc
 from kemu.client.aio import AsyncClient
 from kemu.client.errors import ClientError
+from kemu.client.events import WARNING, EventRecorder
 from kemu.client.informer import Informer, key_of
 from kemu.client.workqueue import WorkQueue, run_workers
 from kemu.nodeagent import adopt, naming
 from kemu.nodeagent.clock import SystemClock
 from kemu.nodeagent.config import AgentConfig
-from kemu.nodeagent.events import WARNING, EventRecorder
 from kemu.nodeagent.lbannounce import Announcer
 from kemu.nodeagent.lease import NodeLease
 from kemu.nodeagent.netnslock import NetnsLock
@@ -169,7 +169,8 @@ class Agent:
         node.on_pod_cidr = lambda cidr: self._follow_pod_cidr(runtime, cidr)
 
         queue: WorkQueue[str] = WorkQueue(base_delay=0.1, max_delay=30.0)
-        recorder = EventRecorder(client, cfg.node_name)
+        recorder = EventRecorder(client, "kubelet", instance=cfg.node_name,
+                                 host=cfg.node_name)
         recorder.start()
         pods = Informer(client, "pods", field_selector=f"spec.nodeName={cfg.node_name}")
         configmaps = Informer(client, "configmaps")

@@ -36,6 +36,7 @@ from typing import Any
 from kemu.api.v1 import api_pb2, core_pb2
 from kemu.client.aio import AsyncClient
 from kemu.client.errors import Conflict, NotFound
+from kemu.client.events import NORMAL, WARNING, Recorder
 from kemu.client.informer import Informer
 from kemu.client.workqueue import WorkQueue
 from kemu.nodeagent import containers as ctr
@@ -44,7 +45,6 @@ from kemu.nodeagent import status as podstatus
 from kemu.nodeagent.backoff import Backoff
 from kemu.nodeagent.clock import Clock
 from kemu.nodeagent.config import AgentConfig
-from kemu.nodeagent.events import NORMAL, WARNING, Recorder
 from kemu.nodeagent.probes import LIVENESS, READINESS, STARTUP, ProbeManager, run_hook
 from kemu.nodeagent.pulls import ImagePuller
 from kemu.nodeagent.pvc import LocalPathProvisioner

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from kemu.client.events import NORMAL, WARNING, Recorder
 from kemu.nodeagent.backoff import Backoff
 from kemu.nodeagent.clock import Clock
-from kemu.nodeagent.events import NORMAL, WARNING, Recorder
 from kemu.nodeagent.runtime import ContainerRuntime, ContainerRuntimeError, RuntimeUnavailable
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,15 @@
-"""Events about pods (Pulling, Pulled, Created, Started, Killing, BackOff, Unhealthy,
-FailedMount...), recorded the way client-go's EventRecorder does.
+"""Recording Events the way client-go's EventRecorder does, for every component.
 
-Recording never blocks the pod worker: events go on a bounded queue drained by one task.
-A repeat of the same (object, reason, message) updates the existing Event's count and
-lastTimestamp instead of creating another, as the kubelet's event correlator does, so a
-crash-looping container shows `BackOff (x12 over 5m)` in `kemuctl describe`.
+The node agent records pod events (Pulling, Started, BackOff, Unhealthy...), controllers
+record theirs (SuccessfulCreate, ScalingReplicaSet, SuccessfulDelete...). Recording never
+blocks the caller: events go on a bounded queue drained by one task. A repeat of the same
+(object, reason, message) updates the existing Event's count and lastTimestamp instead of
+creating another, as client-go's event correlator does, so a crash-looping container shows
+`BackOff (x12 over 5m)` in `kemuctl describe`.
+
+    recorder = EventRecorder(client, "replicaset-controller")
+    recorder.start()
+    recorder.emit("ReplicaSet", rs, NORMAL, "SuccessfulCreate", f"Created pod: {name}")
 """
 
 from __future__ import annotations
@@ -17,19 +22,26 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kemu.api import kinds
 from kemu.api.v1 import api_pb2, core_pb2, meta_pb2
 from kemu.client.errors import ClientError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 NORMAL, WARNING = "Normal", "Warning"
-COMPONENT = "kubelet"
 
 
 class Recorder(Protocol):
-    """Where the agent's components send events."""
+    """Where the node agent's parts send pod events."""
 
     def event(self, pod: Any, type_: str, reason: str, message: str,
               container: str = "") -> None: ...
+
+
+class ObjectRecorder(Protocol):
+    """Where controllers send events about any object."""
+
+    def emit(self, kind: str, obj: Any, type_: str, reason: str, message: str, *,
+             field_path: str = "") -> None: ...
 
 
 class EventWriter(Protocol):
@@ -58,12 +70,18 @@ def field_path(pod: Any, container: str) -> str:
 
 
 class EventRecorder:
-    """Aggregating, non-blocking event recorder for one node."""
+    """Aggregating, non-blocking event recorder for one component.
 
-    def __init__(self, client: EventWriter, node_name: str, *, max_cached: int = 4096,
-                 queue_size: int = 2048) -> None:
+    `component` is the Event's source and reportingComponent (`kubelet`,
+    `deployment-controller`...); `instance` its reportingInstance and `host` its source
+    host (the node name for the kubelet)."""
+
+    def __init__(self, client: EventWriter, component: str, *, instance: str = "",
+                 host: str = "", max_cached: int = 4096, queue_size: int = 2048) -> None:
         self.client = client
-        self.node_name = node_name
+        self.component = component
+        self.instance = instance
+        self.host = host
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
         self._seen: OrderedDict[tuple[str, ...], api_pb2.Object] = OrderedDict()
         self._max = max_cached
@@ -80,12 +98,19 @@ class EventRecorder:
 
     def event(self, pod: Any, type_: str, reason: str, message: str,
               container: str = "") -> None:
-        m = pod.metadata
-        ref = meta_pb2.ObjectReference(kind="Pod", namespace=m.namespace, name=m.name,
-                                       uid=m.uid, api_version="v1",
+        """A pod event, optionally about one of its containers (the kubelet's form)."""
+        self.emit("Pod", pod, type_, reason, message, field_path=field_path(pod, container))
+
+    def emit(self, kind: str, obj: Any, type_: str, reason: str, message: str, *,
+             field_path: str = "") -> None:
+        """An event about `obj`, a typed object of `kind` (e.g. a core_pb2.Pod)."""
+        m = obj.metadata
+        ref = meta_pb2.ObjectReference(kind=kind, namespace=m.namespace, name=m.name,
+                                       uid=m.uid, api_version=kinds.resolve(kind).api_version,
                                        resource_version=m.resource_version,
-                                       field_path=field_path(pod, container))
-        log.info("event %s/%s %s %s: %s", m.namespace, m.name, type_, reason, message)
+                                       field_path=field_path)
+        log.info("event %s %s/%s %s %s: %s", kind, m.namespace, m.name, type_, reason,
+                 message)
         try:
             self._queue.put_nowait(_Pending(ref, type_, reason, message, time.time()))
         except asyncio.QueueFull:
@@ -129,10 +154,10 @@ class EventRecorder:
                 self._remember(key, updated)
                 return
         ev = core_pb2.Event(involved_object=item.ref, reason=item.reason, message=item.message,
-                            type=item.type, count=1, reporting_component=COMPONENT,
-                            reporting_instance=self.node_name,
-                            source=core_pb2.EventSource(component=COMPONENT,
-                                                        host=self.node_name))
+                            type=item.type, count=1, reporting_component=self.component,
+                            reporting_instance=self.instance,
+                            source=core_pb2.EventSource(component=self.component,
+                                                        host=self.host))
         ev.metadata.namespace = item.ref.namespace or "default"
         ev.metadata.name = f"{item.ref.name}.{time.time_ns():x}"
         ev.first_timestamp.CopyFrom(ts)

@@ -7,7 +7,7 @@ import asyncio
 from kemu.api import manifest
 from kemu.api.v1 import api_pb2
 from kemu.client.errors import NotFound
-from kemu.nodeagent.events import EventRecorder
+from kemu.client.events import EventRecorder
 
 
 class FakeWriter:
@@ -35,7 +35,7 @@ POD = manifest.from_dict({"apiVersion": "v1", "kind": "Pod",
 
 async def test_create_then_count_repeats() -> None:
     w = FakeWriter()
-    rec = EventRecorder(w, "node-1")
+    rec = EventRecorder(w, "kubelet", instance="node-1", host="node-1")
     rec.start()
     rec.event(POD, "Warning", "BackOff", "Back-off restarting failed container", "app")
     rec.event(POD, "Warning", "BackOff", "Back-off restarting failed container", "app")
@@ -58,7 +58,7 @@ async def test_create_then_count_repeats() -> None:
 
 async def test_deleted_event_is_created_again() -> None:
     w = FakeWriter()
-    rec = EventRecorder(w, "n")
+    rec = EventRecorder(w, "kubelet", instance="n", host="n")
     rec.start()
     rec.event(POD, "Normal", "Pulled", "x")
     await rec.flush()
