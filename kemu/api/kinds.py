@@ -72,6 +72,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("CronJob", "cronjobs", "batch/v1", True, "cron_job", ("cj",)),
     Kind("Lease", "leases", "coordination.k8s.io/v1", True, "lease", has_status=False),
     Kind("Ingress", "ingresses", "networking.k8s.io/v1", True, "ingress", ("ing",)),
+    Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling/v2", True,
+         "horizontal_pod_autoscaler", ("hpa",)),
 )
 
 _BY_NAME: dict[str, Kind] = {}
@@ -83,7 +85,7 @@ _BY_KIND = {k.kind: k for k in KINDS}
 # Resource types that kubectl knows but kemu does not serve; named so the error can say so.
 KNOWN_UNSERVED = frozenset({
     "serviceaccounts", "sa", "persistentvolumes", "pv", "storageclasses", "sc",
-    "networkpolicies", "netpol", "horizontalpodautoscalers", "hpa", "roles", "rolebindings",
+    "networkpolicies", "netpol", "roles", "rolebindings",
     "clusterroles", "clusterrolebindings", "customresourcedefinitions", "crd", "crds",
     "poddisruptionbudgets", "pdb", "limitranges", "limits", "resourcequotas", "quota",
 })

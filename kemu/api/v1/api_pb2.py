@@ -23,13 +23,14 @@ _sym_db = _symbol_database.Default()
 
 
 from kemu.api.v1 import apps_pb2 as kemu_dot_v1_dot_apps__pb2
+from kemu.api.v1 import autoscaling_pb2 as kemu_dot_v1_dot_autoscaling__pb2
 from kemu.api.v1 import batch_pb2 as kemu_dot_v1_dot_batch__pb2
 from kemu.api.v1 import coordination_pb2 as kemu_dot_v1_dot_coordination__pb2
 from kemu.api.v1 import core_pb2 as kemu_dot_v1_dot_core__pb2
 from kemu.api.v1 import networking_pb2 as kemu_dot_v1_dot_networking__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11kemu/v1/api.proto\x12\x07kemu.v1\x1a\x12kemu/v1/apps.proto\x1a\x13kemu/v1/batch.proto\x1a\x1akemu/v1/coordination.proto\x1a\x12kemu/v1/core.proto\x1a\x18kemu/v1/networking.proto\"\xee\x05\n\x06Object\x12\'\n\tnamespace\x18\x01 \x01(\x0b\x32\x12.kemu.v1.NamespaceH\x00\x12\x1d\n\x04node\x18\x02 \x01(\x0b\x32\r.kemu.v1.NodeH\x00\x12\x1b\n\x03pod\x18\x03 \x01(\x0b\x32\x0c.kemu.v1.PodH\x00\x12#\n\x07service\x18\x04 \x01(\x0b\x32\x10.kemu.v1.ServiceH\x00\x12\'\n\tendpoints\x18\x05 \x01(\x0b\x32\x12.kemu.v1.EndpointsH\x00\x12(\n\nconfig_map\x18\x06 \x01(\x0b\x32\x12.kemu.v1.ConfigMapH\x00\x12!\n\x06secret\x18\x07 \x01(\x0b\x32\x0f.kemu.v1.SecretH\x00\x12\x1f\n\x05\x65vent\x18\x08 \x01(\x0b\x32\x0e.kemu.v1.EventH\x00\x12\x41\n\x17persistent_volume_claim\x18\t \x01(\x0b\x32\x1e.kemu.v1.PersistentVolumeClaimH\x00\x12@\n\x16replication_controller\x18\n \x01(\x0b\x32\x1e.kemu.v1.ReplicationControllerH\x00\x12)\n\ndeployment\x18\x14 \x01(\x0b\x32\x13.kemu.v1.DeploymentH\x00\x12*\n\x0breplica_set\x18\x15 \x01(\x0b\x32\x13.kemu.v1.ReplicaSetH\x00\x12(\n\ndaemon_set\x18\x16 \x01(\x0b\x32\x12.kemu.v1.DaemonSetH\x00\x12,\n\x0cstateful_set\x18\x17 \x01(\x0b\x32\x14.kemu.v1.StatefulSetH\x00\x12\x1b\n\x03job\x18\x1e \x01(\x0b\x32\x0c.kemu.v1.JobH\x00\x12$\n\x08\x63ron_job\x18\x1f \x01(\x0b\x32\x10.kemu.v1.CronJobH\x00\x12\x1f\n\x05lease\x18( \x01(\x0b\x32\x0e.kemu.v1.LeaseH\x00\x12#\n\x07ingress\x18\x32 \x01(\x0b\x32\x10.kemu.v1.IngressH\x00\x42\x06\n\x04kind\">\n\tObjectKey\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"A\n\rCreateRequest\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"-\n\nGetRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.kemu.v1.ObjectKey\"b\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"H\n\x0cListResponse\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.kemu.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"A\n\rUpdateRequest\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\xcb\x01\n\rDeleteRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.kemu.v1.ObjectKey\x12\x36\n\x12propagation_policy\x18\x02 \x01(\x0e\x32\x1a.kemu.v1.PropagationPolicy\x12!\n\x14grace_period_seconds\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\tB\x17\n\x15_grace_period_seconds\"B\n\x0e\x44\x65leteResponse\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\xa6\x01\n\x17\x44\x65leteCollectionRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x36\n\x12propagation_policy\x18\x05 \x01(\x0e\x32\x1a.kemu.v1.PropagationPolicy\"D\n\x18\x44\x65leteCollectionResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kemu.v1.DeleteResponse\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"\xa7\x01\n\nWatchEvent\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.kemu.v1.WatchEvent.Type\x12\x1f\n\x06object\x18\x02 \x01(\x0b\x32\x0f.kemu.v1.Object\"P\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05\x41\x44\x44\x45\x44\x10\x01\x12\x0c\n\x08MODIFIED\x10\x02\x12\x0b\n\x07\x44\x45LETED\x10\x03\x12\x0c\n\x08\x42OOKMARK\x10\x04\"@\n\x0c\x41pplyRequest\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\xad\x01\n\rApplyResponse\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12-\n\x06result\x18\x02 \x01(\x0e\x32\x1d.kemu.v1.ApplyResponse.Result\"L\n\x06Result\x12\x16\n\x12RESULT_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43REATED\x10\x01\x12\x0e\n\nCONFIGURED\x10\x02\x12\r\n\tUNCHANGED\x10\x03\"N\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"[\n\x0cScaleRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.kemu.v1.ObjectKey\x12\x10\n\x08replicas\x18\x02 \x01(\x05\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"G\n\x0fRollbackRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bto_revision\x18\x03 \x01(\x03\"\xa2\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x12\n\ntail_lines\x18\x05 \x01(\x03\x12\x12\n\ntimestamps\x18\x06 \x01(\x08\x12\x10\n\x08previous\x18\x07 \x01(\x08\x12\x15\n\rsince_seconds\x18\x08 \x01(\x03\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\xad\x02\n\x0b\x45xecRequest\x12+\n\x05start\x18\x01 \x01(\x0b\x32\x1a.kemu.v1.ExecRequest.StartH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12-\n\x06resize\x18\x03 \x01(\x0b\x32\x1b.kemu.v1.ExecRequest.ResizeH\x00\x12\x15\n\x0b\x63lose_stdin\x18\x04 \x01(\x08H\x00\x1ah\n\x05Start\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\r\n\x05stdin\x18\x05 \x01(\x08\x12\x0b\n\x03tty\x18\x06 \x01(\x08\x1a\'\n\x06Resize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\rB\x07\n\x05input\"Q\n\x0c\x45xecResponse\x12\x10\n\x06stdout\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x02 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x03 \x01(\x05H\x00\x42\x08\n\x06output\"\x8d\x01\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsingular_name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\x12\n\nnamespaced\x18\x06 \x01(\x08\x12\r\n\x05verbs\x18\x07 \x03(\t\"\x19\n\x17ListAPIResourcesRequest\"C\n\x18ListAPIResourcesResponse\x12\'\n\tresources\x18\x01 \x03(\x0b\x32\x14.kemu.v1.APIResource\"\x10\n\x0eVersionRequest\"p\n\x0bVersionInfo\x12\x13\n\x0bgit_version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\r\n\x05store\x18\x05 \x01(\t*c\n\x11PropagationPolicy\x12\"\n\x1ePROPAGATION_POLICY_UNSPECIFIED\x10\x00\x12\x0e\n\nBACKGROUND\x10\x01\x12\x0e\n\nFOREGROUND\x10\x02\x12\n\n\x06ORPHAN\x10\x03\x32\x92\x06\n\tResources\x12\x31\n\x06\x43reate\x12\x16.kemu.v1.CreateRequest\x1a\x0f.kemu.v1.Object\x12+\n\x03Get\x12\x13.kemu.v1.GetRequest\x1a\x0f.kemu.v1.Object\x12\x33\n\x04List\x12\x14.kemu.v1.ListRequest\x1a\x15.kemu.v1.ListResponse\x12\x31\n\x06Update\x12\x16.kemu.v1.UpdateRequest\x1a\x0f.kemu.v1.Object\x12\x37\n\x0cUpdateStatus\x12\x16.kemu.v1.UpdateRequest\x1a\x0f.kemu.v1.Object\x12\x39\n\x06\x44\x65lete\x12\x16.kemu.v1.DeleteRequest\x1a\x17.kemu.v1.DeleteResponse\x12W\n\x10\x44\x65leteCollection\x12 .kemu.v1.DeleteCollectionRequest\x1a!.kemu.v1.DeleteCollectionResponse\x12\x35\n\x05Watch\x12\x15.kemu.v1.WatchRequest\x1a\x13.kemu.v1.WatchEvent0\x01\x12\x36\n\x05\x41pply\x12\x15.kemu.v1.ApplyRequest\x1a\x16.kemu.v1.ApplyResponse\x12-\n\x04\x42ind\x12\x14.kemu.v1.BindRequest\x1a\x0f.kemu.v1.Object\x12/\n\x05Scale\x12\x15.kemu.v1.ScaleRequest\x1a\x0f.kemu.v1.Object\x12\x35\n\x08Rollback\x12\x18.kemu.v1.RollbackRequest\x1a\x0f.kemu.v1.Object\x12\x31\n\x04Logs\x12\x14.kemu.v1.LogsRequest\x1a\x11.kemu.v1.LogChunk0\x01\x12\x37\n\x04\x45xec\x12\x14.kemu.v1.ExecRequest\x1a\x15.kemu.v1.ExecResponse(\x01\x30\x01\x32\x9e\x01\n\tDiscovery\x12W\n\x10ListAPIResources\x12 .kemu.v1.ListAPIResourcesRequest\x1a!.kemu.v1.ListAPIResourcesResponse\x12\x38\n\x07Version\x12\x17.kemu.v1.VersionRequest\x1a\x14.kemu.v1.VersionInfoB>\n\x0f\x64\x65v.kemu.api.v1P\x01Z\x1bkemu.dev/api/kemu/v1;kemuv1\xaa\x02\x0bKemu.Api.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11kemu/v1/api.proto\x12\x07kemu.v1\x1a\x12kemu/v1/apps.proto\x1a\x19kemu/v1/autoscaling.proto\x1a\x13kemu/v1/batch.proto\x1a\x1akemu/v1/coordination.proto\x1a\x12kemu/v1/core.proto\x1a\x18kemu/v1/networking.proto\"\xb5\x06\n\x06Object\x12\'\n\tnamespace\x18\x01 \x01(\x0b\x32\x12.kemu.v1.NamespaceH\x00\x12\x1d\n\x04node\x18\x02 \x01(\x0b\x32\r.kemu.v1.NodeH\x00\x12\x1b\n\x03pod\x18\x03 \x01(\x0b\x32\x0c.kemu.v1.PodH\x00\x12#\n\x07service\x18\x04 \x01(\x0b\x32\x10.kemu.v1.ServiceH\x00\x12\'\n\tendpoints\x18\x05 \x01(\x0b\x32\x12.kemu.v1.EndpointsH\x00\x12(\n\nconfig_map\x18\x06 \x01(\x0b\x32\x12.kemu.v1.ConfigMapH\x00\x12!\n\x06secret\x18\x07 \x01(\x0b\x32\x0f.kemu.v1.SecretH\x00\x12\x1f\n\x05\x65vent\x18\x08 \x01(\x0b\x32\x0e.kemu.v1.EventH\x00\x12\x41\n\x17persistent_volume_claim\x18\t \x01(\x0b\x32\x1e.kemu.v1.PersistentVolumeClaimH\x00\x12@\n\x16replication_controller\x18\n \x01(\x0b\x32\x1e.kemu.v1.ReplicationControllerH\x00\x12)\n\ndeployment\x18\x14 \x01(\x0b\x32\x13.kemu.v1.DeploymentH\x00\x12*\n\x0breplica_set\x18\x15 \x01(\x0b\x32\x13.kemu.v1.ReplicaSetH\x00\x12(\n\ndaemon_set\x18\x16 \x01(\x0b\x32\x12.kemu.v1.DaemonSetH\x00\x12,\n\x0cstateful_set\x18\x17 \x01(\x0b\x32\x14.kemu.v1.StatefulSetH\x00\x12\x1b\n\x03job\x18\x1e \x01(\x0b\x32\x0c.kemu.v1.JobH\x00\x12$\n\x08\x63ron_job\x18\x1f \x01(\x0b\x32\x10.kemu.v1.CronJobH\x00\x12\x1f\n\x05lease\x18( \x01(\x0b\x32\x0e.kemu.v1.LeaseH\x00\x12#\n\x07ingress\x18\x32 \x01(\x0b\x32\x10.kemu.v1.IngressH\x00\x12\x45\n\x19horizontal_pod_autoscaler\x18< \x01(\x0b\x32 .kemu.v1.HorizontalPodAutoscalerH\x00\x42\x06\n\x04kind\">\n\tObjectKey\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"A\n\rCreateRequest\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"-\n\nGetRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.kemu.v1.ObjectKey\"b\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"H\n\x0cListResponse\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.kemu.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"A\n\rUpdateRequest\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\xcb\x01\n\rDeleteRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.kemu.v1.ObjectKey\x12\x36\n\x12propagation_policy\x18\x02 \x01(\x0e\x32\x1a.kemu.v1.PropagationPolicy\x12!\n\x14grace_period_seconds\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\tB\x17\n\x15_grace_period_seconds\"B\n\x0e\x44\x65leteResponse\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\xa6\x01\n\x17\x44\x65leteCollectionRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x36\n\x12propagation_policy\x18\x05 \x01(\x0e\x32\x1a.kemu.v1.PropagationPolicy\"D\n\x18\x44\x65leteCollectionResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kemu.v1.DeleteResponse\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"\xa7\x01\n\nWatchEvent\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.kemu.v1.WatchEvent.Type\x12\x1f\n\x06object\x18\x02 \x01(\x0b\x32\x0f.kemu.v1.Object\"P\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05\x41\x44\x44\x45\x44\x10\x01\x12\x0c\n\x08MODIFIED\x10\x02\x12\x0b\n\x07\x44\x45LETED\x10\x03\x12\x0c\n\x08\x42OOKMARK\x10\x04\"@\n\x0c\x41pplyRequest\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\xad\x01\n\rApplyResponse\x12\x1f\n\x06object\x18\x01 \x01(\x0b\x32\x0f.kemu.v1.Object\x12-\n\x06result\x18\x02 \x01(\x0e\x32\x1d.kemu.v1.ApplyResponse.Result\"L\n\x06Result\x12\x16\n\x12RESULT_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43REATED\x10\x01\x12\x0e\n\nCONFIGURED\x10\x02\x12\r\n\tUNCHANGED\x10\x03\"N\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"[\n\x0cScaleRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.kemu.v1.ObjectKey\x12\x10\n\x08replicas\x18\x02 \x01(\x05\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"G\n\x0fRollbackRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bto_revision\x18\x03 \x01(\x03\"\xa2\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x12\n\ntail_lines\x18\x05 \x01(\x03\x12\x12\n\ntimestamps\x18\x06 \x01(\x08\x12\x10\n\x08previous\x18\x07 \x01(\x08\x12\x15\n\rsince_seconds\x18\x08 \x01(\x03\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\xad\x02\n\x0b\x45xecRequest\x12+\n\x05start\x18\x01 \x01(\x0b\x32\x1a.kemu.v1.ExecRequest.StartH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12-\n\x06resize\x18\x03 \x01(\x0b\x32\x1b.kemu.v1.ExecRequest.ResizeH\x00\x12\x15\n\x0b\x63lose_stdin\x18\x04 \x01(\x08H\x00\x1ah\n\x05Start\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\r\n\x05stdin\x18\x05 \x01(\x08\x12\x0b\n\x03tty\x18\x06 \x01(\x08\x1a\'\n\x06Resize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\rB\x07\n\x05input\"Q\n\x0c\x45xecResponse\x12\x10\n\x06stdout\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x02 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x03 \x01(\x05H\x00\x42\x08\n\x06output\"\x8d\x01\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsingular_name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\x12\n\nnamespaced\x18\x06 \x01(\x08\x12\r\n\x05verbs\x18\x07 \x03(\t\"\x19\n\x17ListAPIResourcesRequest\"C\n\x18ListAPIResourcesResponse\x12\'\n\tresources\x18\x01 \x03(\x0b\x32\x14.kemu.v1.APIResource\"\x10\n\x0eVersionRequest\"p\n\x0bVersionInfo\x12\x13\n\x0bgit_version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\r\n\x05store\x18\x05 \x01(\t*c\n\x11PropagationPolicy\x12\"\n\x1ePROPAGATION_POLICY_UNSPECIFIED\x10\x00\x12\x0e\n\nBACKGROUND\x10\x01\x12\x0e\n\nFOREGROUND\x10\x02\x12\n\n\x06ORPHAN\x10\x03\x32\x92\x06\n\tResources\x12\x31\n\x06\x43reate\x12\x16.kemu.v1.CreateRequest\x1a\x0f.kemu.v1.Object\x12+\n\x03Get\x12\x13.kemu.v1.GetRequest\x1a\x0f.kemu.v1.Object\x12\x33\n\x04List\x12\x14.kemu.v1.ListRequest\x1a\x15.kemu.v1.ListResponse\x12\x31\n\x06Update\x12\x16.kemu.v1.UpdateRequest\x1a\x0f.kemu.v1.Object\x12\x37\n\x0cUpdateStatus\x12\x16.kemu.v1.UpdateRequest\x1a\x0f.kemu.v1.Object\x12\x39\n\x06\x44\x65lete\x12\x16.kemu.v1.DeleteRequest\x1a\x17.kemu.v1.DeleteResponse\x12W\n\x10\x44\x65leteCollection\x12 .kemu.v1.DeleteCollectionRequest\x1a!.kemu.v1.DeleteCollectionResponse\x12\x35\n\x05Watch\x12\x15.kemu.v1.WatchRequest\x1a\x13.kemu.v1.WatchEvent0\x01\x12\x36\n\x05\x41pply\x12\x15.kemu.v1.ApplyRequest\x1a\x16.kemu.v1.ApplyResponse\x12-\n\x04\x42ind\x12\x14.kemu.v1.BindRequest\x1a\x0f.kemu.v1.Object\x12/\n\x05Scale\x12\x15.kemu.v1.ScaleRequest\x1a\x0f.kemu.v1.Object\x12\x35\n\x08Rollback\x12\x18.kemu.v1.RollbackRequest\x1a\x0f.kemu.v1.Object\x12\x31\n\x04Logs\x12\x14.kemu.v1.LogsRequest\x1a\x11.kemu.v1.LogChunk0\x01\x12\x37\n\x04\x45xec\x12\x14.kemu.v1.ExecRequest\x1a\x15.kemu.v1.ExecResponse(\x01\x30\x01\x32\x9e\x01\n\tDiscovery\x12W\n\x10ListAPIResources\x12 .kemu.v1.ListAPIResourcesRequest\x1a!.kemu.v1.ListAPIResourcesResponse\x12\x38\n\x07Version\x12\x17.kemu.v1.VersionRequest\x1a\x14.kemu.v1.VersionInfoB>\n\x0f\x64\x65v.kemu.api.v1P\x01Z\x1bkemu.dev/api/kemu/v1;kemuv1\xaa\x02\x0bKemu.Api.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,72 +38,72 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kemu.v1.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.kemu.api.v1P\001Z\033kemu.dev/api/kemu/v1;kemuv1\252\002\013Kemu.Api.V1'
-  _globals['_PROPAGATIONPOLICY']._serialized_start=3591
-  _globals['_PROPAGATIONPOLICY']._serialized_end=3690
-  _globals['_OBJECT']._serialized_start=146
-  _globals['_OBJECT']._serialized_end=896
-  _globals['_OBJECTKEY']._serialized_start=898
-  _globals['_OBJECTKEY']._serialized_end=960
-  _globals['_CREATEREQUEST']._serialized_start=962
-  _globals['_CREATEREQUEST']._serialized_end=1027
-  _globals['_GETREQUEST']._serialized_start=1029
-  _globals['_GETREQUEST']._serialized_end=1074
-  _globals['_LISTREQUEST']._serialized_start=1076
-  _globals['_LISTREQUEST']._serialized_end=1174
-  _globals['_LISTRESPONSE']._serialized_start=1176
-  _globals['_LISTRESPONSE']._serialized_end=1248
-  _globals['_UPDATEREQUEST']._serialized_start=1250
-  _globals['_UPDATEREQUEST']._serialized_end=1315
-  _globals['_DELETEREQUEST']._serialized_start=1318
-  _globals['_DELETEREQUEST']._serialized_end=1521
-  _globals['_DELETERESPONSE']._serialized_start=1523
-  _globals['_DELETERESPONSE']._serialized_end=1589
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=1592
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=1758
-  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=1760
-  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=1828
-  _globals['_WATCHREQUEST']._serialized_start=1831
-  _globals['_WATCHREQUEST']._serialized_end=1981
-  _globals['_WATCHEVENT']._serialized_start=1984
-  _globals['_WATCHEVENT']._serialized_end=2151
-  _globals['_WATCHEVENT_TYPE']._serialized_start=2071
-  _globals['_WATCHEVENT_TYPE']._serialized_end=2151
-  _globals['_APPLYREQUEST']._serialized_start=2153
-  _globals['_APPLYREQUEST']._serialized_end=2217
-  _globals['_APPLYRESPONSE']._serialized_start=2220
-  _globals['_APPLYRESPONSE']._serialized_end=2393
-  _globals['_APPLYRESPONSE_RESULT']._serialized_start=2317
-  _globals['_APPLYRESPONSE_RESULT']._serialized_end=2393
-  _globals['_BINDREQUEST']._serialized_start=2395
-  _globals['_BINDREQUEST']._serialized_end=2473
-  _globals['_SCALEREQUEST']._serialized_start=2475
-  _globals['_SCALEREQUEST']._serialized_end=2566
-  _globals['_ROLLBACKREQUEST']._serialized_start=2568
-  _globals['_ROLLBACKREQUEST']._serialized_end=2639
-  _globals['_LOGSREQUEST']._serialized_start=2642
-  _globals['_LOGSREQUEST']._serialized_end=2804
-  _globals['_LOGCHUNK']._serialized_start=2806
-  _globals['_LOGCHUNK']._serialized_end=2830
-  _globals['_EXECREQUEST']._serialized_start=2833
-  _globals['_EXECREQUEST']._serialized_end=3134
-  _globals['_EXECREQUEST_START']._serialized_start=2980
-  _globals['_EXECREQUEST_START']._serialized_end=3084
-  _globals['_EXECREQUEST_RESIZE']._serialized_start=3086
-  _globals['_EXECREQUEST_RESIZE']._serialized_end=3125
-  _globals['_EXECRESPONSE']._serialized_start=3136
-  _globals['_EXECRESPONSE']._serialized_end=3217
-  _globals['_APIRESOURCE']._serialized_start=3220
-  _globals['_APIRESOURCE']._serialized_end=3361
-  _globals['_LISTAPIRESOURCESREQUEST']._serialized_start=3363
-  _globals['_LISTAPIRESOURCESREQUEST']._serialized_end=3388
-  _globals['_LISTAPIRESOURCESRESPONSE']._serialized_start=3390
-  _globals['_LISTAPIRESOURCESRESPONSE']._serialized_end=3457
-  _globals['_VERSIONREQUEST']._serialized_start=3459
-  _globals['_VERSIONREQUEST']._serialized_end=3475
-  _globals['_VERSIONINFO']._serialized_start=3477
-  _globals['_VERSIONINFO']._serialized_end=3589
-  _globals['_RESOURCES']._serialized_start=3693
-  _globals['_RESOURCES']._serialized_end=4479
-  _globals['_DISCOVERY']._serialized_start=4482
-  _globals['_DISCOVERY']._serialized_end=4640
+  _globals['_PROPAGATIONPOLICY']._serialized_start=3689
+  _globals['_PROPAGATIONPOLICY']._serialized_end=3788
+  _globals['_OBJECT']._serialized_start=173
+  _globals['_OBJECT']._serialized_end=994
+  _globals['_OBJECTKEY']._serialized_start=996
+  _globals['_OBJECTKEY']._serialized_end=1058
+  _globals['_CREATEREQUEST']._serialized_start=1060
+  _globals['_CREATEREQUEST']._serialized_end=1125
+  _globals['_GETREQUEST']._serialized_start=1127
+  _globals['_GETREQUEST']._serialized_end=1172
+  _globals['_LISTREQUEST']._serialized_start=1174
+  _globals['_LISTREQUEST']._serialized_end=1272
+  _globals['_LISTRESPONSE']._serialized_start=1274
+  _globals['_LISTRESPONSE']._serialized_end=1346
+  _globals['_UPDATEREQUEST']._serialized_start=1348
+  _globals['_UPDATEREQUEST']._serialized_end=1413
+  _globals['_DELETEREQUEST']._serialized_start=1416
+  _globals['_DELETEREQUEST']._serialized_end=1619
+  _globals['_DELETERESPONSE']._serialized_start=1621
+  _globals['_DELETERESPONSE']._serialized_end=1687
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=1690
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=1856
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=1858
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=1926
+  _globals['_WATCHREQUEST']._serialized_start=1929
+  _globals['_WATCHREQUEST']._serialized_end=2079
+  _globals['_WATCHEVENT']._serialized_start=2082
+  _globals['_WATCHEVENT']._serialized_end=2249
+  _globals['_WATCHEVENT_TYPE']._serialized_start=2169
+  _globals['_WATCHEVENT_TYPE']._serialized_end=2249
+  _globals['_APPLYREQUEST']._serialized_start=2251
+  _globals['_APPLYREQUEST']._serialized_end=2315
+  _globals['_APPLYRESPONSE']._serialized_start=2318
+  _globals['_APPLYRESPONSE']._serialized_end=2491
+  _globals['_APPLYRESPONSE_RESULT']._serialized_start=2415
+  _globals['_APPLYRESPONSE_RESULT']._serialized_end=2491
+  _globals['_BINDREQUEST']._serialized_start=2493
+  _globals['_BINDREQUEST']._serialized_end=2571
+  _globals['_SCALEREQUEST']._serialized_start=2573
+  _globals['_SCALEREQUEST']._serialized_end=2664
+  _globals['_ROLLBACKREQUEST']._serialized_start=2666
+  _globals['_ROLLBACKREQUEST']._serialized_end=2737
+  _globals['_LOGSREQUEST']._serialized_start=2740
+  _globals['_LOGSREQUEST']._serialized_end=2902
+  _globals['_LOGCHUNK']._serialized_start=2904
+  _globals['_LOGCHUNK']._serialized_end=2928
+  _globals['_EXECREQUEST']._serialized_start=2931
+  _globals['_EXECREQUEST']._serialized_end=3232
+  _globals['_EXECREQUEST_START']._serialized_start=3078
+  _globals['_EXECREQUEST_START']._serialized_end=3182
+  _globals['_EXECREQUEST_RESIZE']._serialized_start=3184
+  _globals['_EXECREQUEST_RESIZE']._serialized_end=3223
+  _globals['_EXECRESPONSE']._serialized_start=3234
+  _globals['_EXECRESPONSE']._serialized_end=3315
+  _globals['_APIRESOURCE']._serialized_start=3318
+  _globals['_APIRESOURCE']._serialized_end=3459
+  _globals['_LISTAPIRESOURCESREQUEST']._serialized_start=3461
+  _globals['_LISTAPIRESOURCESREQUEST']._serialized_end=3486
+  _globals['_LISTAPIRESOURCESRESPONSE']._serialized_start=3488
+  _globals['_LISTAPIRESOURCESRESPONSE']._serialized_end=3555
+  _globals['_VERSIONREQUEST']._serialized_start=3557
+  _globals['_VERSIONREQUEST']._serialized_end=3573
+  _globals['_VERSIONINFO']._serialized_start=3575
+  _globals['_VERSIONINFO']._serialized_end=3687
+  _globals['_RESOURCES']._serialized_start=3791
+  _globals['_RESOURCES']._serialized_end=4577
+  _globals['_DISCOVERY']._serialized_start=4580
+  _globals['_DISCOVERY']._serialized_end=4738
 # @@protoc_insertion_point(module_scope)

@@ -14,6 +14,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from kemu.api.v1 import apps_pb2 as _apps_pb2
+from kemu.api.v1 import autoscaling_pb2 as _autoscaling_pb2
 from kemu.api.v1 import batch_pb2 as _batch_pb2
 from kemu.api.v1 import coordination_pb2 as _coordination_pb2
 from kemu.api.v1 import core_pb2 as _core_pb2
@@ -91,6 +92,7 @@ class Object(_message.Message):
     CRON_JOB_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
     INGRESS_FIELD_NUMBER: _builtins.int
+    HORIZONTAL_POD_AUTOSCALER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def namespace(self) -> _core_pb2.Namespace: ...
     @_builtins.property
@@ -127,6 +129,8 @@ class Object(_message.Message):
     def lease(self) -> _coordination_pb2.Lease: ...
     @_builtins.property
     def ingress(self) -> _networking_pb2.Ingress: ...
+    @_builtins.property
+    def horizontal_pod_autoscaler(self) -> _autoscaling_pb2.HorizontalPodAutoscaler: ...
     def __init__(
         self,
         *,
@@ -148,12 +152,13 @@ class Object(_message.Message):
         cron_job: _batch_pb2.CronJob | None = ...,
         lease: _coordination_pb2.Lease | None = ...,
         ingress: _networking_pb2.Ingress | None = ...,
+        horizontal_pod_autoscaler: _autoscaling_pb2.HorizontalPodAutoscaler | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "horizontal_pod_autoscaler", b"horizontal_pod_autoscaler", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "horizontal_pod_autoscaler", b"horizontal_pod_autoscaler", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "event", "persistent_volume_claim", "replication_controller", "deployment", "replica_set", "daemon_set", "stateful_set", "job", "cron_job", "lease", "ingress"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "event", "persistent_volume_claim", "replication_controller", "deployment", "replica_set", "daemon_set", "stateful_set", "job", "cron_job", "lease", "ingress", "horizontal_pod_autoscaler"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

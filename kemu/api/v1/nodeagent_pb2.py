@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from kemu.api.v1 import api_pb2 as kemu_dot_v1_dot_api__pb2
+from kemu.api.v1 import metrics_pb2 as kemu_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kemu/v1/nodeagent.proto\x12\x07kemu.v1\x1a\x11kemu/v1/api.proto2w\n\tNodeAgent\x12\x31\n\x04Logs\x12\x14.kemu.v1.LogsRequest\x1a\x11.kemu.v1.LogChunk0\x01\x12\x37\n\x04\x45xec\x12\x14.kemu.v1.ExecRequest\x1a\x15.kemu.v1.ExecResponse(\x01\x30\x01\x42>\n\x0f\x64\x65v.kemu.api.v1P\x01Z\x1bkemu.dev/api/kemu/v1;kemuv1\xaa\x02\x0bKemu.Api.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kemu/v1/nodeagent.proto\x12\x07kemu.v1\x1a\x11kemu/v1/api.proto\x1a\x15kemu/v1/metrics.proto\"\x0e\n\x0cStatsRequest\"V\n\rStatsResponse\x12\"\n\x04node\x18\x01 \x01(\x0b\x32\x14.kemu.v1.NodeMetrics\x12!\n\x04pods\x18\x02 \x03(\x0b\x32\x13.kemu.v1.PodMetrics2\xaf\x01\n\tNodeAgent\x12\x31\n\x04Logs\x12\x14.kemu.v1.LogsRequest\x1a\x11.kemu.v1.LogChunk0\x01\x12\x37\n\x04\x45xec\x12\x14.kemu.v1.ExecRequest\x1a\x15.kemu.v1.ExecResponse(\x01\x30\x01\x12\x36\n\x05Stats\x12\x15.kemu.v1.StatsRequest\x1a\x16.kemu.v1.StatsResponseB>\n\x0f\x64\x65v.kemu.api.v1P\x01Z\x1bkemu.dev/api/kemu/v1;kemuv1\xaa\x02\x0bKemu.Api.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +34,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kemu.v1.nodeagent_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.kemu.api.v1P\001Z\033kemu.dev/api/kemu/v1;kemuv1\252\002\013Kemu.Api.V1'
-  _globals['_NODEAGENT']._serialized_start=55
-  _globals['_NODEAGENT']._serialized_end=174
+  _globals['_STATSREQUEST']._serialized_start=78
+  _globals['_STATSREQUEST']._serialized_end=92
+  _globals['_STATSRESPONSE']._serialized_start=94
+  _globals['_STATSRESPONSE']._serialized_end=180
+  _globals['_NODEAGENT']._serialized_start=183
+  _globals['_NODEAGENT']._serialized_end=358
 # @@protoc_insertion_point(module_scope)

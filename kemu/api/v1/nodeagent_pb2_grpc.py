@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from kemu.api.v1 import api_pb2 as kemu_dot_v1_dot_api__pb2
+from kemu.api.v1 import nodeagent_pb2 as kemu_dot_v1_dot_nodeagent__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -45,6 +46,11 @@ class NodeAgentStub:
                 request_serializer=kemu_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
                 response_deserializer=kemu_dot_v1_dot_api__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/kemu.v1.NodeAgent/Stats',
+                request_serializer=kemu_dot_v1_dot_nodeagent__pb2.StatsRequest.SerializeToString,
+                response_deserializer=kemu_dot_v1_dot_nodeagent__pb2.StatsResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -65,6 +71,14 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """Resource usage of this node and of every pod running on it, sampled from the
+        container engine (cached for a few seconds, so frequent callers cost little).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +91,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=kemu_dot_v1_dot_api__pb2.ExecRequest.FromString,
                     response_serializer=kemu_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=kemu_dot_v1_dot_nodeagent__pb2.StatsRequest.FromString,
+                    response_serializer=kemu_dot_v1_dot_nodeagent__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +153,33 @@ class NodeAgent:
             '/kemu.v1.NodeAgent/Exec',
             kemu_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
             kemu_dot_v1_dot_api__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kemu.v1.NodeAgent/Stats',
+            kemu_dot_v1_dot_nodeagent__pb2.StatsRequest.SerializeToString,
+            kemu_dot_v1_dot_nodeagent__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -262,11 +262,42 @@ def ingress(obj: Any) -> None:
     return None
 
 
+DEFAULT_CPU_UTILIZATION = 80
+
+
+def _scaling_rules(rules: Any, *, up: bool) -> None:
+    """Kubernetes' GenerateHPAScaleUpRules/ScaleDownRules: fill what a rule leaves out.
+    The scale-down window stays unset so that the controller's own default applies."""
+    if up and not rules.HasField("stabilization_window_seconds"):
+        rules.stabilization_window_seconds = 0
+    if not rules.select_policy:
+        rules.select_policy = "Max"
+    if not rules.policies:
+        if up:
+            rules.policies.add(type="Pods", value=4, period_seconds=15)
+        rules.policies.add(type="Percent", value=100, period_seconds=15)
+
+
+def horizontal_pod_autoscaler(obj: Any) -> None:
+    spec = obj.spec
+    if not spec.HasField("min_replicas"):
+        spec.min_replicas = 1
+    if not spec.metrics:
+        metric = spec.metrics.add(type="Resource")
+        metric.resource.name = "cpu"
+        metric.resource.target.type = "Utilization"
+        metric.resource.target.average_utilization = DEFAULT_CPU_UTILIZATION
+    if spec.HasField("behavior"):
+        _scaling_rules(spec.behavior.scale_up, up=True)
+        _scaling_rules(spec.behavior.scale_down, up=False)
+
+
 DEFAULTERS: dict[str, Callable[[Any], None]] = {
     "pod": pod, "service": service, "deployment": deployment, "replica_set": replica_set,
     "replication_controller": replication_controller, "daemon_set": daemon_set,
     "stateful_set": stateful_set, "job": job, "cron_job": cron_job, "namespace": namespace,
     "secret": secret, "persistent_volume_claim": persistent_volume_claim, "event": event,
+    "horizontal_pod_autoscaler": horizontal_pod_autoscaler,
 }
 
 

@@ -624,6 +624,100 @@ def ingress(obj: Any) -> Errors:
     return errs
 
 
+_HPA_RESOURCES = ("cpu", "memory")
+MAX_STABILIZATION_SECONDS = 3600
+MAX_POLICY_PERIOD_SECONDS = 1800
+
+
+def _scaling_rules(path: str, rules: Any) -> Errors:
+    errs: Errors = []
+    if rules.HasField("stabilization_window_seconds") and not \
+            0 <= rules.stabilization_window_seconds <= MAX_STABILIZATION_SECONDS:
+        errs.append(invalid(f"{path}.stabilizationWindowSeconds",
+                            rules.stabilization_window_seconds,
+                            f"must be less than or equal to {MAX_STABILIZATION_SECONDS}"
+                            if rules.stabilization_window_seconds > 0 else
+                            "must be greater than or equal to 0"))
+    if rules.select_policy:
+        errs += _enum(f"{path}.selectPolicy", rules.select_policy, ("Max", "Min", "Disabled"))
+    for i, policy in enumerate(rules.policies):
+        p = f"{path}.policies[{i}]"
+        errs += _enum(f"{p}.type", policy.type, ("Pods", "Percent"))
+        if policy.value <= 0:
+            errs.append(invalid(f"{p}.value", policy.value, "must be greater than zero"))
+        if not 0 < policy.period_seconds <= MAX_POLICY_PERIOD_SECONDS:
+            errs.append(invalid(f"{p}.periodSeconds", policy.period_seconds,
+                                "must be greater than zero and less than or equal to "
+                                f"{MAX_POLICY_PERIOD_SECONDS}"))
+    return errs
+
+
+def _metric_target(path: str, target: Any) -> Errors:
+    errs = _enum(f"{path}.type", target.type, ("Utilization", "AverageValue"))
+    if target.type == "Utilization":
+        if not target.HasField("average_utilization"):
+            errs.append(required(f"{path}.averageUtilization",
+                                 "must set averageUtilization for type Utilization"))
+        elif target.average_utilization <= 0:
+            errs.append(invalid(f"{path}.averageUtilization", target.average_utilization,
+                                "must be greater than 0"))
+    if target.type == "AverageValue":
+        if not target.average_value:
+            errs.append(required(f"{path}.averageValue",
+                                 "must set averageValue for type AverageValue"))
+        else:
+            try:
+                if quantity.parse(target.average_value) <= 0:
+                    errs.append(invalid(f"{path}.averageValue", target.average_value,
+                                        "must be positive"))
+            except quantity.QuantityError as e:
+                errs.append(invalid(f"{path}.averageValue", target.average_value, str(e)))
+    return errs
+
+
+def horizontal_pod_autoscaler(obj: Any) -> Errors:
+    """autoscaling/v2 as Kubernetes validates it, for the Resource metrics kemu serves."""
+    spec = obj.spec
+    ref = spec.scale_target_ref
+    errs: Errors = []
+    if not ref.kind:
+        errs.append(required("spec.scaleTargetRef.kind"))
+    if not ref.name:
+        errs.append(required("spec.scaleTargetRef.name"))
+    else:
+        errs += [invalid("spec.scaleTargetRef.name", ref.name, e)
+                 for e in names.dns1123_subdomain(ref.name)]
+    if spec.HasField("min_replicas") and spec.min_replicas < 1:
+        errs.append(invalid("spec.minReplicas", spec.min_replicas,
+                            "must be greater than or equal to 1"))
+    if spec.max_replicas < 1:
+        errs.append(invalid("spec.maxReplicas", spec.max_replicas, "must be greater than 0"))
+    elif spec.HasField("min_replicas") and spec.max_replicas < spec.min_replicas:
+        errs.append(invalid("spec.maxReplicas", spec.max_replicas,
+                            "must be greater than or equal to `minReplicas`"))
+    for i, metric in enumerate(spec.metrics):
+        p = f"spec.metrics[{i}]"
+        if not metric.type:
+            errs.append(required(f"{p}.type"))
+            continue
+        errs += _enum(f"{p}.type", metric.type, ("Resource",))
+        if metric.type != "Resource":
+            continue
+        if not metric.HasField("resource"):
+            errs.append(required(f"{p}.resource",
+                                 "must populate information for the given metric source"))
+            continue
+        if not metric.resource.name:
+            errs.append(required(f"{p}.resource.name"))
+        else:
+            errs += _enum(f"{p}.resource.name", metric.resource.name, _HPA_RESOURCES)
+        errs += _metric_target(f"{p}.resource.target", metric.resource.target)
+    for attr, json in (("scale_up", "scaleUp"), ("scale_down", "scaleDown")):
+        if spec.behavior.HasField(attr):
+            errs += _scaling_rules(f"spec.behavior.{json}", getattr(spec.behavior, attr))
+    return errs
+
+
 def node(obj: Any) -> Errors:
     errs: Errors = []
     for i, cidr in enumerate(obj.spec.pod_cidrs or ([obj.spec.pod_cidr] if obj.spec.pod_cidr
@@ -666,6 +760,7 @@ VALIDATORS: dict[str, Callable[[Any], Errors]] = {
     "stateful_set": stateful_set, "job": job, "cron_job": cron_job, "endpoints": endpoints,
     "config_map": config_map, "secret": secret, "persistent_volume_claim": persistent_volume_claim,
     "ingress": ingress, "node": node, "lease": lease, "event": event,
+    "horizontal_pod_autoscaler": horizontal_pod_autoscaler,
 }
 
 

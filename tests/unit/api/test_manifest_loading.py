@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from kemu.api.v1 import (
     api_pb2,
     apps_pb2,
+    autoscaling_pb2,
     batch_pb2,
     coordination_pb2,
     core_pb2,
@@ -29,7 +30,8 @@ from kemu.api.v1 import (
 
 MANIFESTS = Path(__file__).parent / "manifests"
 MANIFEST_FILES = sorted(MANIFESTS.glob("*.yaml"))
-KIND_MODULES = (core_pb2, apps_pb2, batch_pb2, coordination_pb2, networking_pb2)
+KIND_MODULES = (core_pb2, apps_pb2, batch_pb2, coordination_pb2, networking_pb2,
+                autoscaling_pb2)
 # Maps of resource name -> quantity. YAML reads `cpu: 1` as an int; the proto wants "1".
 QUANTITY_MAPS = frozenset(
     {"limits", "requests", "capacity", "allocatable", "overhead", "allocatedResources"}
