@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 import pytest
 
@@ -24,18 +24,25 @@ from tests.conftest import Cluster
 pytestmark = pytest.mark.integration
 
 
+class Runnable(Protocol):
+    async def run(self) -> None: ...
+
+
 @contextlib.asynccontextmanager
-async def running_gc(server: str) -> AsyncIterator[asyncio.Task[None]]:
-    """The collector with its own informers, as the controller manager would run it."""
+async def running(server: str, resources: Iterable[str],
+                  make: Callable[[AsyncClient, dict[str, Informer]], Runnable]
+                  ) -> AsyncIterator[Runnable]:
+    """A controller with its own client and informers as an asyncio task, as the
+    controller manager runs it; fails if the controller died meanwhile. (Shared by the
+    namespace and node lifecycle controller tests.)"""
     client = AsyncClient(server, timeout=10)
-    informers = {r: Informer(client, r) for r in garbagecollector.INFORMERS}
-    gc = garbagecollector.GarbageCollector(client, informers, workers=4,
-                                           virtual_recheck=0.2)
+    informers = {r: Informer(client, r) for r in resources}
+    ctrl = make(client, informers)
     for inf in informers.values():
         inf.start()
-    task = asyncio.create_task(gc.run())
+    task = asyncio.create_task(ctrl.run())
     try:
-        yield task
+        yield ctrl
         assert not task.done(), task
     finally:
         task.cancel()
@@ -44,6 +51,12 @@ async def running_gc(server: str) -> AsyncIterator[asyncio.Task[None]]:
         for inf in informers.values():
             await inf.stop()
         await client.close()
+
+
+def running_gc(server: str) -> contextlib.AbstractAsyncContextManager[Runnable]:
+    return running(server, garbagecollector.INFORMERS,
+                   lambda c, i: garbagecollector.GarbageCollector(c, i, workers=4,
+                                                                  virtual_recheck=0.2))
 
 
 async def until(what: str, fn: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
