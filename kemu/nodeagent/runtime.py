@@ -178,6 +178,8 @@ class ContainerRuntime(Protocol):
 
     def events(self, labels: Mapping[str, str]) -> AsyncIterator[RuntimeEvent]: ...
 
+    async def stats(self, container_id: str) -> Mapping[str, Any]: ...
+
 
 def _time(text: str | None) -> datetime | None:
     """Docker's RFC 3339 nanosecond timestamps; the zero time means unset."""
@@ -328,6 +330,13 @@ class DockerRuntime:
         info = container_info(doc)
         self._inspected[info.id] = info
         return info
+
+    async def stats(self, container_id: str) -> Mapping[str, Any]:
+        """One `docker stats --no-stream` document. The engine samples the cgroup twice,
+        about a second apart, so cpu_stats and precpu_stats give a rate (the call takes
+        that second: callers cache it)."""
+        doc: Mapping[str, Any] = await self._run(self.api.stats, container_id, stream=False)
+        return doc
 
     async def image_present(self, image: str) -> bool:
         try:

@@ -1,4 +1,5 @@
-"""The NodeAgent gRPC service: container logs and exec, as the kubelet's API serves them.
+"""The NodeAgent gRPC service: container logs and exec, as the kubelet's API serves them,
+and the resource usage of the node's pods, as its resource metrics endpoint does.
 
 A thin servicer: find the pod in the agent's cache and the container instance in Docker
 (by labels), then stream. Errors read as the apiserver's do for `kubectl logs/exec`, so
@@ -15,10 +16,11 @@ from typing import Any
 
 import grpc
 
-from kemu.api.v1 import api_pb2, nodeagent_pb2_grpc
+from kemu.api.v1 import api_pb2, nodeagent_pb2, nodeagent_pb2_grpc
 from kemu.client.informer import Informer
 from kemu.nodeagent import naming
 from kemu.nodeagent.runtime import ContainerInfo, ContainerRuntime, ContainerRuntimeError
+from kemu.nodeagent.stats import NodeStats
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,14 @@ class _Abort(Exception):
 
 
 class NodeAgentService(nodeagent_pb2_grpc.NodeAgentServicer):
-    """Logs and Exec for the pods of this node."""
+    """Logs, Exec and Stats for the pods of this node."""
 
-    def __init__(self, runtime: ContainerRuntime, node: str, pods: Informer) -> None:
+    def __init__(self, runtime: ContainerRuntime, node: str, pods: Informer, *,
+                 stats: NodeStats | None = None) -> None:
         self.runtime = runtime
         self.node = node
         self.pods = pods
+        self.stats = stats or NodeStats(runtime, node)
 
     def _pod(self, namespace: str, name: str) -> Any:
         obj = self.pods.get(f"{namespace or 'default'}/{name}")
@@ -183,6 +187,19 @@ class NodeAgentService(nodeagent_pb2_grpc.NodeAgentServicer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
             await session.close()
+
+    async def Stats(self, request: nodeagent_pb2.StatsRequest,
+                    context: grpc.aio.ServicerContext[Any, Any]
+                    ) -> nodeagent_pb2.StatsResponse:
+        def pod_meta(namespace: str, name: str) -> Any | None:
+            obj = self.pods.get(f"{namespace}/{name}")
+            return obj.pod.metadata if obj is not None else None
+
+        try:
+            return await self.stats.collect(pod_meta)
+        except ContainerRuntimeError as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            raise  # unreachable: abort raises
 
 
 def _since(seconds: int) -> int:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from kemu.api import kinds
-from kemu.api.v1 import api_pb2, nodeagent_pb2_grpc
+from kemu.api.v1 import api_pb2, core_pb2, nodeagent_pb2_grpc
 from kemu.services.apiserver.errors import FailedPrecondition, Unavailable
 from kemu.services.apiserver.registry import Registry
 
@@ -38,6 +38,11 @@ class NodeAgentProxy:
         if not node_name:
             raise FailedPrecondition(f"pod {pod_name} does not have a host assigned")
         node = (await self.registry.get(kinds.resolve("nodes"), "", node_name)).node
+        return self.stub_for(node), node_name
+
+    def stub_for(self, node: core_pb2.Node) -> nodeagent_pb2_grpc.NodeAgentStub:
+        """The stub of a node's agent (Unavailable when the node publishes no endpoint)."""
+        node_name = node.metadata.name
         address = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
         port = node.status.daemon_endpoints.kubelet_endpoint.port
         if not address or not port:
@@ -48,7 +53,7 @@ class NodeAgentProxy:
         if channel is None:
             channel = self._channels[target] = grpc.aio.insecure_channel(target,
                                                                          options=_OPTIONS)
-        return nodeagent_pb2_grpc.NodeAgentStub(channel), node_name
+        return nodeagent_pb2_grpc.NodeAgentStub(channel)
 
     async def logs(self, request: api_pb2.LogsRequest) -> AsyncIterator[api_pb2.LogChunk]:
         stub, node = await self.agent_for(request.namespace, request.name)

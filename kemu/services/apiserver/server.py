@@ -19,10 +19,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kemu.api import kinds, objects
-from kemu.api.v1 import api_pb2, api_pb2_grpc
+from kemu.api.v1 import api_pb2, api_pb2_grpc, metrics_pb2, metrics_pb2_grpc
 from kemu.services.apiserver import allocators
 from kemu.services.apiserver.cacher import Cacher
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
+from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
@@ -74,14 +75,17 @@ class APIServer:
         self._bootstrap: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        api_pb2_grpc.add_ResourcesServicer_to_server(
-            ResourcesServicer(self.registry, self.caches,
-                              bookmark_interval=self.config.bookmark_interval), self.server)
+        resources = ResourcesServicer(self.registry, self.caches,
+                                      bookmark_interval=self.config.bookmark_interval)
+        api_pb2_grpc.add_ResourcesServicer_to_server(resources, self.server)
+        metrics_pb2_grpc.add_MetricsServicer_to_server(
+            MetricsServicer(self.registry, resources.proxy), self.server)
         api_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryServicer(self.config.store_kind),
                                                      self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (api_pb2.DESCRIPTOR.services_by_name["Resources"].full_name,
                  api_pb2.DESCRIPTOR.services_by_name["Discovery"].full_name,
+                 metrics_pb2.DESCRIPTOR.services_by_name["Metrics"].full_name,
                  health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)
