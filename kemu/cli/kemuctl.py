@@ -41,6 +41,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "exec": ("cmd_exec", "Execute a command in a container"),
     "scale": ("cmd_scale", "Set a new size for a deployment, replica set, replication "
                            "controller or stateful set"),
+    "rollout": ("cmd_rollout", "Manage the rollout of a resource"),
+    "set": ("cmd_set", "Set specific features on objects"),
     "label": ("cmd_label", "Update the labels on a resource"),
     "annotate": ("cmd_label", "Update the annotations on a resource"),
     "cordon": ("cmd_cordon", "Mark node as unschedulable"),
@@ -51,8 +53,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "version": ("cmd_info", "Print the client and server version information"),
 }
 SECTIONS = (
-    ("Basic Commands", ("create", "expose", "run", "get", "edit", "delete")),
-    ("Deploy Commands", ("scale",)),
+    ("Basic Commands", ("create", "expose", "run", "set", "get", "edit", "delete")),
+    ("Deploy Commands", ("rollout", "scale")),
     ("Cluster Management Commands", ("cordon", "uncordon", "drain")),
     ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec")),
     ("Advanced Commands", ("apply", "replace")),

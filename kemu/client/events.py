@@ -171,3 +171,15 @@ class EventRecorder:
         self._seen.move_to_end(key)
         while len(self._seen) > self._max:
             self._seen.popitem(last=False)
+
+
+class Discard:
+    """An ObjectRecorder that records nothing: the default of controllers built without a
+    recorder (unit tests, tools)."""
+
+    def emit(self, kind: str, obj: Any, type_: str, reason: str, message: str, *,
+             field_path: str = "") -> None:
+        del kind, obj, type_, reason, message, field_path
+
+
+DISCARD = Discard()

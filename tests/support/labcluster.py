@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -72,6 +73,16 @@ class LabCluster:
             return api.create(manifest.from_dict(doc))
         return api.get(doc["kind"], doc["metadata"]["name"],
                        doc["metadata"].get("namespace", "default"))
+
+    def kemuctl(self, *args: str, timeout: float = 120, check: bool = True,
+                stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run kemuctl against this cluster as a user would; fail with its output."""
+        done = subprocess.run([PYTHON, "-m", "kemu.cli.kemuctl", "-s", self.apiserver, *args],
+                              input=stdin, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kemuctl {' '.join(args)} exited {done.returncode}:\n"
+                                 f"{done.stdout}\n{done.stderr}")
+        return done
 
     def node_exec(self, node: LabNode, *argv: str, timeout: float = 30.0) -> str:
         return node.exec(*argv, timeout=timeout)

@@ -27,6 +27,7 @@ from kemu.api import labels as labelsel
 from kemu.api import objects
 from kemu.api.v1 import api_pb2, apps_pb2, core_pb2, meta_pb2
 from kemu.client.errors import AlreadyExists, ClientError, Conflict, NotFound
+from kemu.client.events import DISCARD, NORMAL, ObjectRecorder
 from kemu.client.informer import Informer, key_of
 from kemu.client.workqueue import WorkQueue, run_workers
 from kemu.services.controllers import deploymentutil as du
@@ -97,8 +98,10 @@ class DeploymentController:
     """Drives every Deployment's ReplicaSets toward its template and replica count."""
 
     def __init__(self, client: WorkloadClient, informers: Mapping[str, Informer], *,
-                 workers: int = 5, clock: Callable[[], float] = time.time) -> None:
+                 workers: int = 5, clock: Callable[[], float] = time.time,
+                 recorder: ObjectRecorder = DISCARD) -> None:
         self.client = client
+        self.recorder = recorder
         self.deployments = informers["deployments"]
         self.replicasets = informers["replicasets"]
         self.pods = informers["pods"]
@@ -234,9 +237,12 @@ class DeploymentController:
         out.spec.replicas = size
         written = (await self.client.update(objects.wrap(out))).replica_set
         if rs.spec.replicas != size:
+            direction = "up" if size > rs.spec.replicas else "down"
             log.info("deployment=%s scaled %s replica set %s to %d from %d", s.key,
-                     "up" if size > rs.spec.replicas else "down", rs.metadata.name, size,
-                     rs.spec.replicas)
+                     direction, rs.metadata.name, size, rs.spec.replicas)
+            self.recorder.emit("Deployment", s.d, NORMAL, "ScalingReplicaSet",
+                               f"Scaled {direction} replica set {rs.metadata.name} to {size} "
+                               f"from {rs.spec.replicas}")
         return written
 
     async def _scale_if_needed(self, s: _Sync, rs: du.RS, size: int) -> tuple[bool, du.RS]:
@@ -294,6 +300,9 @@ class DeploymentController:
             raise
         log.info("deployment=%s created replica set %s revision=%d replicas=%d", s.key, name,
                  new_revision, created.spec.replicas)
+        if created.spec.replicas > 0:
+            self.recorder.emit("Deployment", d, NORMAL, "ScalingReplicaSet",
+                               f"Scaled up replica set {name} to {created.spec.replicas}")
         du.set_deployment_revision(d, str(new_revision))
         if progress.has_progress_deadline(d):
             progress.set_condition(d.status, progress.condition(

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kemu.client.aio import AsyncClient
+from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.services.controllers import deployment, endpoints, lbipam, nodeipam, replicaset
 from kemu.services.controllers.cidrs import CIDRAllocator
@@ -107,6 +108,13 @@ class ControllerManager:
         resources = sorted({r for c in config.controllers for r in INFORMERS[c]})
         self.informers = {r: Informer(self.client, r) for r in resources}
         self.controllers: dict[str, Controller] = {}
+        self.recorders: list[EventRecorder] = []
+
+        def recorder(component: str) -> EventRecorder:
+            """One event source per controller, named as kube-controller-manager's."""
+            rec = EventRecorder(self.client, component)
+            self.recorders.append(rec)
+            return rec
         factories: dict[str, Callable[[], Controller]] = {
             endpoints.NAME: lambda: endpoints.EndpointsController(
                 self.client, self.informers, workers=config.endpoints_workers),
@@ -115,12 +123,14 @@ class ControllerManager:
                 CIDRAllocator.parse(config.cluster_cidr, config.node_cidr_mask_size)),
             replicaset.REPLICA_SET.name: lambda: replicaset.ReplicaSetController(
                 self.client, self.informers, replicaset.REPLICA_SET,
-                workers=config.replicaset_workers),
+                workers=config.replicaset_workers,
+                recorder=recorder("replicaset-controller")),
             replicaset.REPLICATION_CONTROLLER.name: lambda: replicaset.ReplicaSetController(
                 self.client, self.informers, replicaset.REPLICATION_CONTROLLER,
-                workers=config.rc_workers),
+                workers=config.rc_workers, recorder=recorder("replication-controller")),
             deployment.NAME: lambda: deployment.DeploymentController(
-                self.client, self.informers, workers=config.deployment_workers),
+                self.client, self.informers, workers=config.deployment_workers,
+                recorder=recorder("deployment-controller")),
         }
         if config.load_balancer_pool:
             factories[lbipam.NAME] = lambda: lbipam.LoadBalancerIPController(
@@ -163,6 +173,8 @@ class ControllerManager:
         started = time.perf_counter()
         for inf in self.informers.values():
             await inf.synced.wait()
+        for rec in self.recorders:
+            rec.start()
         tasks: dict[asyncio.Task[None], str] = {
             asyncio.create_task(c.run(), name=f"controller-{name}"): name
             for name, c in self.controllers.items()}
@@ -200,6 +212,9 @@ class ControllerManager:
             self._main.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._main
+        for rec in self.recorders:
+            await rec.flush(1.0)
+            await rec.stop()
         for inf in self.informers.values():
             await inf.stop()
         if self.server is not None:

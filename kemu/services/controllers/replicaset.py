@@ -27,6 +27,7 @@ from typing import Any
 from kemu.api import labels as labelsel
 from kemu.api.v1 import api_pb2, core_pb2, meta_pb2
 from kemu.client.errors import ClientError, Forbidden, NotFound
+from kemu.client.events import DISCARD, NORMAL, WARNING, ObjectRecorder
 from kemu.client.informer import Informer, key_of
 from kemu.client.workqueue import WorkQueue, run_workers
 from kemu.services.controllers import podutil
@@ -149,8 +150,10 @@ class ReplicaSetController:
     def __init__(self, client: WorkloadClient, informers: Mapping[str, Informer],
                  workload: Workload = REPLICA_SET, *, workers: int = 4,
                  expectations: Expectations | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 recorder: ObjectRecorder = DISCARD) -> None:
         self.client = client
+        self.recorder = recorder
         self.workload = workload
         self.owners = informers[workload.resource]
         self.pods = informers["pods"]
@@ -279,7 +282,7 @@ class ReplicaSetController:
         if diff < 0:
             await self._create(key, owner_msg, owner, min(-diff, BURST_REPLICAS))
         elif diff > 0:
-            await self._delete(key, pods, min(diff, BURST_REPLICAS))
+            await self._delete(key, owner_msg, pods, min(diff, BURST_REPLICAS))
 
     async def _create(self, key: str, owner_msg: Any, owner: Owner, count: int) -> None:
         self.expectations.expect_creations(key, count)
@@ -288,10 +291,20 @@ class ReplicaSetController:
 
         async def create_one() -> None:
             try:
-                await self.pod_control.create(namespace, owner_msg.spec.template, name, ref)
+                pod = await self.pod_control.create(namespace, owner_msg.spec.template, name,
+                                                    ref)
             except Forbidden as e:
                 if _NAMESPACE_TERMINATING not in e.message:
+                    self.recorder.emit(self.workload.kind, owner_msg, WARNING, "FailedCreate",
+                                       f"Error creating: {e.message}")
                     raise
+            except ClientError as e:
+                self.recorder.emit(self.workload.kind, owner_msg, WARNING, "FailedCreate",
+                                   f"Error creating: {e.message}")
+                raise
+            else:
+                self.recorder.emit(self.workload.kind, owner_msg, NORMAL, "SuccessfulCreate",
+                                   f"Created pod: {pod.pod.metadata.name}")
         created, error = await slow_start_batch(count, create_one)
         for _ in range(count - created):
             self.expectations.creation_observed(key)  # never coming: not created
@@ -299,7 +312,8 @@ class ReplicaSetController:
         if error is not None:
             raise error
 
-    async def _delete(self, key: str, pods: list[core_pb2.Pod], count: int) -> None:
+    async def _delete(self, key: str, owner_msg: Any, pods: list[core_pb2.Pod],
+                      count: int) -> None:
         victims = podutil.pods_to_delete(pods, count)
         self.expectations.expect_deletions(key, [p.metadata.uid for p in victims])
         results = await asyncio.gather(
@@ -308,6 +322,8 @@ class ReplicaSetController:
         errors: list[Exception] = []
         for pod, result in zip(victims, results, strict=True):
             if result is True:
+                self.recorder.emit(self.workload.kind, owner_msg, NORMAL, "SuccessfulDelete",
+                                   f"Deleted pod: {pod.metadata.name}")
                 continue
             self.expectations.deletion_observed(key, pod.metadata.uid)
             if isinstance(result, Exception):

@@ -66,14 +66,9 @@ def api(cl: LabCluster) -> Iterator[Client]:
         yield c
 
 
-def kemuctl(cl: LabCluster, *args: str, timeout: float = 60, check: bool = True
+def kemuctl(cl: LabCluster, *args: str, timeout: float = 120, check: bool = True
             ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "kemu.cli.kemuctl", "-s", cl.apiserver, *args],
-                          capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"kemuctl {' '.join(args)} exited {done.returncode}:\n"
-                             f"{done.stdout}\n{done.stderr}")
-    return done
+    return cl.kemuctl(*args, timeout=timeout, check=check)
 
 
 def sh(cl: LabCluster, pod: str, script: str, *, ns: str = "default", timeout: float = 60,
