@@ -1,0 +1,367 @@
+"""The Job controller: run pods until enough succeed, or fail the Job.
+
+A sync follows Kubernetes' `syncJob` for NonIndexed Jobs: claim the pods the Job's
+selector matches (the apiserver generates it from the Job's uid), count them
+(`job_status`), and then, in order: fail the Job when it is past backoffLimit
+(BackoffLimitExceeded) or activeDeadlineSeconds (DeadlineExceeded), deleting its active
+pods, which count as failed; otherwise, unless creates or deletes this controller issued
+are still unseen (`Expectations`), bring the active pods to `min(parallelism, completions -
+succeeded)` (zero while `spec.suspend`), creating in slow-start batches after the pod
+failure back-off, and mark the Job Complete once enough pods succeeded and none is left
+running. Status (active, ready, terminating, succeeded, failed, startTime, completionTime,
+conditions) is written when it changed.
+
+A finished Job is not touched again except for `ttlSecondsAfterFinished`: the Job is
+deleted with propagationPolicy Background once the TTL has passed since it finished (the
+work of Kubernetes' TTL-after-finished controller, kept here as the Job is already
+watched). Moments no event marks (the active deadline, the end of a back-off, a TTL) are
+re-syncs scheduled for exactly then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kemu.api import labels as labelsel
+from kemu.api.v1 import api_pb2, batch_pb2, core_pb2, meta_pb2
+from kemu.client.errors import Conflict, Forbidden, NotFound
+from kemu.client.events import NORMAL, WARNING, ObjectRecorder
+from kemu.client.informer import Informer, key_of
+from kemu.client.workqueue import WorkQueue
+from kemu.services.controllers import job_status as js
+from kemu.services.controllers import podutil
+from kemu.services.controllers.controllerref import (
+    Owner,
+    RefManager,
+    WorkloadClient,
+    controller_of,
+    matching_owners,
+    owner_check,
+    resolve_controller,
+)
+from kemu.services.controllers.expectations import Expectations
+from kemu.services.controllers.job_runner import recorder_for, run_controller
+from kemu.services.controllers.podcontrol import PodControl, slow_start_batch
+from kemu.services.controllers.requeue import Requeuer
+
+log = logging.getLogger("kemu.controllers.job")
+
+NAME = "job"
+INFORMERS = ("jobs", "pods")
+KIND, API_VERSION = "Job", "batch/v1"
+BURST = 500  # pod creates or deletes per sync at most
+_NAMESPACE_TERMINATING = "because it is being terminated"
+_SLACK = 0.05  # wake a little after a due time, never just before it
+
+
+def _selector(job: batch_pb2.Job) -> labelsel.Selector:
+    return labelsel.from_label_selector(job.spec.selector)
+
+
+@dataclass
+class _Backoff:
+    """Pod failures seen since the Job's last success, and when the last one was seen."""
+
+    failures: int = 0
+    last: float = 0.0
+
+
+class JobController:
+    """Drives every Job to completion or failure."""
+
+    def __init__(self, client: WorkloadClient, informers: Mapping[str, Informer], *,
+                 workers: int = 5, clock: Callable[[], float] = time.time,
+                 expectations: Expectations | None = None,
+                 recorder: ObjectRecorder | None = None,
+                 pod_failure_backoff: float = js.POD_FAILURE_BACKOFF,
+                 max_pod_failure_backoff: float = js.MAX_POD_FAILURE_BACKOFF) -> None:
+        self.client = client
+        self.jobs = informers["jobs"]
+        self.pods = informers["pods"]
+        self.workers = workers
+        self.clock = clock
+        self.expectations = expectations or Expectations()
+        self.recorder, self._own_recorder = recorder_for(client, "job-controller", recorder)
+        self.pod_failure_backoff = pod_failure_backoff
+        self.max_pod_failure_backoff = max_pod_failure_backoff
+        self.pod_control = PodControl(client)
+        self.queue: WorkQueue[str] = WorkQueue()
+        self.requeue = Requeuer(self.queue)
+        self._backoff: dict[str, _Backoff] = {}
+        self.jobs.add_handler(self.on_job)
+        self.pods.add_handler(self.on_pod)
+
+    # ---- event handlers ------------------------------------------------------------------
+
+    def on_job(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+        if new is None and old is not None:
+            key = key_of(old)
+            self.expectations.forget(key)
+            self.requeue.forget(key)
+            self._backoff.pop(key, None)
+        obj = new if new is not None else old
+        if obj is not None:
+            self.queue.add(key_of(obj))
+
+    def _owner_key(self, pod: core_pb2.Pod) -> str | None:
+        return resolve_controller(self.jobs, KIND, pod.metadata)
+
+    def on_pod(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
+        if new is None:
+            if old is not None:
+                self._pod_gone(old.pod)
+            return
+        pod = new.pod
+        key = self._owner_key(pod)
+        if old is None:
+            if key is not None:
+                self.expectations.creation_observed(key)
+        elif podutil.is_terminating(pod.metadata):
+            self._pod_gone(pod)  # counts as deleted from now on
+        else:
+            old_key = self._owner_key(old.pod)
+            if old_key is not None and old_key != key:
+                self.queue.add(old_key)
+        if key is not None:
+            self.queue.add(key)
+        elif controller_of(pod.metadata) is None and not podutil.is_terminating(pod.metadata):
+            for k in matching_owners(self.jobs, lambda o: _selector(o.job), pod.metadata):
+                self.queue.add(k)
+
+    def _pod_gone(self, pod: core_pb2.Pod) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, pod.metadata.uid)
+            self.queue.add(key)
+
+    # ---- reconcile -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await run_controller(self.jobs, self.queue, self.reconcile, self.workers, name=NAME,
+                             log=log, recorder=self._own_recorder)
+
+    def _wake(self, key: str, at: float | None, now: float) -> None:
+        if at is not None:
+            self.requeue.after(key, max(at - now, 0.0) + _SLACK)
+
+    async def reconcile(self, key: str) -> None:
+        """Sync one Job from the cache; idempotent."""
+        started = time.perf_counter()
+        obj = self.jobs.get(key)
+        if obj is None:
+            self.expectations.forget(key)
+            return
+        job = obj.job
+        if js.managed_elsewhere(job):
+            return
+        now = self.clock()
+        if js.finished(job) is not None:
+            await self._expire(key, job, now)
+            return
+        try:
+            selector = _selector(job)
+        except labelsel.SelectorError as e:
+            log.error("job=%s has an invalid selector: %s", key, e)
+            return
+        needs_sync = self.expectations.satisfied(key)
+        owner = Owner(KIND, API_VERSION, _copy_meta(job.metadata))
+        pods = await self._claim(owner, selector)
+        counts = js.count_pods(job, pods)
+        self._note_outcomes(key, job, counts, now)
+        status = js.copy_status(job)
+        if not status.HasField("start_time") and not job.spec.suspend:
+            _stamp(status.start_time, now)
+        active, failed = len(counts.active), counts.failed
+        error: Exception | None = None
+        failure = self._failure(job, status, counts, now)
+        if failure is not None:
+            reason, message = failure
+            deleted, error = await self._delete(key, job, counts.active, len(counts.active))
+            if error is None:
+                failed += deleted
+                active = 0
+                js.set_condition(status, js.new_condition(js.FAILED, "True", reason, message,
+                                                          now))
+                self.recorder.emit(KIND, job, WARNING, reason, message)
+        else:
+            self._suspend_condition(job, status, now)
+            if needs_sync and not owner.deleting:
+                active, error = await self._manage(key, job, owner, counts, now)
+            if error is None and js.complete(job, counts.succeeded, active):
+                js.set_condition(status, js.new_condition(
+                    js.COMPLETE, "True", js.COMPLETIONS_REACHED, js.COMPLETIONS_MESSAGE, now))
+                _stamp(status.completion_time, now)
+                self.recorder.emit(KIND, job, NORMAL, "Completed", "Job completed")
+        status.active, status.succeeded, status.failed = active, counts.succeeded, failed
+        status.ready = counts.ready
+        status.terminating = counts.terminating
+        if status != job.status:
+            await self._write_status(obj, status)
+        if any(c.type in (js.COMPLETE, js.FAILED) and c.status == "True"
+               for c in status.conditions):
+            if job.spec.HasField("ttl_seconds_after_finished"):
+                self._wake(key, now + job.spec.ttl_seconds_after_finished, now)
+        else:
+            self._wake(key, js.deadline_at(job, status), now)
+        log.debug("job=%s synced active=%d succeeded=%d failed=%d expectations=%s "
+                  "duration_ms=%.2f", key, active, counts.succeeded, failed,
+                  self.expectations.pending(key), (time.perf_counter() - started) * 1000)
+        if error is not None:
+            raise error
+
+    def _failure(self, job: batch_pb2.Job, status: batch_pb2.JobStatus,
+                 counts: js.PodCounts, now: float) -> tuple[str, str] | None:
+        if js.past_backoff_limit(job, counts):
+            return js.BACKOFF_LIMIT_EXCEEDED, js.BACKOFF_MESSAGE
+        deadline = js.deadline_at(job, status)
+        if deadline is not None and now >= deadline:
+            return js.DEADLINE_EXCEEDED, js.DEADLINE_MESSAGE
+        return None
+
+    def _suspend_condition(self, job: batch_pb2.Job, status: batch_pb2.JobStatus,
+                           now: float) -> None:
+        """Suspended True while spec.suspend; False (JobResumed, startTime reset so the
+        active deadline counts continuous activity) once it is lifted."""
+        if job.spec.suspend:
+            if js.set_condition(status, js.new_condition(js.SUSPENDED, "True", "JobSuspended",
+                                                         "Job suspended", now)):
+                self.recorder.emit(KIND, job, NORMAL, "Suspended", "Job suspended")
+        elif js.has_true(job, js.SUSPENDED):
+            js.set_condition(status, js.new_condition(js.SUSPENDED, "False", "JobResumed",
+                                                      "Job resumed", now))
+            _stamp(status.start_time, now)
+            self.recorder.emit(KIND, job, NORMAL, "Resumed", "Job resumed")
+
+    def _note_outcomes(self, key: str, job: batch_pb2.Job, counts: js.PodCounts,
+                       now: float) -> None:
+        """Track failures since the last success for the pod failure back-off."""
+        rec = self._backoff.setdefault(key, _Backoff())
+        if counts.succeeded > job.status.succeeded:
+            rec.failures, rec.last = 0, 0.0
+        new = counts.failed - job.status.failed
+        if job.spec.template.spec.restart_policy == "OnFailure":
+            new = 0  # restarted in place by the kubelet, which backs off itself
+        if new > 0:
+            rec.failures += new
+            rec.last = now
+
+    def _backoff_until(self, key: str) -> float:
+        rec = self._backoff.get(key)
+        if rec is None or rec.failures == 0:
+            return 0.0
+        return rec.last + js.pod_backoff(rec.failures, base=self.pod_failure_backoff,
+                                         cap=self.max_pod_failure_backoff)
+
+    async def _claim(self, owner: Owner, selector: labelsel.Selector) -> list[core_pb2.Pod]:
+        namespace = owner.meta.namespace
+        candidates = [o for o in self.pods.list() if o.pod.metadata.namespace == namespace]
+        manager = RefManager(self.client, owner, selector, "pods",
+                             owner_check(self.client, "jobs", owner))
+        return [o.pod for o in await manager.claim(candidates)]
+
+    async def _manage(self, key: str, job: batch_pb2.Job, owner: Owner,
+                      counts: js.PodCounts, now: float) -> tuple[int, Exception | None]:
+        """Create or delete pods toward wantActive; the active count after it."""
+        active = len(counts.active)
+        diff = active - js.wanted_active(job, counts.succeeded, active)
+        if diff > 0:
+            deleted, error = await self._delete(key, job, counts.active, min(diff, BURST))
+            return active - deleted, error
+        if diff == 0:
+            return active, None
+        until = self._backoff_until(key)
+        if until > now:
+            self._wake(key, until, now)
+            return active, None
+        created, error = await self._create(key, job, owner, min(-diff, BURST))
+        return active + created, error
+
+    async def _create(self, key: str, job: batch_pb2.Job, owner: Owner,
+                      count: int) -> tuple[int, Exception | None]:
+        self.expectations.expect_creations(key, count)
+        ref = owner.controller_ref()
+        namespace, name = owner.meta.namespace, owner.meta.name
+
+        async def create_one() -> None:
+            try:
+                pod = await self.pod_control.create(namespace, job.spec.template, name, ref)
+            except Forbidden as e:
+                if _NAMESPACE_TERMINATING not in e.message:
+                    raise
+                return
+            self.recorder.emit(KIND, job, NORMAL, "SuccessfulCreate",
+                               f"Created pod: {pod.pod.metadata.name}")
+        created, error = await slow_start_batch(count, create_one)
+        for _ in range(count - created):
+            self.expectations.creation_observed(key)  # never coming: not created
+        log.info("job=%s created pods=%d of %d", key, created, count)
+        return created, error
+
+    async def _delete(self, key: str, job: batch_pb2.Job, pods: list[core_pb2.Pod],
+                      count: int) -> tuple[int, Exception | None]:
+        """Delete `count` pods in ActivePods order; (deleted or already gone, first error)."""
+        victims = podutil.pods_to_delete(pods, count)
+        if not victims:
+            return 0, None
+        self.expectations.expect_deletions(key, [p.metadata.uid for p in victims])
+        results = await asyncio.gather(
+            *(self.pod_control.delete(p.metadata.namespace, p.metadata.name, p.metadata.uid)
+              for p in victims), return_exceptions=True)
+        errors: list[Exception] = []
+        gone = 0
+        for pod, result in zip(victims, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                errors.append(result)
+                self.expectations.deletion_observed(key, pod.metadata.uid)
+                continue
+            gone += 1
+            if result is True:
+                self.recorder.emit(KIND, job, NORMAL, "SuccessfulDelete",
+                                   f"Deleted pod: {pod.metadata.name}")
+            else:
+                self.expectations.deletion_observed(key, pod.metadata.uid)
+        log.info("job=%s deleted pods=%s", key, ",".join(p.metadata.name for p in victims))
+        return gone, errors[0] if errors else None
+
+    async def _expire(self, key: str, job: batch_pb2.Job, now: float) -> None:
+        """ttlSecondsAfterFinished: delete the finished Job (Background) once due."""
+        due = js.ttl_expires_at(job)
+        if due is None:
+            return
+        if now < due:
+            self._wake(key, due, now)
+            return
+        with contextlib.suppress(NotFound, Conflict):  # gone, or replaced by another uid
+            await self.client.delete("jobs", job.metadata.name, job.metadata.namespace,
+                                     uid=job.metadata.uid,
+                                     propagation_policy=api_pb2.BACKGROUND)
+            log.info("job=%s deleted: ttlSecondsAfterFinished=%d passed", key,
+                     job.spec.ttl_seconds_after_finished)
+
+    async def _write_status(self, obj: api_pb2.Object, status: batch_pb2.JobStatus) -> None:
+        out = api_pb2.Object()
+        out.CopyFrom(obj)
+        out.job.status.CopyFrom(status)
+        # A Conflict propagates: the queue retries once the cache has the newer object.
+        with contextlib.suppress(NotFound):
+            await self.client.update_status(out)
+
+
+def _stamp(ts: Timestamp, now: float) -> None:
+    ts.FromNanoseconds(int(now * 1e9))
+
+
+def _copy_meta(meta: meta_pb2.ObjectMeta) -> meta_pb2.ObjectMeta:
+    out = meta_pb2.ObjectMeta()
+    out.CopyFrom(meta)
+    return out
+
