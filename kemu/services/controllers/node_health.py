@@ -1,0 +1,146 @@
+"""What the node lifecycle controller decides, as pure functions over typed objects.
+
+Kept apart from the controller so that the arithmetic of Kubernetes' node lifecycle
+controller and its NoExecute taint manager can be tested without an API: which conditions
+go Unknown when the kubelet falls silent, which taints follow from the Ready condition, and
+when a pod on a tainted node is due for eviction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kemu.api.v1 import core_pb2, meta_pb2
+from kemu.services.controllers.ds_nodes import NOT_READY, UNREACHABLE, tolerates
+
+NO_EXECUTE, NO_SCHEDULE = "NoExecute", "NoSchedule"
+# The conditions the kubelet owns and the controller marks Unknown when it stops posting.
+KUBELET_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+STOPPED_MESSAGE = "Kubelet stopped posting node status."
+NEVER_MESSAGE = "Kubelet never posted node status."
+_OWNED_TAINTS = {(k, e) for k in (NOT_READY, UNREACHABLE) for e in (NO_EXECUTE, NO_SCHEDULE)}
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromSeconds(int(seconds))
+    return ts
+
+
+def condition(status: core_pb2.NodeStatus | core_pb2.PodStatus, type_: str
+              ) -> meta_pb2.Condition | None:
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def ready_status(node: core_pb2.Node) -> str:
+    """"True", "False", "Unknown", or "" when the kubelet never posted Ready."""
+    c = condition(node.status, "Ready")
+    return c.status if c is not None else ""
+
+
+def mark_unknown(status: core_pb2.NodeStatus, now: float) -> bool:
+    """Set the kubelet's conditions Unknown (NodeStatusUnknown, or NodeStatusNeverUpdated
+    for one never posted), keeping lastHeartbeatTime: that is the kubelet's, and a change
+    in it is what tells the controller the kubelet is back. True when something changed."""
+    changed = False
+    for type_ in KUBELET_CONDITIONS:
+        c = condition(status, type_)
+        if c is None:
+            c = status.conditions.add(type=type_, status="Unknown",
+                                      reason="NodeStatusNeverUpdated", message=NEVER_MESSAGE)
+            c.last_transition_time.CopyFrom(timestamp(now))
+            changed = True
+        elif c.status != "Unknown":
+            c.status, c.reason, c.message = "Unknown", "NodeStatusUnknown", STOPPED_MESSAGE
+            c.last_transition_time.CopyFrom(timestamp(now))
+            changed = True
+    return changed
+
+
+def wanted_taints(node: core_pb2.Node, now: float) -> list[core_pb2.Taint] | None:
+    """The node's taints with not-ready/unreachable following Ready (Unknown: unreachable,
+    False: not-ready, both NoExecute and NoSchedule; True: neither); None if unchanged.
+    Other taints are kept; a taint that stays keeps its timeAdded."""
+    ready = ready_status(node)
+    key = UNREACHABLE if ready == "Unknown" else NOT_READY if ready == "False" else ""
+    wanted = {(key, NO_EXECUTE), (key, NO_SCHEDULE)} if key else set()
+    have = list(node.spec.taints)
+    kept = [t for t in have if (t.key, t.effect) not in _OWNED_TAINTS
+            or (t.key, t.effect) in wanted]
+    present = {(t.key, t.effect) for t in kept}
+    for k, effect in sorted(wanted - present):
+        t = core_pb2.Taint(key=k, effect=effect)
+        if effect == NO_EXECUTE:
+            t.time_added.CopyFrom(timestamp(now))
+        kept.append(t)
+    return None if kept == have else kept
+
+
+def mark_pod_not_ready(status: core_pb2.PodStatus, now: float) -> bool:
+    """Kubernetes' MarkPodsNotReady for one pod: its Ready condition goes False."""
+    c = condition(status, "Ready")
+    if c is None or c.status == "False":
+        return False
+    c.status = "False"
+    c.reason = "NodeNotReady"
+    c.message = "Node is not ready"
+    c.last_transition_time.CopyFrom(timestamp(now))
+    return True
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """When a pod on a NoExecute-tainted node must go: `at` (epoch seconds), None for never."""
+
+    at: float | None
+    taint: str = ""
+
+
+def _is_daemon(pod: core_pb2.Pod) -> bool:
+    return any(r.controller and r.kind == "DaemonSet" for r in pod.metadata.owner_references)
+
+
+def tolerations_for(pod: core_pb2.Pod, default_seconds: float
+                    ) -> list[core_pb2.Toleration]:
+    """The pod's tolerations, plus what Kubernetes adds to every pod: not-ready and
+    unreachable NoExecute for `default_seconds` (the DefaultTolerationSeconds admission
+    plugin, `--pod-eviction-timeout` here), forever for DaemonSet pods."""
+    tols = list(pod.spec.tolerations)
+    for key in (NOT_READY, UNREACHABLE):
+        probe = core_pb2.Taint(key=key, effect=NO_EXECUTE)
+        if any(tolerates(t, probe) for t in tols):
+            continue
+        tol = core_pb2.Toleration(key=key, operator="Exists", effect=NO_EXECUTE)
+        if not _is_daemon(pod):
+            tol.toleration_seconds = int(default_seconds)
+        tols.append(tol)
+    return tols
+
+
+def eviction(pod: core_pb2.Pod, taints: Iterable[core_pb2.Taint], default_seconds: float,
+             now: float, *, added_at: Callable[[core_pb2.Taint], float] | None = None
+             ) -> Eviction:
+    """The NoExecute taint manager for one pod: an untolerated NoExecute taint evicts now;
+    otherwise the first toleration matching each taint gives it `tolerationSeconds` from
+    the taint's timeAdded (unset: tolerated forever); the earliest wins. Counting from
+    timeAdded rather than from when this process noticed keeps the deadline across a
+    controller restart; `added_at` stands in for a taint without timeAdded."""
+    tols = tolerations_for(pod, default_seconds)
+    due: Eviction = Eviction(None)
+    for taint in taints:
+        if taint.effect != NO_EXECUTE:
+            continue
+        tol = next((t for t in tols if tolerates(t, taint)), None)
+        if tol is None:
+            return Eviction(now, taint.key)
+        if not tol.HasField("toleration_seconds"):
+            continue
+        added = (taint.time_added.seconds if taint.HasField("time_added")
+                 else added_at(taint) if added_at is not None else now)
+        at = added + max(tol.toleration_seconds, 0)
+        if due.at is None or at < due.at:
+            due = Eviction(at, taint.key)
+    return due

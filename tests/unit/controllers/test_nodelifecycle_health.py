@@ -1,0 +1,122 @@
+"""The node lifecycle arithmetic: conditions marked Unknown keep the kubelet's heartbeat,
+taints follow Ready and keep their timeAdded, and the taint manager's eviction deadlines
+(untolerated now, tolerationSeconds from timeAdded, the default for every pod, forever for
+DaemonSet pods and for tolerations without seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kemu.api.v1 import core_pb2
+from kemu.services.controllers import node_health as h
+from kemu.services.controllers.ds_nodes import NOT_READY, UNREACHABLE
+
+NOW = 10_000.0
+
+
+def node(ready: str = "", *taints: tuple[str, str]) -> core_pb2.Node:
+    n = core_pb2.Node()
+    n.metadata.name = "n1"
+    if ready:
+        c = n.status.conditions.add(type="Ready", status=ready, reason="KubeletReady")
+        c.last_heartbeat_time.FromSeconds(123)
+    for key, effect in taints:
+        t = n.spec.taints.add(key=key, effect=effect)
+        if effect == "NoExecute":
+            t.time_added.FromSeconds(5)
+    return n
+
+
+def test_mark_unknown_keeps_heartbeat_and_adds_missing() -> None:
+    n = node("True")
+    assert h.mark_unknown(n.status, NOW)
+    got = {c.type: c for c in n.status.conditions}
+    assert set(got) == set(h.KUBELET_CONDITIONS)
+    ready = got["Ready"]
+    assert (ready.status, ready.reason, ready.message) == (
+        "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+    assert ready.last_heartbeat_time.seconds == 123
+    assert ready.last_transition_time.seconds == int(NOW)
+    assert got["DiskPressure"].reason == "NodeStatusNeverUpdated"
+    assert not h.mark_unknown(n.status, NOW + 5)  # idempotent
+
+
+@pytest.mark.parametrize(("ready", "have", "want"), [
+    pytest.param("Unknown", [], [(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")],
+                 id="unknown-taints-unreachable"),
+    pytest.param("False", [(UNREACHABLE, "NoExecute")],
+                 [(NOT_READY, "NoExecute"), (NOT_READY, "NoSchedule")],
+                 id="false-swaps-to-not-ready"),
+    pytest.param("True", [(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule"),
+                          ("user", "NoSchedule")], [("user", "NoSchedule")],
+                 id="ready-removes-only-ours"),
+    pytest.param("True", [], None, id="ready-untainted-unchanged"),
+    pytest.param("Unknown", [(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")], None,
+                 id="already-tainted-unchanged"),
+])
+def test_taints_follow_ready(ready: str, have: list[tuple[str, str]],
+                             want: list[tuple[str, str]] | None) -> None:
+    got = h.wanted_taints(node(ready, *have), NOW)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    assert sorted((t.key, t.effect) for t in got) == sorted(want)
+    for t in got:
+        if t.effect == "NoExecute":
+            assert t.time_added.seconds == (5 if (t.key, t.effect) in have else int(NOW))
+        else:
+            assert not t.HasField("time_added")
+
+
+def pod(*tolerations: core_pb2.Toleration, daemon: bool = False) -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    p.metadata.name = "p"
+    p.spec.tolerations.extend(tolerations)
+    if daemon:
+        p.metadata.owner_references.add(kind="DaemonSet", name="ds", uid="u", controller=True)
+    return p
+
+
+def taint(key: str = UNREACHABLE, added: int = 1000) -> core_pb2.Taint:
+    t = core_pb2.Taint(key=key, effect="NoExecute")
+    t.time_added.FromSeconds(added)
+    return t
+
+
+def tol(key: str = UNREACHABLE, seconds: int | None = None) -> core_pb2.Toleration:
+    t = core_pb2.Toleration(key=key, operator="Exists", effect="NoExecute")
+    if seconds is not None:
+        t.toleration_seconds = seconds
+    return t
+
+
+@pytest.mark.parametrize(("p", "taints", "at"), [
+    pytest.param(pod(), [taint()], 1300.0, id="default-300s-from-timeAdded"),
+    pytest.param(pod(tol(seconds=30)), [taint()], 1030.0, id="own-tolerationSeconds"),
+    pytest.param(pod(tol()), [taint()], None, id="tolerates-forever"),
+    pytest.param(pod(daemon=True), [taint(), taint(NOT_READY)], None, id="daemonset-forever"),
+    pytest.param(pod(), [taint("example.com/maintenance")], NOW, id="untolerated-now"),
+    pytest.param(pod(tol(seconds=-5)), [taint()], 1000.0, id="negative-seconds-now"),
+    pytest.param(pod(tol(seconds=30), tol(NOT_READY, seconds=10)),
+                 [taint(), taint(NOT_READY, 2000)], 1030.0, id="earliest-of-taints"),
+    pytest.param(pod(), [], None, id="no-taints"),
+])
+def test_eviction_deadline(p: core_pb2.Pod, taints: list[core_pb2.Taint],
+                           at: float | None) -> None:
+    assert h.eviction(p, taints, 300.0, NOW).at == at
+
+
+def test_taint_without_time_added_counts_from_first_seen() -> None:
+    t = core_pb2.Taint(key=UNREACHABLE, effect="NoExecute")
+    assert h.eviction(pod(), [t], 300.0, NOW, added_at=lambda _: 9_000.0).at == 9_300.0
+
+
+def test_pod_not_ready() -> None:
+    status = core_pb2.PodStatus()
+    assert not h.mark_pod_not_ready(status, NOW)  # no Ready condition: nothing to say
+    status.conditions.add(type="Ready", status="True")
+    assert h.mark_pod_not_ready(status, NOW)
+    c = status.conditions[0]
+    assert (c.status, c.reason) == ("False", "NodeNotReady")
+    assert not h.mark_pod_not_ready(status, NOW)
