@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kemu.api import objects
+from kemu.api import kinds, objects
 from kemu.api.kinds import Kind
 from kemu.api.v1 import api_pb2
 from kemu.cli.ctl import parser as cli
@@ -31,9 +31,10 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     cli.add_selectors(p)
     cli.add_all_namespaces(p)
     p.add_argument("--all", action="store_true", help="every object of the type(s)")
-    p.add_argument("--cascade", default="background",
-                   help="background (default), foreground or orphan; true/false as "
-                        "background/orphan")
+    # kubectl's --cascade takes no value when bare (pflag's NoOptDefVal): "background".
+    p.add_argument("--cascade", nargs="?", const="background", default="background",
+                   help="background (default; also --cascade alone), foreground or orphan; "
+                        "kubectl's older true/false as background/orphan")
     p.add_argument("--grace-period", type=int, default=-1,
                    help="seconds pods get to terminate; -1 uses the pod's own")
     p.add_argument("--now", action="store_true", help="grace period 1: delete immediately")
@@ -102,11 +103,32 @@ def targets(ctx: Ctx, args: Any) -> tuple[list[Target], list[Kind]]:
     return found, sel.kinds
 
 
+def cascade_policy(args: Any) -> int:
+    """The propagation policy of --cascade. A bare `--cascade` followed by the resource
+    (`delete --cascade pod web`) is kubectl's bare flag, not the value `pod`: argparse
+    took the next word, so it goes back to the resources."""
+    value = args.cascade
+    policy = CASCADE.get(value.lower())
+    if policy is not None:
+        return policy
+    if "/" in value or _is_resource(value):
+        args.resources.insert(0, value)
+        args.cascade = "background"
+        return api_pb2.BACKGROUND
+    raise CtlError(f'invalid cascade value ({value}). Must be "background", '
+                   '"foreground", or "orphan"')
+
+
+def _is_resource(word: str) -> bool:
+    try:
+        kinds.resolve(word.partition(",")[0])
+    except kinds.UnknownResourceError:
+        return False
+    return True
+
+
 def run(ctx: Ctx, args: Any) -> int:
-    policy = CASCADE.get(args.cascade.lower())
-    if policy is None:
-        raise CtlError(f'invalid cascade value ({args.cascade}). Must be "background", '
-                       '"foreground", or "orphan"')
+    policy = cascade_policy(args)
     grace = grace_period(args)
     found, kinds = targets(ctx, args)
     if not found:
