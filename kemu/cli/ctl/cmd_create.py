@@ -1,32 +1,42 @@
 """`kemuctl create -f FILE` (every document, reporting each; AlreadyExists is worded as
 kubectl words it and the other documents are still created) and the generators:
-`create namespace|deployment|configmap|secret generic|service <type>`, with
-`--dry-run=client|server` and `-o`."""
+`create namespace|deployment|job|configmap|secret generic|service <type>`, with
+`--dry-run=client|server` and `-o`.
+
+`create job NAME --from=cronjob/CRONJOB` is kubectl's way to run a CronJob now: the Job
+gets the CronJob's jobTemplate, the annotation `cronjob.kubernetes.io/instantiate: manual`
+and a controller reference to the CronJob (without blockOwnerDeletion, as kubectl), so
+the CronJob controller lists it in `status.active` and counts it in its history."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from kemu.api import objects
-from kemu.api.v1 import api_pb2
+from kemu.api import kinds, objects
+from kemu.api.v1 import api_pb2, batch_pb2, meta_pb2
 from kemu.cli.ctl import batch, generators, output, sources
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.errors import CtlError
 
-KINDS = ("namespace", "deployment", "configmap", "secret", "service")
+KINDS = ("namespace", "deployment", "job", "configmap", "secret", "service")
+INSTANTIATE = "cronjob.kubernetes.io/instantiate"
 ALIASES = {"ns": "namespace", "deploy": "deployment", "cm": "configmap", "svc": "service"}
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("args", nargs="*", metavar="TYPE NAME",
-                   help="namespace NAME | deployment NAME --image=IMG | configmap NAME | "
-                        "secret generic NAME | service clusterip|nodeport|loadbalancer NAME")
+                   help="namespace NAME | deployment NAME --image=IMG | job NAME --image=IMG "
+                        "| job NAME --from=cronjob/NAME | configmap NAME | secret generic NAME "
+                        "| service clusterip|nodeport|loadbalancer NAME")
     cli.add_filenames(p, "create")
     cli.add_output(p, "yaml|json|name")
     cli.add_dry_run(p)
-    p.add_argument("--image", action="append", default=[], help="container image (deployment)")
+    p.add_argument("--image", action="append", default=[],
+                   help="container image (deployment, job)")
+    p.add_argument("--from", dest="from_", default="", metavar="cronjob/NAME",
+                   help="the CronJob whose jobTemplate the Job copies (job)")
     p.add_argument("--replicas", type=int, default=1, help="replicas (deployment)")
     p.add_argument("--port", type=int, default=0, help="container port (deployment)")
     p.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE",
@@ -71,11 +81,64 @@ def generate(args: Any) -> api_pb2.Object:
     return generators.secret(name, data, args.type)
 
 
+def job(name: str, image: str, command: list[str]) -> api_pb2.Object:
+    """kubectl's createJob: one container named after the Job, restartPolicy Never."""
+    j = batch_pb2.Job()
+    j.metadata.name = name
+    spec = j.spec.template.spec
+    spec.containers.add(name=name, image=image, command=command)
+    spec.restart_policy = "Never"
+    return objects.wrap(j)
+
+
+def job_from_cronjob(name: str, cronjob: batch_pb2.CronJob) -> api_pb2.Object:
+    """kubectl's createJobFromCronJob."""
+    j = batch_pb2.Job()
+    tmpl = cronjob.spec.job_template
+    j.metadata.name = name
+    j.metadata.namespace = cronjob.metadata.namespace
+    j.metadata.labels.update(tmpl.metadata.labels)
+    j.metadata.annotations.update(tmpl.metadata.annotations)
+    j.metadata.annotations[INSTANTIATE] = "manual"
+    j.metadata.owner_references.append(meta_pb2.OwnerReference(
+        api_version="batch/v1", kind="CronJob", name=cronjob.metadata.name,
+        uid=cronjob.metadata.uid, controller=True))
+    j.spec.CopyFrom(tmpl.spec)
+    return objects.wrap(j)
+
+
+def _cronjob_name(source: str) -> str:
+    kind, sep, name = source.partition("/")
+    if not sep or not name:
+        raise CtlError(f"from must be of the form TYPE/NAME, got {source!r}")
+    try:
+        resolved = kinds.resolve(kind)
+    except kinds.UnknownResourceError as e:
+        raise CtlError(str(e)) from None
+    if resolved.kind != "CronJob":
+        raise CtlError(f"unknown object type {resolved.kind}: --from must name a cronjob")
+    return name
+
+
+def generate_job(ctx: Ctx, args: Any) -> api_pb2.Object:
+    rest = list(args.args[1:])
+    if len(rest) != 1:
+        raise CtlError("exactly one NAME is required: kemuctl create job NAME")
+    if bool(args.image) == bool(args.from_):
+        raise CtlError("either --image or --from must be specified")
+    if args.from_ and args.command:
+        raise CtlError("cannot specify --from and command")
+    if args.image:
+        return job(rest[0], args.image[-1], list(args.command))
+    source = ctx.client.get("cronjobs", _cronjob_name(args.from_), ctx.namespace)
+    return job_from_cronjob(rest[0], source.cron_job)
+
+
 def create_generated(ctx: Ctx, args: Any, fmt: str, template: str) -> int:
     if args.args[0] not in KINDS and args.args[0] not in ALIASES:
         raise CtlError(f'unknown create type "{args.args[0]}": use -f FILE, or one of '
                        + ", ".join(KINDS))
-    obj = generate(args)
+    obj = generate_job(ctx, args) if args.args[0] == "job" else generate(args)
     sources.place(obj, ctx.namespace, ctx.namespace_explicit)
     if args.dry_run == "client":
         batch.report(ctx, objects.fill_type_meta(obj), "created (dry run)", fmt, template)
