@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -67,10 +67,14 @@ def _selector(job: batch_pb2.Job) -> labelsel.Selector:
 
 @dataclass
 class _Backoff:
-    """Pod failures seen since the Job's last success, and when the last one was seen."""
+    """Pod failures seen since the Job's last success, and when the last one was seen.
+
+    Pods are remembered by uid, so a sync repeated on a stale cache (after a status write
+    conflict) does not count one failure twice."""
 
     failures: int = 0
     last: float = 0.0
+    seen: set[str] = field(default_factory=set)
 
 
 class JobController:
@@ -174,7 +178,7 @@ class JobController:
         owner = Owner(KIND, API_VERSION, _copy_meta(job.metadata))
         pods = await self._claim(owner, selector)
         counts = js.count_pods(job, pods)
-        self._note_outcomes(key, job, counts, now)
+        self._note_outcomes(key, job, pods, now)
         status = js.copy_status(job)
         if not status.HasField("start_time") and not job.spec.suspend:
             _stamp(status.start_time, now)
@@ -187,16 +191,18 @@ class JobController:
             if error is None:
                 failed += deleted
                 active = 0
-                js.set_condition(status, js.new_condition(js.FAILED, "True", reason, message,
-                                                          now))
+                for type_ in (js.FAILURE_TARGET, js.FAILED):  # as Kubernetes 1.31+ records
+                    js.set_condition(status, js.new_condition(type_, "True", reason, message,
+                                                              now))
                 self.recorder.emit(KIND, job, WARNING, reason, message)
         else:
             self._suspend_condition(job, status, now)
             if needs_sync and not owner.deleting:
                 active, error = await self._manage(key, job, owner, counts, now)
             if error is None and js.complete(job, counts.succeeded, active):
-                js.set_condition(status, js.new_condition(
-                    js.COMPLETE, "True", js.COMPLETIONS_REACHED, js.COMPLETIONS_MESSAGE, now))
+                for type_ in (js.SUCCESS_CRITERIA_MET, js.COMPLETE):  # as Kubernetes 1.33
+                    js.set_condition(status, js.new_condition(
+                        type_, "True", js.COMPLETIONS_REACHED, js.COMPLETIONS_MESSAGE, now))
                 _stamp(status.completion_time, now)
                 self.recorder.emit(KIND, job, NORMAL, "Completed", "Job completed")
         status.active, status.succeeded, status.failed = active, counts.succeeded, failed
@@ -239,18 +245,21 @@ class JobController:
             _stamp(status.start_time, now)
             self.recorder.emit(KIND, job, NORMAL, "Resumed", "Job resumed")
 
-    def _note_outcomes(self, key: str, job: batch_pb2.Job, counts: js.PodCounts,
+    def _note_outcomes(self, key: str, job: batch_pb2.Job, pods: list[core_pb2.Pod],
                        now: float) -> None:
-        """Track failures since the last success for the pod failure back-off."""
+        """Track failures since the last success for the pod failure back-off (with
+        OnFailure the kubelet restarts in place and backs off itself)."""
         rec = self._backoff.setdefault(key, _Backoff())
-        if counts.succeeded > job.status.succeeded:
-            rec.failures, rec.last = 0, 0.0
-        new = counts.failed - job.status.failed
-        if job.spec.template.spec.restart_policy == "OnFailure":
-            new = 0  # restarted in place by the kubelet, which backs off itself
-        if new > 0:
-            rec.failures += new
-            rec.last = now
+        for p in pods:
+            uid, phase = p.metadata.uid, p.status.phase
+            if phase not in podutil.TERMINAL_PHASES or uid in rec.seen:
+                continue
+            rec.seen.add(uid)
+            if phase == "Succeeded":
+                rec.failures, rec.last = 0, 0.0
+            elif job.spec.template.spec.restart_policy != "OnFailure":
+                rec.failures += 1
+                rec.last = now
 
     def _backoff_until(self, key: str) -> float:
         rec = self._backoff.get(key)

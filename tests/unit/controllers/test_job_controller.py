@@ -11,9 +11,10 @@ import pytest
 
 from kemu.api import manifest
 from kemu.api.v1 import api_pb2
+from kemu.client.errors import Invalid
 from kemu.services.controllers import job as jobc
 from kemu.services.controllers import job_status as js
-from tests.unit.controllers.test_replicaset_fakeapi import FakeAPI, informers
+from tests.unit.controllers.test_replicaset_fakeapi import Failure, FakeAPI, informers
 
 NS = "ns"
 NOW = 1_700_000_000.0
@@ -110,6 +111,9 @@ async def test_one_pod_with_owner_labels_then_complete() -> None:
     status = get_job(api).status
     assert (status.active, status.succeeded, status.failed) == (0, 1, 0)
     assert conditions(api)["Complete"] == ("True", "CompletionsReached")
+    assert conditions(api)["SuccessCriteriaMet"] == ("True", "CompletionsReached")
+    assert [c.type for c in get_job(api).status.conditions] == ["SuccessCriteriaMet",
+                                                                 "Complete"]
     assert status.completion_time.seconds == int(NOW + 30)
     assert events.reasons() == ["SuccessfulCreate", "Completed"]
     assert events.seen[0][4] == f"Created pod: {p.pod.metadata.name}"
@@ -165,6 +169,7 @@ async def test_never_failed_pods_replaced_until_backoff_limit() -> None:
     status = get_job(api).status
     assert status.failed == 2 and status.active == 0
     assert conditions(api)["Failed"] == ("True", "BackoffLimitExceeded")
+    assert conditions(api)["FailureTarget"] == ("True", "BackoffLimitExceeded")
     assert ("Job", "pi", "Warning", "BackoffLimitExceeded",
             "Job has reached the specified backoff limit") in events.seen
     assert not status.HasField("completion_time")
@@ -308,3 +313,47 @@ async def test_counts_survive_deleted_finished_pods() -> None:
     await api.delete("pods", p.pod.metadata.name, NS)
     await sync(ctrl)
     assert get_job(api).status.succeeded == 1 and len(pods(api)) == 1
+
+
+async def test_no_duplicate_pods_while_creates_are_unseen() -> None:
+    api = FakeAPI(now=NOW, mirror=False)
+    infs = informers(api, *jobc.INFORMERS)
+    ctrl = jobc.JobController(api, infs, clock=Clock(), recorder=Events(),
+                              pod_failure_backoff=0.0)
+    api.put(job(spec={"completions": 4, "parallelism": 2}))
+    await sync(ctrl)
+    api.cache(api.objects[("jobs", f"{NS}/pi")])  # only the status write is seen
+    await sync(ctrl)  # the cache still shows no pods
+    assert api.count("create", "pods") == 2
+    for p in pods(api):
+        api.cache(p)
+    assert ctrl.expectations.pending(f"{NS}/pi") == (0, 0)
+
+
+async def test_create_errors_stop_the_batch_and_retry() -> None:
+    ctrl, api, events, _ = setup()
+    api.fail[("create", "pods")] = Failure(Invalid("pods is invalid"), after=1)
+    api.put(job(spec={"completions": 8, "parallelism": 8}))
+    with pytest.raises(Invalid):
+        await sync(ctrl)
+    assert api.count("create", "pods") == 3  # batches of 1, then 2 with one failing
+    assert len(pods(api)) == 1 and events.reasons() == ["SuccessfulCreate"]
+    assert ctrl.expectations.satisfied(f"{NS}/pi")
+    del api.fail[("create", "pods")]
+    await sync(ctrl)
+    assert len(pods(api)) == 8
+
+
+async def test_orphan_with_matching_labels_is_adopted() -> None:
+    ctrl, api, _, _ = setup()
+    owner = api.put(job())
+    orphan = manifest.from_dict({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": NS,
+                     "labels": dict(owner.job.spec.template.metadata.labels)},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"phase": "Running"}})
+    api.put(orphan)
+    await sync(ctrl)
+    (p,) = pods(api)
+    assert p.pod.metadata.name == "stray" and p.pod.metadata.owner_references[0].uid == "uid-pi"
+    assert api.count("create", "pods") == 0
