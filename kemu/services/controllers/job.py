@@ -184,6 +184,7 @@ class JobController:
             _stamp(status.start_time, now)
         active, failed = len(counts.active), counts.failed
         error: Exception | None = None
+        self._suspend_condition(job, status, now)  # a resume restarts the deadline first
         failure = self._failure(job, status, counts, now)
         if failure is not None:
             reason, message = failure
@@ -196,9 +197,10 @@ class JobController:
                                                               now))
                 self.recorder.emit(KIND, job, WARNING, reason, message)
         else:
-            self._suspend_condition(job, status, now)
             if needs_sync and not owner.deleting:
                 active, error = await self._manage(key, job, owner, counts, now)
+            if job.spec.suspend and active == 0:
+                status.ClearField("start_time")  # a suspended Job has not started
             if error is None and js.complete(job, counts.succeeded, active):
                 for type_ in (js.SUCCESS_CRITERIA_MET, js.COMPLETE):  # as Kubernetes 1.33
                     js.set_condition(status, js.new_condition(
@@ -206,7 +208,7 @@ class JobController:
                 _stamp(status.completion_time, now)
                 self.recorder.emit(KIND, job, NORMAL, "Completed", "Job completed")
         status.active, status.succeeded, status.failed = active, counts.succeeded, failed
-        status.ready = counts.ready
+        status.ready = min(counts.ready, active)
         status.terminating = counts.terminating
         if status != job.status:
             await self._write_status(obj, status)

@@ -3,11 +3,16 @@ through the apiserver's Metrics service, as `kubectl top pods` reads metrics-ser
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from unittest import mock
+
 import grpc
 import pytest
 
 from kemu.api import quantity
 from kemu.api.v1 import metrics_pb2, metrics_pb2_grpc, nodeagent_pb2, nodeagent_pb2_grpc
+from kemu.cli import kemuctl
 from kemu.client import Client
 from tests.e2e.nodeagent.helpers import TOOLS_IMAGE, AgentHandle, create_pod, wait_for, wait_ready
 
@@ -44,6 +49,17 @@ def test_busy_pod_shows_cpu_usage_through_the_apiserver(api: Client, agent: Agen
         [node] = nodes.items
         assert float(quantity.parse(node.usage["cpu"])) > 0.5
         assert quantity.parse(node.usage["memory"]) > 0
+
+    # what a user sees: `kemuctl top pods` (registered here as kemuctl.py registers it)
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(kemuctl.VERBS, {"top": ("cmd_top", "Display resource usage")}), \
+            redirect_stdout(out), redirect_stderr(err):
+        code = kemuctl.main(["--server", agent.cluster.server, "top", "pods", "-n", namespace,
+                             "--sort-by", "cpu"])
+    assert code == 0, err.getvalue()
+    header, busy, idle = (line.split() for line in out.getvalue().splitlines())
+    assert header == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert busy[0] == "busy" and int(busy[1].removesuffix("m")) > 500 and idle[0] == "idle"
 
     with grpc.insecure_channel(agent.grpc_address) as channel:
         stats = nodeagent_pb2_grpc.NodeAgentStub(channel).Stats(nodeagent_pb2.StatsRequest(),

@@ -224,6 +224,7 @@ async def test_suspend_deletes_pods_and_resume_restarts_the_clock() -> None:
     await sync(ctrl)
     assert pods(api) == [] and conditions(api)["Suspended"] == ("True", "JobSuspended")
     assert get_job(api).status.failed == 0  # suspension is not failure
+    assert not get_job(api).status.HasField("start_time")
     await sync(ctrl)
     assert pods(api) == []
     clock.now += 100
@@ -234,6 +235,25 @@ async def test_suspend_deletes_pods_and_resume_restarts_the_clock() -> None:
     assert len(pods(api)) == 2 and conditions(api)["Suspended"] == ("False", "JobResumed")
     assert get_job(api).status.start_time.seconds == int(clock.now)
     assert events.reasons().count("Suspended") == 1 and "Resumed" in events.reasons()
+
+
+async def test_resume_does_not_count_suspended_time_toward_the_deadline() -> None:
+    ctrl, api, _, clock = setup()
+    api.put(job(spec={"completions": 1, "activeDeadlineSeconds": 60}))
+    await sync(ctrl)
+    obj = api.objects[("jobs", f"{NS}/pi")]
+    obj.job.spec.suspend = True
+    api.put(obj)
+    await sync(ctrl)
+    clock.now += 600
+    obj = api.objects[("jobs", f"{NS}/pi")]
+    obj.job.spec.suspend = False
+    api.put(obj)
+    await sync(ctrl)
+    assert "Failed" not in conditions(api) and len(pods(api)) == 1
+    clock.now += 60
+    await sync(ctrl)
+    assert conditions(api)["Failed"] == ("True", "DeadlineExceeded")
 
 
 async def test_created_suspended_has_no_start_time() -> None:
