@@ -100,11 +100,12 @@ class GarbageCollector:
     def rebuild(self) -> None:
         """The graph from the synced caches alone (what a restarted collector knows)."""
         self.graph.clear()
-        touched: set[str] = set()
         for inf in self.informers.values():
             for obj in inf.list():
-                touched |= self.graph.upsert(obj)
-        touched |= self.graph.interesting()
+                self.graph.upsert(obj)
+        # Only owners never seen (to verify) and owners mid-deletion (to finish) need a
+        # look; the dependents of either are queued when those are looked at.
+        touched = self.graph.interesting()
         for uid in touched:
             self.queue.add(uid)
         log.info("garbagecollector graph rebuilt nodes=%d virtual=%d queued=%d",
