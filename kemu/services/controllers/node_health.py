@@ -60,14 +60,23 @@ def mark_unknown(status: core_pb2.NodeStatus, now: float) -> bool:
     return changed
 
 
-def wanted_taints(node: core_pb2.Node, now: float) -> list[core_pb2.Taint] | None:
+ADD, KEEP, REMOVE = "add", "keep", "remove"  # what to do with NoExecute taints
+
+
+def wanted_taints(node: core_pb2.Node, now: float, *, no_execute: str = ADD
+                  ) -> list[core_pb2.Taint] | None:
     """The node's taints with not-ready/unreachable following Ready (Unknown: unreachable,
     False: not-ready, both NoExecute and NoSchedule; True: neither); None if unchanged.
-    Other taints are kept; a taint that stays keeps its timeAdded."""
+    Other taints are kept; a taint that stays keeps its timeAdded. `no_execute` KEEP adds
+    no new NoExecute taint (a zone in partial disruption), REMOVE drops ours (the whole
+    cluster is down, as when the control plane lost its network)."""
     ready = ready_status(node)
     key = UNREACHABLE if ready == "Unknown" else NOT_READY if ready == "False" else ""
     wanted = {(key, NO_EXECUTE), (key, NO_SCHEDULE)} if key else set()
     have = list(node.spec.taints)
+    if no_execute == REMOVE or (no_execute == KEEP and (key, NO_EXECUTE) not in
+                                {(t.key, t.effect) for t in have}):
+        wanted.discard((key, NO_EXECUTE))
     kept = [t for t in have if (t.key, t.effect) not in _OWNED_TAINTS
             or (t.key, t.effect) in wanted]
     present = {(t.key, t.effect) for t in kept}
@@ -89,6 +98,40 @@ def mark_pod_not_ready(status: core_pb2.PodStatus, now: float) -> bool:
     c.message = "Node is not ready"
     c.last_transition_time.CopyFrom(timestamp(now))
     return True
+
+
+NORMAL, PARTIAL, FULL = "Normal", "PartialDisruption", "FullDisruption"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+UNHEALTHY_ZONE_THRESHOLD = 0.55  # --unhealthy-zone-threshold
+LARGE_CLUSTER_THRESHOLD = 50  # --large-cluster-size-threshold
+
+
+def zone_of(node: core_pb2.Node) -> str:
+    return node.metadata.labels.get(ZONE_LABEL, "")
+
+
+def zone_state(ready: Iterable[str]) -> str:
+    """Kubernetes' ComputeZoneState over the Ready statuses of a zone's nodes: no node
+    Ready is a full disruption; more than two not Ready and at least 55% a partial one."""
+    states = list(ready)
+    not_ready = sum(1 for s in states if s != "True")
+    if states and not_ready == len(states):
+        return FULL
+    if not_ready > 2 and not_ready / len(states) >= UNHEALTHY_ZONE_THRESHOLD:
+        return PARTIAL
+    return NORMAL
+
+
+def no_execute_policy(zone: str, states: dict[str, str], sizes: dict[str, int]) -> str:
+    """What taint-based eviction may do in `zone`: nothing anywhere when every zone is
+    fully disrupted (Kubernetes then assumes the control plane lost its network, and
+    evicting every pod would make it worse); no new NoExecute taints in a partially
+    disrupted small zone (Kubernetes' eviction rate there is 0); otherwise as usual."""
+    if states and all(s == FULL for s in states.values()):
+        return REMOVE
+    if states.get(zone) == PARTIAL and sizes.get(zone, 0) <= LARGE_CLUSTER_THRESHOLD:
+        return KEEP
+    return ADD
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ period. When nothing changed for `node_monitor_grace_period`:
   nodes; the agent, when it comes back, finishes the deletions and removes the containers.
 
 When the agent is back it writes Ready itself; the taints then follow Ready away.
+
+As in Kubernetes, evictions stop when every zone (label topology.kubernetes.io/zone) has no
+Ready node: that looks like the control plane losing its network rather than every node
+dying, so the NoExecute taints are removed and pods stay (a one-node cluster whose agent
+stops keeps its pods). A small zone with more than two and at least 55% of its nodes not
+Ready gets no new NoExecute taints (Kubernetes' eviction rate there is 0). The eviction
+rate limit itself (0.1 nodes/s) is not modelled: nodes are tainted when found silent.
 """
 
 from __future__ import annotations
@@ -107,6 +114,7 @@ class NodeLifecycleController:
         self.probes: dict[str, Probe] = {}
         self.pods_on: dict[str, set[str]] = {}  # node name -> pod keys bound there
         self._taint_seen: dict[tuple[str, str, str], float] = {}  # no timeAdded: first seen
+        self._last_policy: dict[str, str] = {}  # node -> NoExecute policy last applied
         self.nodes.add_handler(self.on_node)
         self.leases.add_handler(self.on_lease)
         self.pods.add_handler(self.on_pod)
@@ -208,6 +216,7 @@ class NodeLifecycleController:
         obj = self.nodes.get(name)
         if obj is None or probe is None:
             self.pods_on.pop(name, None)
+            self._last_policy.pop(name, None)
             self._taint_seen = {k: v for k, v in self._taint_seen.items() if k[0] != name}
             return
         node = obj.node
@@ -217,10 +226,31 @@ class NodeLifecycleController:
             node = await self._mark_unknown(node, silent) or node
         else:
             self.queue.add_after(name, self.grace - silent + 0.05)
-        node = await self._sync_taints(node) or node
+        policy = self._no_execute_policy(node)
+        node = await self._sync_taints(node, policy) or node
         if health.ready_status(node) == "Unknown":
             await self._mark_pods_not_ready(name)
-        await self._evict_due(node)
+        if policy != health.REMOVE:
+            await self._evict_due(node)
+
+    def _no_execute_policy(self, node: core_pb2.Node) -> str:
+        """Kubernetes' disruption handling, from the Ready statuses in the cache."""
+        by_zone: dict[str, list[str]] = {}
+        for obj in self.nodes.list():
+            n = node if obj.node.metadata.name == node.metadata.name else obj.node
+            by_zone.setdefault(health.zone_of(n), []).append(health.ready_status(n))
+        states = {z: health.zone_state(r) for z, r in by_zone.items()}
+        policy = health.no_execute_policy(health.zone_of(node), states,
+                                          {z: len(r) for z, r in by_zone.items()})
+        if policy != self._last_policy.get(node.metadata.name, health.ADD):
+            log.warning("node=%s zone=%r taint-based eviction %s (zones: %s)",
+                        node.metadata.name, health.zone_of(node),
+                        {health.REMOVE: "stopped: every zone is fully disrupted",
+                         health.KEEP: "paused: the zone is partially disrupted",
+                         health.ADD: "resumed"}[policy],
+                        ", ".join(f"{z or '-'}={s}" for z, s in sorted(states.items())))
+        self._last_policy[node.metadata.name] = policy
+        return policy
 
     async def _mark_unknown(self, node: core_pb2.Node, silent: float) -> core_pb2.Node | None:
         name = node.metadata.name
@@ -244,12 +274,12 @@ class NodeLifecycleController:
                                f"Node {name} status is now: NodeNotReady")
         return written
 
-    async def _sync_taints(self, node: core_pb2.Node) -> core_pb2.Node | None:
-        if health.wanted_taints(node, self.clock()) is None:
+    async def _sync_taints(self, node: core_pb2.Node, policy: str) -> core_pb2.Node | None:
+        if health.wanted_taints(node, self.clock(), no_execute=policy) is None:
             return None
         for _attempt in range(5):
             live = (await self.client.get("nodes", node.metadata.name)).node
-            taints = health.wanted_taints(live, self.clock())
+            taints = health.wanted_taints(live, self.clock(), no_execute=policy)
             if taints is None:
                 return live
             del live.spec.taints[:]

@@ -118,6 +118,9 @@ async def test_unreachable_node_is_tainted_drained_and_recovers(
     name = f"node-{uuid.uuid4().hex[:6]}"
     agent = FakeAgent(api, name)
     await agent.register()
+    peer = FakeAgent(api, f"{name}-peer")  # a healthy node: not a whole-cluster outage
+    await peer.register()
+    peer.start()
     await agent.run_pod(ns, "plain")
     await agent.run_pod(ns, "stays", {})  # tolerates forever: no tolerationSeconds
     agent.start()
@@ -169,6 +172,7 @@ async def test_unreachable_node_is_tainted_drained_and_recovers(
                 return ready_of(n) == "True" and not n.node.spec.taints
             await until("the taints removed", recovered)
     finally:
-        await agent.stop()
-        with contextlib.suppress(NotFound):
-            await api.delete("nodes", name)
+        for a in (agent, peer):
+            await a.stop()
+            with contextlib.suppress(NotFound):
+                await api.delete("nodes", a.name)

@@ -46,10 +46,10 @@ class Recorder:
         self.events.append((kind, obj.metadata.name, reason, message))
 
 
-def node_obj(beat: float) -> api_pb2.Object:
+def node_obj(beat: float, name: str = "n1") -> api_pb2.Object:
     obj = api_pb2.Object()
     n = obj.node
-    n.metadata.name = "n1"
+    n.metadata.name = name
     c = n.status.conditions.add(type="Ready", status="True", reason="KubeletReady")
     c.last_heartbeat_time.FromSeconds(int(beat))
     return obj
@@ -81,7 +81,8 @@ def pod_obj(name: str, *, seconds: int | None = None, forever: bool = False,
     return obj
 
 
-def setup() -> tuple[ClusterFakeAPI, nlc.NodeLifecycleController, Clock, Recorder]:
+def setup(*, healthy_peer: bool = True
+          ) -> tuple[ClusterFakeAPI, nlc.NodeLifecycleController, Clock, Recorder]:
     api = ClusterFakeAPI()
     infs = informers(api, *nlc.INFORMERS)
     clock, rec = Clock(), Recorder()
@@ -89,6 +90,8 @@ def setup() -> tuple[ClusterFakeAPI, nlc.NodeLifecycleController, Clock, Recorde
                                        pod_eviction_timeout=300, clock=clock, recorder=rec)
     api.put(node_obj(T0))
     api.put(lease_obj(T0))
+    if healthy_peer:  # one Ready node elsewhere: not a whole-cluster disruption
+        api.put(node_obj(T0, "n2"))
     for p in (pod_obj("plain"), pod_obj("short", seconds=10), pod_obj("forever", forever=True),
               pod_obj("daemon", daemon=True)):
         api.put(p)
@@ -181,3 +184,22 @@ async def test_restart_gives_a_full_grace_period_and_keeps_eviction_deadlines() 
     await again.reconcile("n1")
     assert pods_left(api) == ["daemon", "forever"]
     assert taints(api) == [f"{UNREACHABLE}:NoExecute", f"{UNREACHABLE}:NoSchedule"]
+
+
+async def test_whole_cluster_down_stops_evictions() -> None:
+    api, ctrl, clock, _ = setup(healthy_peer=False)
+    await ctrl.reconcile("n1")
+    clock.now = T0 + 41
+    await ctrl.reconcile("n1")
+    assert ready(api) == "Unknown"
+    assert taints(api) == [f"{UNREACHABLE}:NoSchedule"]  # no NoExecute: nothing evicted
+    clock.now = T0 + 400
+    await ctrl.reconcile("n1")
+    assert pods_left(api) == ["daemon", "forever", "plain", "short"]
+
+    api.put(node_obj(T0 + 400, "n2"))  # another node is Ready: evictions resume
+    await ctrl.reconcile("n1")
+    assert taints(api) == [f"{UNREACHABLE}:NoExecute", f"{UNREACHABLE}:NoSchedule"]
+    clock.now = T0 + 411
+    await ctrl.reconcile("n1")
+    assert pods_left(api) == ["daemon", "forever", "plain"]

@@ -120,3 +120,40 @@ def test_pod_not_ready() -> None:
     c = status.conditions[0]
     assert (c.status, c.reason) == ("False", "NodeNotReady")
     assert not h.mark_pod_not_ready(status, NOW)
+
+
+@pytest.mark.parametrize(("ready", "state"), [
+    pytest.param(["True", "True"], h.NORMAL, id="all-ready"),
+    pytest.param(["Unknown"], h.FULL, id="one-node-down"),
+    pytest.param(["Unknown", "False", ""], h.FULL, id="none-ready"),
+    pytest.param(["True", "Unknown", "Unknown"], h.NORMAL, id="two-down-is-normal"),
+    pytest.param(["True", "True", "Unknown", "Unknown", "Unknown"], h.PARTIAL,
+                 id="three-of-five-partial"),
+    pytest.param(["True"] * 3 + ["Unknown"] * 3, h.NORMAL, id="half-is-below-55pct"),
+])
+def test_zone_state(ready: list[str], state: str) -> None:
+    assert h.zone_state(ready) == state
+
+
+@pytest.mark.parametrize(("zone", "states", "sizes", "policy"), [
+    pytest.param("a", {"a": h.FULL, "b": h.NORMAL}, {"a": 1, "b": 1}, h.ADD,
+                 id="one-zone-down-evicts"),
+    pytest.param("a", {"a": h.FULL, "b": h.FULL}, {"a": 1, "b": 1}, h.REMOVE,
+                 id="every-zone-down-stops"),
+    pytest.param("a", {"a": h.PARTIAL}, {"a": 5}, h.KEEP, id="small-partial-pauses"),
+    pytest.param("a", {"a": h.PARTIAL}, {"a": 60}, h.ADD, id="large-partial-evicts"),
+])
+def test_no_execute_policy(zone: str, states: dict[str, str], sizes: dict[str, int],
+                           policy: str) -> None:
+    assert h.no_execute_policy(zone, states, sizes) == policy
+
+
+def test_keep_adds_no_new_no_execute_and_remove_drops_ours() -> None:
+    fresh = h.wanted_taints(node("Unknown"), NOW, no_execute=h.KEEP)
+    assert fresh is not None and [(t.key, t.effect) for t in fresh] == [
+        (UNREACHABLE, "NoSchedule")]
+    tainted = node("Unknown", (UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule"))
+    assert h.wanted_taints(tainted, NOW, no_execute=h.KEEP) is None
+    dropped = h.wanted_taints(tainted, NOW, no_execute=h.REMOVE)
+    assert dropped is not None and [(t.key, t.effect) for t in dropped] == [
+        (UNREACHABLE, "NoSchedule")]
