@@ -132,7 +132,7 @@ class CronJobController:
         error: Exception | None = None
         if not cj.metadata.HasField("deletion_timestamp"):
             try:
-                await self._schedule(key, cj, status, now)
+                await self._schedule(key, cj, status, children, now)
             except ClientError as e:
                 error = e
             await self._cleanup(cj, status, children)
@@ -182,7 +182,8 @@ class CronJobController:
                                    f"Active job went missing: {ref.name}")
 
     async def _schedule(self, key: str, cj: batch_pb2.CronJob,
-                        status: batch_pb2.CronJobStatus, now: float) -> None:
+                        status: batch_pb2.CronJobStatus, children: list[batch_pb2.Job],
+                        now: float) -> None:
         """Start the Job of the most recent unhandled schedule time, if one is due."""
         try:
             schedule = cs.parse(cj)
@@ -213,8 +214,12 @@ class CronJobController:
                                f"Missed scheduled time to start a job: {cs.rfc1123z(scheduled)}")
             return
         name = cs.job_name(cj, scheduled)
-        if any(r.name == name for r in status.active) or \
-                podutil.seconds(status.last_schedule_time) == scheduled:
+        if any(j.metadata.name == name for j in children) or \
+                any(r.name == name for r in status.active) or \
+                podutil.seconds(status.last_schedule_time) >= scheduled:
+            # Handled already (its status write may have been lost to a conflict).
+            if podutil.seconds(status.last_schedule_time) < scheduled:
+                _stamp(status.last_schedule_time, scheduled)
             return
         if cj.spec.concurrency_policy == "Forbid" and status.active:
             self.recorder.emit(KIND, cj, NORMAL, "JobAlreadyActive",
@@ -256,7 +261,8 @@ class CronJobController:
             log.info("cronjob=%s created job=%s scheduled=%s", key, created.metadata.name,
                      cs.rfc1123z(scheduled))
         self._created.setdefault(key, set()).add(created.metadata.uid)
-        if not any(r.uid == created.metadata.uid for r in status.active):
+        if js.finished(created) is None and \
+                not any(r.uid == created.metadata.uid for r in status.active):
             status.active.append(_job_ref(created))
         _stamp(status.last_schedule_time, scheduled)
 

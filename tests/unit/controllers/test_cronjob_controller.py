@@ -224,3 +224,19 @@ async def test_job_events_wake_the_owner() -> None:
         ctrl.queue.done(await ctrl.queue.get())
     finish(api, name_at(T0 + 60), "Complete", T0 + 70)
     assert len(ctrl.queue) == 1
+
+
+async def test_lost_status_write_is_repaired_without_a_second_job() -> None:
+    ctrl, api, events, clock = setup()
+    clock.now = T0 + 60
+    await sync(ctrl)
+    obj = api.objects[("cronjobs", f"{NS}/tick")]
+    obj.cron_job.status.Clear()  # as if the status write had been lost
+    api.put(obj)
+    finish(api, name_at(T0 + 60), "Complete", T0 + 70)
+    clock.now = T0 + 80
+    await sync(ctrl)
+    assert jobs(api) == [name_at(T0 + 60)] and api.count("create", "jobs") == 1
+    st = status(api)
+    assert st.last_schedule_time.seconds == int(T0 + 60) and list(st.active) == []
+    assert events.reasons().count("SuccessfulCreate") == 1
