@@ -10,12 +10,11 @@ them, so that the stored object reads the same whichever client made it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Any
 
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, autoscaling_pb2
-from kemu.cli.ctl import batch, output, podref
+from kemu.cli.ctl import batch, cmd_expose, output
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.errors import CtlError
@@ -37,24 +36,6 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("--name", default="", help="the autoscaler's name (default: the target's)")
     cli.add_output(p, "yaml|json|name")
     cli.add_dry_run(p)
-
-
-def target(resources: Sequence[str]) -> tuple[kinds.Kind, str]:
-    """`TYPE NAME` or `TYPE/NAME`: exactly one object, of a kind that has replicas."""
-    if not resources:
-        raise CtlError("You must provide one or more resources by argument or filename.")
-    if len(resources) == 1 and "/" in resources[0]:
-        kind, name = podref.parse_ref(resources[0])
-    elif len(resources) == 2 and "/" not in resources[0]:
-        kind, name = kinds.resolve(resources[0]), resources[1]
-    elif len(resources) == 1:
-        raise CtlError(f"resource(s) were provided, but no name was specified: kemuctl "
-                       f"autoscale {resources[0]} NAME")
-    else:
-        raise CtlError("autoscale takes exactly one resource: TYPE NAME or TYPE/NAME")
-    if kind.plural not in SCALABLE:
-        raise CtlError(f"cannot autoscale a {kind.kind}: it has no scale subresource")
-    return kind, name
 
 
 def check_bounds(min_pods: int, max_pods: int) -> None:
@@ -88,7 +69,7 @@ def build_hpa(kind: kinds.Kind, target_meta: Any, *, name: str, min_pods: int, m
 def run(ctx: Ctx, args: Any) -> int:
     fmt, template = output.parse_format(args.output)
     check_bounds(args.min, args.max)
-    kind, name = target(args.resources)
+    kind, name = cmd_expose.target(args.resources, verb="autoscale", allowed=SCALABLE)
     obj = objects.unwrap(ctx.client.get(kind.plural, name, ctx.namespace))
     hpa = build_hpa(kind, obj.metadata, name=args.name, min_pods=args.min,
                     max_pods=args.max, cpu_percent=args.cpu_percent)

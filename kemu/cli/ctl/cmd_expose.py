@@ -202,8 +202,10 @@ def build_service(kind: kinds.Kind, obj: Any, spec: ExposeSpec) -> api_pb2.Objec
 
 # ---- the verb ----------------------------------------------------------------------------
 
-def target(resources: Sequence[str]) -> tuple[kinds.Kind, str]:
-    """`TYPE NAME` or `TYPE/NAME`: exactly one object, of a kind that can be exposed."""
+def target(resources: Sequence[str], *, verb: str = "expose",
+           allowed: Sequence[str] = EXPOSABLE) -> tuple[kinds.Kind, str]:
+    """`TYPE NAME` or `TYPE/NAME`: exactly one object, of a kind the verb handles (`expose`
+    and `autoscale` share this)."""
     if not resources:
         raise CtlError("You must provide one or more resources by argument or filename.")
     if len(resources) == 1 and "/" in resources[0]:
@@ -211,12 +213,12 @@ def target(resources: Sequence[str]) -> tuple[kinds.Kind, str]:
     elif len(resources) == 2 and "/" not in resources[0]:
         kind, name = kinds.resolve(resources[0]), resources[1]
     elif len(resources) == 1:
-        raise CtlError(f'resource(s) were provided, but no name was specified: kemuctl expose '
+        raise CtlError(f'resource(s) were provided, but no name was specified: kemuctl {verb} '
                        f'{resources[0]} NAME')
     else:
-        raise CtlError("expose takes exactly one resource: TYPE NAME or TYPE/NAME")
-    if kind.plural not in EXPOSABLE:
-        raise CtlError(f"cannot expose a {kind.kind}")
+        raise CtlError(f"{verb} takes exactly one resource: TYPE NAME or TYPE/NAME")
+    if kind.plural not in allowed:
+        raise CtlError(f"cannot {verb} a {kind.kind}")
     return kind, name
 
 

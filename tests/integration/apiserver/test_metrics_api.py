@@ -3,6 +3,7 @@ drives a real one) and answers for the pods and nodes selected, leaving out dead
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -39,21 +40,24 @@ class StandInAgent(nodeagent_pb2_grpc.NodeAgentServicer):
         return resp
 
 
+@contextlib.contextmanager
+def serving(servicer: nodeagent_pb2_grpc.NodeAgentServicer) -> Iterator[int]:
+    """A NodeAgent servicer on a free loopback port (yielded) until the block ends."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(0)
+
+
 @pytest.fixture(scope="module")
 def agents() -> Iterator[dict[str, tuple[StandInAgent, int]]]:
-    found: dict[str, tuple[StandInAgent, int]] = {}
-    servers = []
-    for node in ("m-node-1", "m-node-2"):
-        agent = StandInAgent(node)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(agent, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        servers.append(server)
-        found[node] = (agent, port)
-    yield found
-    for server in servers:
-        server.stop(0)
+    one, two = StandInAgent("m-node-1"), StandInAgent("m-node-2")
+    with serving(one) as port1, serving(two) as port2:
+        yield {"m-node-1": (one, port1), "m-node-2": (two, port2)}
 
 
 def _node(client: Client, name: str, port: int) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from concurrent import futures
 from contextlib import redirect_stderr, redirect_stdout
 from unittest import mock
 
@@ -19,6 +18,7 @@ from kemu.cli import kemuctl
 from kemu.cli.ctl import rows_autoscaling, table
 from kemu.client import Client
 from tests.conftest import Cluster
+from tests.integration.apiserver.test_metrics_api import serving
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,8 @@ class StandInAgent(nodeagent_pb2_grpc.NodeAgentServicer):
 @pytest.fixture(scope="module")
 def agent() -> Iterator[tuple[StandInAgent, int]]:
     servicer = StandInAgent()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(0)
+    with serving(servicer) as port:
+        yield servicer, port
 
 
 def ctl(server: str, *args: str) -> tuple[int, str, str]:

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -22,6 +21,7 @@ from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.services.controllers import hpa as hpac
 from tests.conftest import Cluster
+from tests.integration.apiserver.test_metrics_api import serving
 from tests.integration.controllers.test_gc_process import until
 
 pytestmark = pytest.mark.integration
@@ -51,12 +51,8 @@ class StandInAgent(nodeagent_pb2_grpc.NodeAgentServicer):
 @pytest.fixture(scope="module")
 def agent() -> Iterator[tuple[StandInAgent, int]]:
     servicer = StandInAgent()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(0)
+    with serving(servicer) as port:
+        yield servicer, port
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ import pytest
 
 from kemu.api import kinds, manifest
 from kemu.api.v1 import core_pb2, metrics_pb2
-from kemu.cli.ctl import cmd_autoscale, cmd_top, rows_autoscaling
+from kemu.cli.ctl import cmd_autoscale, cmd_expose, cmd_top, rows_autoscaling
 from kemu.cli.ctl.errors import CtlError
 
 
@@ -124,6 +124,8 @@ def test_autoscale_builds_the_hpa_kubectl_would() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     pytest.param((["deploy"], 1, 3), "no name was specified", id="no-name"),
     pytest.param((["pod/web"], 1, 3), "cannot autoscale a Pod", id="not-scalable"),
+    pytest.param((["deploy", "a", "b"], 1, 3), "autoscale takes exactly one resource",
+                 id="two-names"),
     pytest.param((["deploy/web"], 1, 0), "--max=MAXPODS is required and must be at least 1, "
                  "max: 0", id="no-max"),
     pytest.param((["deploy/web"], 4, 3), "--max=MAXPODS must be larger or equal to "
@@ -133,4 +135,4 @@ def test_autoscale_refuses_like_kubectl(args: tuple[list[str], int, int], messag
     resources, min_pods, max_pods = args
     with pytest.raises(CtlError, match=message.replace("(", r"\(")):
         cmd_autoscale.check_bounds(min_pods, max_pods)
-        cmd_autoscale.target(resources)
+        cmd_expose.target(resources, verb="autoscale", allowed=cmd_autoscale.SCALABLE)
