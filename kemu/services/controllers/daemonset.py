@@ -7,7 +7,8 @@ template's tolerations plus the daemon defaults), then, unless creates or delete
 earlier are still unseen (`Expectations`), create the missing pods in slow-start batches
 and delete the surplus, misplaced and finished ones (`ds_rolling.node_plan`); a
 RollingUpdate then deletes old pods within maxUnavailable, and the next sync creates
-their replacements. Status is written when it changed.
+their replacements, or, with maxSurge, creates new pods beside old ones and deletes the
+old ones once the new are available. Status is written when it changed.
 
 Created pods carry `controller-revision-hash=<hash of the template>` (the hash of
 `hashing.compute_hash`, mixed with status.collisionCount), which tells new pods from old.
@@ -194,6 +195,7 @@ class DaemonSetController:
         if obj is None:
             self.expectations.forget(key)
             return
+        obj = _copy(obj)  # _record_revision replaces it with what it wrote
         ds = obj.daemon_set
         try:
             selector = labelsel.from_label_selector(ds.spec.selector)
@@ -242,9 +244,11 @@ class DaemonSetController:
         """manage, then one rolling-update step once manage's writes are all seen."""
         placements = self._placements(ds)
         by_node = ds_rolling.pods_by_node(pods)
+        surge = ds_rolling.Surge(revision, ds.spec.min_ready_seconds, self.clock()) \
+            if ds_rolling.allows_surge(ds) else None
         plan = ds_rolling.Plan()
         for node, where in sorted(placements.items()):
-            ds_rolling.node_plan(plan, node, where, by_node.get(node, ()))
+            ds_rolling.node_plan(plan, node, where, by_node.get(node, ()), surge)
         plan.delete.extend(ds_rolling.unscheduled_without_node(by_node, placements))
         for pod in plan.failed:
             self.recorder.emit(KIND, ds, WARNING, "FailedDaemonPod",
@@ -253,17 +257,27 @@ class DaemonSetController:
                                "will try to kill it")
         if plan.delete or plan.create_on:  # the rolling step waits for these to be seen
             await self._sync_nodes(key, ds, plan.delete, plan.create_on, revision)
-            return
-        if ds.spec.update_strategy.type not in ("", "RollingUpdate"):
-            return
+        elif ds.spec.update_strategy.type in ("", "RollingUpdate"):
+            await self._roll(key, ds, placements, by_node, revision, surge)
+
+    async def _roll(self, key: str, ds: apps_pb2.DaemonSet,
+                    placements: dict[str, ds_nodes.Placement], by_node: ds_rolling.Pods,
+                    revision: str, surge: ds_rolling.Surge | None) -> None:
+        """One step of a RollingUpdate: surge new pods beside old ones, or delete old pods
+        within maxUnavailable."""
         wanted = [n for n, w in placements.items() if w.should_run]
-        victims = ds_rolling.rolling_deletions(
-            by_node, wanted, revision, ds_rolling.max_unavailable(ds, len(wanted)),
-            ds.spec.min_ready_seconds, self.clock())
-        if victims:
-            log.info("daemonset=%s rolling update replaces pods=%s", key,
-                     ",".join(p.metadata.name for p in victims))
-        await self._sync_nodes(key, ds, victims, [], revision)
+        max_surge, max_unavailable = ds_rolling.fenceposts(ds, len(wanted))
+        if surge is not None:
+            victims, create_on = ds_rolling.surge_plan(by_node, placements, max_surge, surge)
+        else:
+            create_on = []
+            victims = ds_rolling.rolling_deletions(
+                by_node, wanted, revision, max_unavailable, ds.spec.min_ready_seconds,
+                self.clock())
+        if victims or create_on:
+            log.info("daemonset=%s rolling update replaces pods=%s surges on nodes=%s", key,
+                     ",".join(p.metadata.name for p in victims), ",".join(create_on))
+        await self._sync_nodes(key, ds, victims, create_on, revision)
 
     async def _sync_nodes(self, key: str, ds: apps_pb2.DaemonSet,
                           delete: list[core_pb2.Pod], create_on: list[str],
@@ -384,6 +398,12 @@ def _same_for_daemons(old: core_pb2.Node, new: core_pb2.Node) -> bool:
             and list(old.spec.taints) == list(new.spec.taints)
             and old.spec.unschedulable == new.spec.unschedulable
             and conditions(old) == conditions(new))
+
+
+def _copy(obj: api_pb2.Object) -> api_pb2.Object:
+    out = api_pb2.Object()
+    out.CopyFrom(obj)
+    return out
 
 
 def _copy_meta(meta: meta_pb2.ObjectMeta) -> meta_pb2.ObjectMeta:

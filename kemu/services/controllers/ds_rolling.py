@@ -2,18 +2,23 @@
 
 `node_plan` is Kubernetes' `podsShouldBeOnNode`: create where a pod should run and none
 exists (terminating ones count as existing: the new pod waits until the old is gone),
-delete failed and succeeded pods and all but the oldest of duplicates, and delete every
+delete failed and succeeded pods and all but the oldest of duplicates (with maxSurge, an
+old and a new pod may share a node until the new one is available), and delete every
 pod on a node where it may no longer run. `rolling_deletions` is the maxSurge=0 branch of
 `rollingUpdate`: old pods that are not available are replaced at once; available old pods
 are replaced only while fewer than maxUnavailable of the nodes that want a pod lack an
-available, up-to-date one. The replacement itself is the next sync's create. `status`
-counts per node as `updateDaemonSetStatus` does, from the oldest pod of each node.
+available, up-to-date one; the replacement itself is the next sync's create.
+`surge_plan` is the maxSurge branch: a new pod is created beside the old one on at most
+maxSurge nodes at a time, and the old one is deleted once the new one is available.
+`status` counts per node as `updateDaemonSetStatus` does, from the oldest pod of each node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from google.protobuf import struct_pb2
 
 from kemu.api.v1 import apps_pb2, core_pb2
 from kemu.services.controllers import podutil
@@ -55,9 +60,18 @@ class Plan:
     failed: list[core_pb2.Pod] = field(default_factory=list)  # for the Warning event
 
 
-def node_plan(plan: Plan, node: str, where: Placement,
-              pods: Sequence[core_pb2.Pod]) -> None:
-    """Add to `plan` what node `node` needs (podsShouldBeOnNode without surge)."""
+@dataclass(frozen=True)
+class Surge:
+    """A surging rollout's view of a node: the revision and when pods count available."""
+
+    revision: str
+    min_ready: int
+    now: float
+
+
+def node_plan(plan: Plan, node: str, where: Placement, pods: Sequence[core_pb2.Pod],
+              surge: Surge | None = None) -> None:
+    """Add to `plan` what node `node` needs (podsShouldBeOnNode)."""
     if where.should_run and not pods:
         plan.create_on.append(node)
     elif where.should_continue:
@@ -72,9 +86,31 @@ def node_plan(plan: Plan, node: str, where: Placement,
                 plan.delete.append(pod)
             else:
                 running.append(pod)
-        plan.delete.extend(oldest_first(running)[1:])
+        if surge is None:
+            plan.delete.extend(oldest_first(running)[1:])
+        else:
+            plan.delete.extend(_surge_extras(oldest_first(running), surge))
     elif pods:
         plan.delete.extend(p for p in pods if not podutil.is_terminating(p.metadata))
+
+
+def _surge_extras(running: list[core_pb2.Pod], surge: Surge) -> list[core_pb2.Pod]:
+    """Keep the oldest new and the oldest old pod; the old one too only while it is ready
+    and the new one is not yet available."""
+    extras: list[core_pb2.Pod] = []
+    oldest_new = oldest_old = None
+    for pod in running:
+        if is_updated(pod, surge.revision) and oldest_new is None:
+            oldest_new = pod
+        elif not is_updated(pod, surge.revision) and oldest_old is None:
+            oldest_old = pod
+        else:
+            extras.append(pod)
+    if oldest_new is not None and oldest_old is not None and (
+            not podutil.is_ready(oldest_old)
+            or podutil.is_available(oldest_new, surge.min_ready, surge.now)):
+        extras.append(oldest_old)
+    return extras
 
 
 def unscheduled_without_node(by_node: Pods, nodes: Iterable[str]) -> list[core_pb2.Pod]:
@@ -85,13 +121,27 @@ def unscheduled_without_node(by_node: Pods, nodes: Iterable[str]) -> list[core_p
             for p in pods if not p.spec.node_name and not podutil.is_terminating(p.metadata)]
 
 
-def max_unavailable(ds: apps_pb2.DaemonSet, desired: int) -> int:
-    """maxUnavailable in nodes, rounded up; never 0 (Kubernetes falls back to 1 when
-    surge and unavailability are both 0, and kemu does not surge)."""
-    value = ds.spec.update_strategy.rolling_update.max_unavailable
+def _scaled(value: struct_pb2.Value, total: int, unset: int) -> int:
     if value.WhichOneof("kind") is None:
-        return 1
-    return max(scaled_value(value, desired, round_up=True), 1)
+        return unset
+    return scaled_value(value, total, round_up=True)
+
+
+def fenceposts(ds: apps_pb2.DaemonSet, desired: int) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) in nodes, rounded up (updatedDesiredNodeCounts); when both
+    are 0, Kubernetes accepts one unavailable node."""
+    ru = ds.spec.update_strategy.rolling_update
+    surge = _scaled(ru.max_surge, desired, 0)
+    unavailable = _scaled(ru.max_unavailable, desired, 1)
+    if desired > 0 and surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def allows_surge(ds: apps_pb2.DaemonSet) -> bool:
+    """util.AllowsSurge: a RollingUpdate whose maxSurge is not 0."""
+    return ds.spec.update_strategy.type in ("", "RollingUpdate") and \
+        _scaled(ds.spec.update_strategy.rolling_update.max_surge, 1, 0) != 0
 
 
 def _current_pods(pods: Sequence[core_pb2.Pod], revision: str
@@ -133,6 +183,36 @@ def rolling_deletions(by_node: Pods, wanted: Iterable[str], revision: str, max_u
             candidates.append(old)
     room = min(max(max_unavail - unavailable, 0), len(candidates))
     return replace + candidates[:room]
+
+
+def surge_plan(by_node: Pods, placements: Mapping[str, Placement], max_surge: int,
+               surge: Surge) -> tuple[list[core_pb2.Pod], list[str]]:
+    """(old pods to delete, nodes to create a new pod on) under a surging RollingUpdate."""
+    surging = 0
+    delete: list[core_pb2.Pod] = []
+    allowed: list[str] = []
+    candidates: list[str] = []
+    for name in sorted(by_node):
+        new, old, ok = _current_pods(by_node[name], surge.revision)
+        if not ok:
+            surging += 1  # manage prunes this node first
+        elif old is None:
+            continue
+        elif new is None and not podutil.is_available(old, surge.min_ready, surge.now):
+            where = placements.get(name)
+            if where is None or not where.should_run:
+                delete.append(old)
+            else:
+                allowed.append(name)
+        elif new is None:
+            if surging < max_surge:
+                candidates.append(name)
+        elif not podutil.is_available(new, surge.min_ready, surge.now):
+            surging += 1
+        else:
+            delete.append(old)
+    room = min(max(max_surge - surging, 0), len(candidates))
+    return delete, allowed + candidates[:room]
 
 
 def status(ds: apps_pb2.DaemonSet, placements: Mapping[str, Placement], by_node: Pods,

@@ -270,3 +270,36 @@ async def test_missing_daemonset_forgets_expectations() -> None:
     ctrl.expectations.expect(KEY, 2, [])
     await ctrl.reconcile(KEY)
     assert ctrl.expectations.pending(KEY) == (0, 0)
+
+
+async def test_surge_update_keeps_every_node_available() -> None:
+    ctrl, api, _ = setup()
+    for n in "abc":
+        api.put(node(n))
+    owner = api.put(daemonset(image="v1", strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
+    await ctrl.reconcile(KEY)
+    for p in pods(api).values():
+        make_ready(api, p)
+    owner.daemon_set.spec.template.spec.containers[0].image = "v2"
+    api.put(owner)
+    most = 0
+    for _ in range(30):
+        await ctrl.reconcile(KEY)
+        by_node: dict[str, list[core_pb2.Pod]] = {}
+        for o in api.list("pods", NS):
+            by_node.setdefault(ds_nodes.target_node(o.pod) or "", []).append(o.pod)
+        assert all(any(p.status.phase == "Running" for p in ps) for ps in by_node.values())
+        assert len(by_node) == 3, "every node keeps a ready pod"
+        most = max(most, sum(len(ps) for ps in by_node.values()))
+        assert most <= 4, "maxSurge 1"
+        for ps in by_node.values():
+            for p in ps:
+                if p.status.phase != "Running":
+                    make_ready(api, p)
+        images = [p.spec.containers[0].image for ps in by_node.values() for p in ps]
+        if images == ["v2"] * 3:
+            break
+    else:
+        raise AssertionError("the surge update did not finish")
+    assert most == 4

@@ -145,26 +145,34 @@ def pod(name: str, node_name: str, rev: str, *, ready: bool = True, phase: str =
     return p
 
 
-def ds(max_unavailable: Any = None, min_ready: int = 0) -> apps_pb2.DaemonSet:
+def _intstr(value: Any, field: Any) -> None:
+    if isinstance(value, str):
+        field.string_value = value
+    elif value is not None:
+        field.number_value = value
+
+
+def ds(max_unavailable: Any = None, min_ready: int = 0, max_surge: Any = None
+       ) -> apps_pb2.DaemonSet:
     d = apps_pb2.DaemonSet()
     d.metadata.generation = 3
     d.spec.min_ready_seconds = min_ready
-    mu = d.spec.update_strategy.rolling_update.max_unavailable
-    if isinstance(max_unavailable, str):
-        mu.string_value = max_unavailable
-    elif max_unavailable is not None:
-        mu.number_value = max_unavailable
+    _intstr(max_unavailable, d.spec.update_strategy.rolling_update.max_unavailable)
+    _intstr(max_surge, d.spec.update_strategy.rolling_update.max_surge)
     return d
 
 
-@pytest.mark.parametrize(("value", "desired", "want"), [
-    pytest.param(None, 10, 1, id="default"),
-    pytest.param(3, 10, 3, id="int"),
-    pytest.param("25%", 10, 3, id="percent-rounds-up"),
-    pytest.param("0%", 10, 1, id="never-zero"),
+@pytest.mark.parametrize(("unavailable", "surge", "desired", "want"), [
+    pytest.param(None, None, 10, (0, 1), id="default"),
+    pytest.param(3, 0, 10, (0, 3), id="int"),
+    pytest.param("25%", None, 10, (0, 3), id="percent-rounds-up"),
+    pytest.param("0%", "0%", 10, (0, 1), id="never-both-zero"),
+    pytest.param(0, "10%", 10, (1, 0), id="surge"),
 ])
-def test_max_unavailable(value: Any, desired: int, want: int) -> None:
-    assert ds_rolling.max_unavailable(ds(value), desired) == want
+def test_fenceposts(unavailable: Any, surge: Any, desired: int, want: tuple[int, int]) -> None:
+    d = ds(unavailable, max_surge=surge)
+    assert ds_rolling.fenceposts(d, desired) == want
+    assert ds_rolling.allows_surge(d) == (want[0] > 0)
 
 
 def test_rolling_deletions_respect_max_unavailable() -> None:
@@ -220,3 +228,30 @@ def test_status_counts() -> None:
             st.number_ready, st.number_available, st.updated_number_scheduled,
             st.number_unavailable, st.observed_generation) == (4, 3, 1, 2, 1, 2, 3, 3)
 
+
+
+def test_surge_plan_creates_beside_old_pods_then_deletes_them() -> None:
+    surge = ds_rolling.Surge("new", 0, NOW)
+    by_node: dict[str, list[core_pb2.Pod]] = {
+        "n0": [pod("a0", "n0", "old")], "n1": [pod("a1", "n1", "old")],
+        "n2": [pod("a2", "n2", "old", ready=False)]}
+    placements = {"n0": YES, "n1": YES, "n2": YES}
+    delete, create = ds_rolling.surge_plan(by_node, placements, 1, surge)
+    assert (delete, create) == ([], ["n2", "n0"])  # the unavailable one, plus one surge
+    by_node["n0"].append(pod("b0", "n0", "new", ready=False))
+    delete, create = ds_rolling.surge_plan(by_node, placements, 1, surge)
+    assert (delete, create) == ([], ["n2"])  # n0 is surging: no other candidate
+    by_node["n0"][1] = pod("b0", "n0", "new")
+    delete, create = ds_rolling.surge_plan(by_node, placements, 1, surge)
+    assert [p.metadata.name for p in delete] == ["a0"] and create == ["n2", "n1"]
+
+
+def test_node_plan_with_surge_keeps_old_until_new_is_available() -> None:
+    surge = ds_rolling.Surge("new", 0, NOW)
+    plan = ds_rolling.Plan()
+    ds_rolling.node_plan(plan, "n0", YES, [pod("old", "n0", "old"),
+                                           pod("new", "n0", "new", ready=False)], surge)
+    assert plan.delete == []
+    ds_rolling.node_plan(plan, "n1", YES, [pod("old", "n1", "old"),
+                                           pod("new", "n1", "new")], surge)
+    assert [p.metadata.name for p in plan.delete] == ["old"]
