@@ -246,3 +246,58 @@ async def test_deletions_while_down_are_finished_after_a_restart(
         assert not dep.config_map.metadata.owner_references
         await asyncio.sleep(0.3)
         assert await fetch(api, "configmaps", "kept-dep", ns) is not None
+
+
+@contextlib.asynccontextmanager
+async def workload_controllers(server: str) -> AsyncIterator[None]:
+    """The Deployment and ReplicaSet controllers beside the collector, as in the manager."""
+    from kemu.services.controllers import deployment, replicaset
+
+    rs = replicaset.REPLICA_SET
+    async with running(server, rs.informers,
+                       lambda c, i: replicaset.ReplicaSetController(c, i, rs)), \
+            running(server, deployment.INFORMERS,
+                    lambda c, i: deployment.DeploymentController(c, i)), \
+            running_gc(server):
+        yield
+
+
+async def live_deployment(api: AsyncClient, ns: str, name: str, replicas: int
+                          ) -> api_pb2.Object:
+    return await api.create(manifest.from_dict({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+
+
+async def test_with_the_workload_controllers(cluster: Cluster, api: AsyncClient,
+                                             ns: str) -> None:
+    async with workload_controllers(cluster.server):
+        await live_deployment(api, ns, "web", 2)
+
+        async def pods(n: int) -> bool:
+            return len((await api.list("pods", ns)).items) == n
+        await until("the deployment's two pods", lambda: pods(2))
+        rs = (await api.list("replicasets", ns)).items[0].replica_set.metadata
+        before = {p.pod.metadata.uid for p in (await api.list("pods", ns)).items}
+
+        # Orphan the ReplicaSet: it goes, its pods stay; the Deployment makes a new
+        # ReplicaSet, which adopts them (same labels) instead of making new ones.
+        await api.delete("replicasets", rs.name, ns, propagation_policy=api_pb2.ORPHAN)
+
+        async def adopted() -> bool:
+            items = (await api.list("pods", ns)).items
+            owners = {r.uid for p in items for r in p.pod.metadata.owner_references}
+            return {p.pod.metadata.uid for p in items} == before and len(owners) == 1 \
+                and rs.uid not in owners
+        await until("the orphans adopted by a new ReplicaSet", adopted)
+        again = await fetch(api, "replicasets", rs.name, ns)  # the same name (its hash)
+        assert again is None or again.replica_set.metadata.uid != rs.uid
+
+        # Foreground deletion of the Deployment then takes everything.
+        await api.delete("deployments", "web", ns, propagation_policy=api_pb2.FOREGROUND)
+        await until("the Deployment gone", gone(api, "deployments", "web", ns))
+        assert (await api.list("replicasets", ns)).items == []
+        assert (await api.list("pods", ns)).items == []
