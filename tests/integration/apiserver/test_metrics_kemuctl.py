@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 from unittest import mock
 
 import grpc
@@ -111,3 +112,18 @@ def test_top_autoscale_and_get_hpa(cluster: Cluster, agent: tuple[StandInAgent, 
     code, _, err = ctl(cluster.server, "autoscale", "deployment", "web", "-n", "top",
                        "--max", "5")
     assert code == 1 and "AlreadyExists" in err
+
+
+def test_hpa_manifest_applies_and_reapplies_unchanged(cluster: Cluster) -> None:
+    manifest_text = (Path(__file__).parents[2] / "unit" / "api" / "manifests" /
+                     "hpa-php-apache.yaml").read_text()
+    spec_only = manifest_text.split("\nstatus:")[0] + "\n"
+    with mock.patch("sys.stdin", io.StringIO(spec_only)):
+        code, out, err = ctl(cluster.server, "apply", "-f", "-")
+    assert (code, out) == (0, "horizontalpodautoscaler.autoscaling/php-apache created\n"), err
+    with mock.patch("sys.stdin", io.StringIO(spec_only)):
+        code, out, err = ctl(cluster.server, "apply", "-f", "-")
+    assert (code, out) == (0, "horizontalpodautoscaler.autoscaling/php-apache unchanged\n"), err
+    code, out, _ = ctl(cluster.server, "get", "hpa", "php-apache", "--no-headers")
+    assert out.split()[:5] == ["php-apache", "Deployment/php-apache", "cpu:", "<unknown>/50%,",
+                               "memory:"]
