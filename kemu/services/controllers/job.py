@@ -167,6 +167,8 @@ class JobController:
             return
         now = self.clock()
         if js.finished(job) is not None:
+            if js.finished(job) == js.FAILED:
+                await self._delete_leftovers(key, job)
             await self._expire(key, job, now)
             return
         try:
@@ -187,15 +189,13 @@ class JobController:
         self._suspend_condition(job, status, now)  # a resume restarts the deadline first
         failure = self._failure(job, status, counts, now)
         if failure is not None:
+            # Kubernetes' order: record the failure first (no sync may then start a pod for
+            # this Job), then delete its active pods, which count as failed.
             reason, message = failure
-            deleted, error = await self._delete(key, job, counts.active, len(counts.active))
-            if error is None:
-                failed += deleted
-                active = 0
-                for type_ in (js.FAILURE_TARGET, js.FAILED):  # as Kubernetes 1.31+ records
-                    js.set_condition(status, js.new_condition(type_, "True", reason, message,
-                                                              now))
-                self.recorder.emit(KIND, job, WARNING, reason, message)
+            failed += active
+            active = 0
+            for type_ in (js.FAILURE_TARGET, js.FAILED):  # as Kubernetes 1.31+ records
+                js.set_condition(status, js.new_condition(type_, "True", reason, message, now))
         else:
             if needs_sync and not owner.deleting:
                 active, error = await self._manage(key, job, owner, counts, now)
@@ -212,6 +212,9 @@ class JobController:
         status.terminating = counts.terminating
         if status != job.status:
             await self._write_status(obj, status)
+        if failure is not None:
+            self.recorder.emit(KIND, job, WARNING, failure[0], failure[1])
+            _, error = await self._delete(key, job, counts.active, len(counts.active))
         if any(c.type in (js.COMPLETE, js.FAILED) and c.status == "True"
                for c in status.conditions):
             if job.spec.HasField("ttl_seconds_after_finished"):
@@ -285,13 +288,16 @@ class JobController:
         if diff > 0:
             deleted, error = await self._delete(key, job, counts.active, min(diff, BURST))
             return active - deleted, error
-        if diff == 0:
+        missing = -diff
+        if job.spec.pod_replacement_policy == "Failed":
+            missing -= counts.terminating  # replace a pod only once it has fully ended
+        if missing <= 0:
             return active, None
         until = self._backoff_until(key)
         if until > now:
             self._wake(key, until, now)
             return active, None
-        created, error = await self._create(key, job, owner, min(-diff, BURST))
+        created, error = await self._create(key, job, owner, min(missing, BURST))
         return active + created, error
 
     async def _create(self, key: str, job: batch_pb2.Job, owner: Owner,
@@ -342,6 +348,17 @@ class JobController:
                 self.expectations.deletion_observed(key, pod.metadata.uid)
         log.info("job=%s deleted pods=%s", key, ",".join(p.metadata.name for p in victims))
         return gone, errors[0] if errors else None
+
+    async def _delete_leftovers(self, key: str, job: batch_pb2.Job) -> None:
+        """Active pods of a failed Job: their deletion failed after the Job was marked."""
+        uid = job.metadata.uid
+        pods = [o.pod for o in self.pods.list()
+                if o.pod.metadata.namespace == job.metadata.namespace
+                and podutil.is_active(o.pod)
+                and (ref := controller_of(o.pod.metadata)) is not None and ref.uid == uid]
+        _, error = await self._delete(key, job, pods, len(pods))
+        if error is not None:
+            raise error
 
     async def _expire(self, key: str, job: batch_pb2.Job, now: float) -> None:
         """ttlSecondsAfterFinished: delete the finished Job (Background) once due."""

@@ -1,6 +1,7 @@
 """The Job controller in-process against a real store + apiserver: pods with controller
 references and job-name labels up to parallelism, completion from pod status written by
-hand (no node agent runs here), backoffLimit with replacements, activeDeadlineSeconds,
+hand (no node agent runs here), backoffLimit with replacements (Never) and with container
+restarts in place (OnFailure), activeDeadlineSeconds,
 suspend and resume, ttlSecondsAfterFinished and the Job's events.
 
 The controller is not wired into the controller manager yet, so `jobs_running` runs it
@@ -155,6 +156,22 @@ async def test_backoff_limit_replaces_then_fails(cluster: Cluster) -> None:
         assert status.failed == 2 and status.active == 0
         await wait_until("event", lambda: _reasons_with(client, ns, "flaky",
                                                         "BackoffLimitExceeded"))
+
+
+async def test_on_failure_restarts_count_toward_backoff_limit(cluster: Cluster) -> None:
+    async with jobs_running(cluster.server) as client:
+        ns = await new_namespace(client)
+        await client.create(job_manifest(ns, "retry", restart="OnFailure", backoffLimit=2))
+        (pod,) = await wait_until("a pod", lambda: _n_pods(client, ns, "retry", 1))
+        for restarts in (1, 2):  # the kubelet restarting the container in place
+            obj = await client.get("pods", pod.metadata.name, ns)
+            obj.pod.status.phase = "Running"
+            del obj.pod.status.container_statuses[:]
+            obj.pod.status.container_statuses.add(name="c", restart_count=restarts)
+            await client.update_status(obj)
+        status = await wait_until("Failed", lambda: _finished(client, ns, "retry", "Failed"))
+        assert condition(status, "Failed") == ("True", "BackoffLimitExceeded")
+        assert await job_pods(client, ns, "retry") == [] and status.failed == 1
 
 
 async def test_active_deadline_and_ttl(cluster: Cluster) -> None:

@@ -377,3 +377,35 @@ async def test_orphan_with_matching_labels_is_adopted() -> None:
     (p,) = pods(api)
     assert p.pod.metadata.name == "stray" and p.pod.metadata.owner_references[0].uid == "uid-pi"
     assert api.count("create", "pods") == 0
+
+
+@pytest.mark.parametrize(("policy", "replaced"), [
+    pytest.param("TerminatingOrFailed", True, id="terminating-or-failed"),
+    pytest.param("Failed", False, id="failed")])
+async def test_pod_replacement_policy(policy: str, replaced: bool) -> None:
+    ctrl, api, _, _ = setup()
+    api.put(job(spec={"completions": 1, "podReplacementPolicy": policy}))
+    await sync(ctrl)
+    (p,) = pods(api)
+    terminating = api.objects[("pods", f"{NS}/{p.pod.metadata.name}")]
+    terminating.pod.metadata.deletion_timestamp.FromSeconds(int(NOW))
+    api.put(terminating)
+    await sync(ctrl)
+    assert (len(pods(api)) == 2) is replaced
+    assert get_job(api).status.terminating == 1
+
+
+async def test_failure_is_written_before_pods_are_deleted_and_leftovers_go() -> None:
+    ctrl, api, _, _ = setup()
+    api.put(job(spec={"completions": 2, "parallelism": 2, "backoffLimit": 0}))
+    await sync(ctrl)
+    api.fail[("delete", "pods")] = Failure(Invalid("no"))
+    finish(api, pods(api)[0], "Failed")
+    with pytest.raises(Invalid):
+        await sync(ctrl)
+    verbs = [(v, r) for v, r, _ in api.calls]
+    assert verbs.index(("update_status", "jobs"), 2) < verbs.index(("delete", "pods"))
+    assert conditions(api)["Failed"][0] == "True" and len(pods(api)) == 2
+    del api.fail[("delete", "pods")]
+    await sync(ctrl)  # a finished, failed Job: its leftover active pod is deleted
+    assert [p.pod.status.phase for p in pods(api)] == ["Failed"]
