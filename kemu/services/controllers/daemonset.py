@@ -94,7 +94,10 @@ class DaemonExpectations(Expectations):
 
 
 class DaemonSetController:
-    """Keeps one pod of every DaemonSet on each node that should run it."""
+    """Keeps one pod of every DaemonSet on each node that should run it.
+
+    `workers` defaults to kube-controller-manager's --concurrent-daemonset-syncs (2);
+    without a `recorder` it records events itself as "daemonset-controller"."""
 
     def __init__(self, client: WorkloadClient, informers: Mapping[str, Informer], *,
                  workers: int = 2, expectations: DaemonExpectations | None = None,

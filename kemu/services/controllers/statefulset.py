@@ -116,10 +116,13 @@ def first_unhealthy(s: _Sync) -> Pod | None:
 
 
 class StatefulSetController:
-    """Drives every StatefulSet's ordinal pods and their claims toward its spec."""
+    """Drives every StatefulSet's ordinal pods and their claims toward its spec.
+
+    `workers` defaults to kube-controller-manager's --concurrent-statefulset-syncs (5);
+    without a `recorder` it records events itself as "statefulset-controller"."""
 
     def __init__(self, client: WorkloadClient, informers: Mapping[str, Informer], *,
-                 workers: int = 2, recorder: ObjectRecorder | None = None,
+                 workers: int = 5, recorder: ObjectRecorder | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.sets = informers["statefulsets"]
