@@ -16,7 +16,7 @@ import pytest
 from kemu.api import manifest
 from kemu.api.v1 import nodeagent_pb2, nodeagent_pb2_grpc
 from kemu.cli import kemuctl
-from kemu.cli.ctl import rows_autoscaling, table
+from kemu.cli.ctl import describe, describe_autoscaling, rows_autoscaling, table
 from kemu.client import Client
 from tests.conftest import Cluster
 from tests.integration.apiserver.test_metrics_api import serving
@@ -55,6 +55,8 @@ def ctl(server: str, *args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with mock.patch.dict(kemuctl.VERBS, VERBS), \
             mock.patch.dict(table.TABLES, rows_autoscaling.COLUMNS), \
+            mock.patch.dict(describe.DESCRIBERS, {
+                "horizontalpodautoscalers": describe_autoscaling.describe_hpa}), \
             redirect_stdout(out), redirect_stderr(err):
         code = kemuctl.main(["--server", server, *args])
     return code, out.getvalue(), err.getvalue()
@@ -109,6 +111,9 @@ def test_top_autoscale_and_get_hpa(cluster: Cluster, agent: tuple[StandInAgent, 
     assert header.split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS",
                               "AGE"]
     assert row.split()[:7] == ["web", "Deployment/web", "cpu:", "<unknown>/50%", "2", "5", "0"]
+    code, out, _ = ctl(cluster.server, "describe", "hpa", "web", "-n", "top")
+    assert "Reference:" in out and "Deployment/web" in out
+    assert "resource cpu on pods  (as a percentage of request):  <unknown> / 50%" in out
     code, _, err = ctl(cluster.server, "autoscale", "deployment", "web", "-n", "top",
                        "--max", "5")
     assert code == 1 and "AlreadyExists" in err

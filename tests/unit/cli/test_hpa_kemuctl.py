@@ -9,7 +9,8 @@ import pytest
 
 from kemu.api import kinds, manifest
 from kemu.api.v1 import core_pb2, metrics_pb2
-from kemu.cli.ctl import cmd_autoscale, cmd_expose, cmd_top, rows_autoscaling
+from kemu.cli.ctl import cmd_autoscale, cmd_expose, cmd_top, describe_autoscaling, rows_autoscaling
+from kemu.cli.ctl.describe_base import Writer
 from kemu.cli.ctl.errors import CtlError
 
 
@@ -136,3 +137,37 @@ def test_autoscale_refuses_like_kubectl(args: tuple[list[str], int, int], messag
     with pytest.raises(CtlError, match=message.replace("(", r"\(")):
         cmd_autoscale.check_bounds(min_pods, max_pods)
         cmd_expose.target(resources, verb="autoscale", allowed=cmd_autoscale.SCALABLE)
+
+
+def test_describe_hpa_reads_as_kubectl() -> None:
+    h = hpa(minReplicas=1, metrics=[CPU50], behavior={"scaleDown": {
+        "stabilizationWindowSeconds": 60,
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 30}]}})
+    cur = h.status.current_metrics.add(type="Resource")
+    cur.resource.name = "cpu"
+    cur.resource.current.average_utilization = 12
+    cur.resource.current.average_value = "24m"
+    h.status.current_replicas = h.status.desired_replicas = 2
+    h.status.conditions.add(type="AbleToScale", status="True", reason="ReadyForNewScale",
+                            message="recommended size matches current size")
+    w = Writer()
+    describe_autoscaling.describe_hpa(w, None, h, 0)  # type: ignore[arg-type]
+    lines = [line.rstrip() for line in w.text().splitlines()]
+    assert lines[5:] == [
+        "Reference:                                             Deployment/web",
+        "Metrics:                                               ( current / target )",
+        "  resource cpu on pods  (as a percentage of request):  12% (24m) / 50%",
+        "Min replicas:                                          1",
+        "Max replicas:                                          10",
+        "Behavior:",
+        "  Scale Down:",
+        "    Stabilization Window: 60 seconds",
+        "    Select Policy: Max",
+        "    Policies:",
+        "      - Type: Pods  Value: 1  Period: 30 seconds",
+        # a line without a tab ends a tabwriter column block, in kubectl too
+        "Deployment pods:    2 current / 2 desired",
+        "Conditions:",
+        "  Type         Status  Reason            Message",
+        "  ----         ------  ------            -------",
+        "  AbleToScale  True    ReadyForNewScale  recommended size matches current size"]
