@@ -1,15 +1,16 @@
 """The Job controller: run pods until enough succeed, or fail the Job.
 
-A sync follows Kubernetes' `syncJob` for NonIndexed Jobs: claim the pods the Job's
-selector matches (the apiserver generates it from the Job's uid), count them
+A sync follows Kubernetes' `syncJob` (Indexed Jobs: `job_indexed`): claim the pods the
+Job's selector matches (the apiserver generates it from the Job's uid), count them
 (`job_status`), and then, in order: fail the Job when it is past backoffLimit
-(BackoffLimitExceeded) or activeDeadlineSeconds (DeadlineExceeded), deleting its active
-pods, which count as failed; otherwise, unless creates or deletes this controller issued
-are still unseen (`Expectations`), bring the active pods to `min(parallelism, completions -
-succeeded)` (zero while `spec.suspend`), creating in slow-start batches after the pod
-failure back-off, and mark the Job Complete once enough pods succeeded and none is left
-running. Status (active, ready, terminating, succeeded, failed, startTime, completionTime,
-conditions) is written when it changed.
+(BackoffLimitExceeded) or activeDeadlineSeconds (DeadlineExceeded), recording the failure
+before deleting its active pods, which count as failed; otherwise, unless creates or
+deletes this controller issued are still unseen (`Expectations`), bring the active pods
+to `min(parallelism, completions - succeeded)` (zero while `spec.suspend`), creating in
+slow-start batches after the pod failure back-off, and mark the Job Complete once enough
+pods succeeded and none is left running. Status (active, ready, terminating, succeeded,
+failed, startTime, completionTime, completedIndexes, conditions) is written when it
+changed.
 
 A finished Job is not touched again except for `ttlSecondsAfterFinished`: the Job is
 deleted with propagationPolicy Background once the TTL has passed since it finished (the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +37,7 @@ from kemu.client.errors import Conflict, Forbidden, NotFound
 from kemu.client.events import NORMAL, WARNING, ObjectRecorder
 from kemu.client.informer import Informer, key_of
 from kemu.client.workqueue import WorkQueue
+from kemu.services.controllers import job_indexed as ji
 from kemu.services.controllers import job_status as js
 from kemu.services.controllers import podutil
 from kemu.services.controllers.controllerref import (
@@ -182,6 +185,11 @@ class JobController:
         counts = js.count_pods(job, pods)
         self._note_outcomes(key, job, pods, now)
         status = js.copy_status(job)
+        done: set[int] = set()
+        if ji.is_indexed(job):
+            done = ji.succeeded_indexes(job, pods)
+            counts = dataclasses.replace(counts, succeeded=len(done))
+            status.completed_indexes = ji.format_indexes(done)
         if not status.HasField("start_time") and not job.spec.suspend:
             _stamp(status.start_time, now)
         active, failed = len(counts.active), counts.failed
@@ -198,7 +206,7 @@ class JobController:
                 js.set_condition(status, js.new_condition(type_, "True", reason, message, now))
         else:
             if needs_sync and not owner.deleting:
-                active, error = await self._manage(key, job, owner, counts, now)
+                active, error = await self._manage(key, job, owner, counts, done, now)
             if job.spec.suspend and active == 0:
                 status.ClearField("start_time")  # a suspended Job has not started
             if error is None and js.complete(job, counts.succeeded, active):
@@ -281,14 +289,24 @@ class JobController:
         return [o.pod for o in await manager.claim(candidates)]
 
     async def _manage(self, key: str, job: batch_pb2.Job, owner: Owner,
-                      counts: js.PodCounts, now: float) -> tuple[int, Exception | None]:
+                      counts: js.PodCounts, done: set[int], now: float
+                      ) -> tuple[int, Exception | None]:
         """Create or delete pods toward wantActive; the active count after it."""
         active = len(counts.active)
-        diff = active - js.wanted_active(job, counts.succeeded, active)
-        if diff > 0:
-            deleted, error = await self._delete(key, job, counts.active, min(diff, BURST))
-            return active - deleted, error
-        missing = -diff
+        want = js.wanted_active(job, counts.succeeded, active)
+        indexes: list[int | None]
+        if ji.is_indexed(job):
+            plan = ji.plan(job, counts.active, done, want)
+            victims, indexes = plan.delete, list(plan.create)
+        else:
+            victims = podutil.pods_to_delete(counts.active, active - want)
+            indexes = [None] * max(want - active, 0)
+        if victims:
+            deleted, error = await self._delete(key, job, victims[:BURST], len(victims[:BURST]))
+            active -= deleted
+            if error is not None or not indexes:
+                return active, error
+        missing = len(indexes)
         if job.spec.pod_replacement_policy == "Failed":
             missing -= counts.terminating  # replace a pod only once it has fully ended
         if missing <= 0:
@@ -297,18 +315,24 @@ class JobController:
         if until > now:
             self._wake(key, until, now)
             return active, None
-        created, error = await self._create(key, job, owner, min(missing, BURST))
+        created, error = await self._create(key, job, owner, indexes[:min(missing, BURST)])
         return active + created, error
 
     async def _create(self, key: str, job: batch_pb2.Job, owner: Owner,
-                      count: int) -> tuple[int, Exception | None]:
+                      indexes: list[int | None]) -> tuple[int, Exception | None]:
+        """Create one pod per entry: from the template, or for that completion index."""
+        count = len(indexes)
         self.expectations.expect_creations(key, count)
         ref = owner.controller_ref()
         namespace, name = owner.meta.namespace, owner.meta.name
+        todo = iter(indexes)
 
         async def create_one() -> None:
+            index = next(todo)
+            template = job.spec.template if index is None else ji.template_for(job, index)
+            prefix = name if index is None else f"{name}-{index}"
             try:
-                pod = await self.pod_control.create(namespace, job.spec.template, name, ref)
+                pod = await self.pod_control.create(namespace, template, prefix, ref)
             except Forbidden as e:
                 if _NAMESPACE_TERMINATING not in e.message:
                     raise

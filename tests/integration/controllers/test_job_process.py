@@ -1,8 +1,8 @@
 """The Job controller in-process against a real store + apiserver: pods with controller
-references and job-name labels up to parallelism, completion from pod status written by
-hand (no node agent runs here), backoffLimit with replacements (Never) and with container
-restarts in place (OnFailure), activeDeadlineSeconds,
-suspend and resume, ttlSecondsAfterFinished and the Job's events.
+references and job-name labels up to parallelism, an Indexed Job, completion from pod
+status written by hand (no node agent runs here), backoffLimit with replacements (Never)
+and with container restarts in place (OnFailure), activeDeadlineSeconds, suspend and
+resume, ttlSecondsAfterFinished and the Job's events.
 
 The controller is not wired into the controller manager yet, so `jobs_running` runs it
 (and the CronJob controller for the CronJob tests) as asyncio tasks over informers of
@@ -142,6 +142,20 @@ async def test_completions_with_parallelism(cluster: Cluster) -> None:
         reasons = await wait_until("events", lambda: _reasons_with(client, ns, "pi",
                                                                      "Completed"))
         assert reasons.count("SuccessfulCreate") == 3
+
+
+async def test_indexed_job(cluster: Cluster) -> None:
+    async with jobs_running(cluster.server) as client:
+        ns = await new_namespace(client)
+        await client.create(job_manifest(ns, "idx", completions=2, parallelism=2,
+                                         completionMode="Indexed"))
+        pods = await wait_until("2 pods", lambda: _n_pods(client, ns, "idx", 2))
+        key = "batch.kubernetes.io/job-completion-index"
+        assert sorted(p.metadata.annotations[key] for p in pods) == ["0", "1"]
+        assert sorted(p.spec.hostname for p in pods) == ["idx-0", "idx-1"]
+        await finish_running(client, ns, "idx", "Succeeded")
+        status = await wait_until("Complete", lambda: _finished(client, ns, "idx", "Complete"))
+        assert (status.completed_indexes, status.succeeded) == ("0-1", 2)
 
 
 async def test_backoff_limit_replaces_then_fails(cluster: Cluster) -> None:
