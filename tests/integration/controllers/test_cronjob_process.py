@@ -61,7 +61,8 @@ async def test_fires_at_the_schedule_time(cluster: Cluster) -> None:
         jobs = await wait_until("the first Job", lambda: owned_jobs(client, ns,
                                                                     cj.metadata.uid), 10)
         fired_at = time.time() + offset[0]
-        assert first <= fired_at < first + 1.5, fired_at - first
+        # Never early; late only by the re-sync slack and the poll (a loaded machine).
+        assert first <= fired_at < first + 3.0, fired_at - first
         (job,) = jobs
         assert job.metadata.name == f"tick-{first // 60}"
         assert job.metadata.annotations[cs.SCHEDULED_TIMESTAMP].startswith(
