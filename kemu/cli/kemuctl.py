@@ -42,6 +42,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "scale": ("cmd_scale", "Set a new size for a deployment, replica set, replication "
                            "controller or stateful set"),
     "rollout": ("cmd_rollout", "Manage the rollout of a resource"),
+    "autoscale": ("cmd_autoscale", "Auto-scale a deployment, replica set, stateful set, or "
+                                   "replication controller"),
+    "top": ("cmd_top", "Display resource (CPU/memory) usage"),
     "set": ("cmd_set", "Set specific features on objects"),
     "label": ("cmd_label", "Update the labels on a resource"),
     "annotate": ("cmd_label", "Update the annotations on a resource"),
@@ -54,8 +57,8 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 SECTIONS = (
     ("Basic Commands", ("create", "expose", "run", "set", "get", "edit", "delete")),
-    ("Deploy Commands", ("rollout", "scale")),
-    ("Cluster Management Commands", ("cordon", "uncordon", "drain")),
+    ("Deploy Commands", ("rollout", "scale", "autoscale")),
+    ("Cluster Management Commands", ("top", "cordon", "uncordon", "drain")),
     ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec")),
     ("Advanced Commands", ("apply", "replace")),
     ("Settings Commands", ("label", "annotate")),

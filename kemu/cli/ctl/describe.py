@@ -9,7 +9,7 @@ from typing import Any
 
 from kemu.api import objects
 from kemu.api.v1 import api_pb2
-from kemu.cli.ctl import describe_core, describe_workloads
+from kemu.cli.ctl import describe_autoscaling, describe_core, describe_workloads
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.describe_base import Writer, events_section, header
 from kemu.cli.ctl.describe_nodes import describe_node
@@ -33,6 +33,7 @@ DESCRIBERS: dict[str, Describer] = {
     "namespaces": describe_core.describe_namespace,
     "configmaps": describe_core.describe_configmap,
     "secrets": describe_core.describe_secret,
+    "horizontalpodautoscalers": describe_autoscaling.describe_hpa,
 }
 ACRONYMS = frozenset({"API", "URL", "UID", "OSB", "GUID", "IP", "IPS", "CIDR", "CIDRS", "ID"})
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")

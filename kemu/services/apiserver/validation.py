@@ -230,7 +230,10 @@ _VOLUME_SOURCES = ("empty_dir", "host_path", "config_map", "secret", "persistent
 
 
 def pod_spec(path: str, spec: Any, *, restart_policies: tuple[str, ...] = (
-        "Always", "OnFailure", "Never")) -> Errors:
+        "Always", "OnFailure", "Never"), extra_volumes: frozenset[str] = frozenset()
+             ) -> Errors:
+    """A pod spec; `extra_volumes` are names mounts may use without a volume (a
+    StatefulSet's volumeClaimTemplates, which the controller turns into volumes)."""
     errs: Errors = []
     volumes: set[str] = set()
     for i, vol in enumerate(spec.volumes):
@@ -249,6 +252,7 @@ def pod_spec(path: str, spec: Any, *, restart_policies: tuple[str, ...] = (
             errs.append(required(f"{p}.hostPath.path"))
         if vol.HasField("persistent_volume_claim") and not vol.persistent_volume_claim.claim_name:
             errs.append(required(f"{p}.persistentVolumeClaim.claimName"))
+    volumes |= extra_volumes
     if not spec.containers:
         errs.append(required(f"{path}.containers"))
     seen: set[str] = set()
@@ -300,9 +304,11 @@ def selector_matches_template(path: str, sel: Any, template_labels: Mapping[str,
     return errs
 
 
-def _template(spec: Any, *, restart: tuple[str, ...] = ("Always",)) -> Errors:
+def _template(spec: Any, *, restart: tuple[str, ...] = ("Always",),
+              extra_volumes: frozenset[str] = frozenset()) -> Errors:
     errs = labels("spec.template.metadata.labels", spec.template.metadata.labels)
-    errs += pod_spec("spec.template.spec", spec.template.spec, restart_policies=restart)
+    errs += pod_spec("spec.template.spec", spec.template.spec, restart_policies=restart,
+                     extra_volumes=extra_volumes)
     return errs
 
 
@@ -408,7 +414,8 @@ def stateful_set(obj: Any) -> Errors:
     errs = _replicas(spec)
     errs += selector_matches_template("spec.selector", spec.selector,
                                       spec.template.metadata.labels)
-    errs += _template(spec)
+    claims = frozenset(c.metadata.name for c in spec.volume_claim_templates if c.metadata.name)
+    errs += _template(spec, extra_volumes=claims)
     errs += _enum("spec.podManagementPolicy", spec.pod_management_policy,
                   ("OrderedReady", "Parallel"))
     errs += _enum("spec.updateStrategy.type", spec.update_strategy.type,

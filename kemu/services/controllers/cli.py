@@ -21,6 +21,16 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+def _seconds(text: str) -> float:
+    """kube-controller-manager's durations: `40s`, `5m`, `1h`, `500ms`, or plain seconds."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 40s or 5m, got {text!r}")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apiserver", default="127.0.0.1:6443", metavar="HOST:PORT",
                    help="the API server to watch and write through")
@@ -30,12 +40,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="prefix length of each node's podCIDR")
     p.add_argument("--controllers", type=_names, default=("*",), metavar="NAME,...",
                    help="controllers to run: endpoints, nodeipam, replicaset, "
-                        "replicationcontroller, deployment, service-lb, or * for all "
+                        "replicationcontroller, deployment, daemonset, statefulset, job, "
+                        "cronjob, garbagecollector, namespace, nodelifecycle, "
+                        "horizontalpodautoscaling, service-lb, or * for all "
                         "(default: *, as kube-controller-manager)")
-    for flag, what in (("replicaset", "ReplicaSets"), ("rc", "ReplicationControllers"),
-                       ("deployment", "Deployments")):
-        p.add_argument(f"--concurrent-{flag}-syncs", type=int, default=5, metavar="N",
+    for flag, what, default in (("replicaset", "ReplicaSets", 5),
+                                ("rc", "ReplicationControllers", 5),
+                                ("deployment", "Deployments", 5),
+                                ("daemonset", "DaemonSets", 2),
+                                ("statefulset", "StatefulSets", 5),
+                                ("job", "Jobs", 5),
+                                ("cron-job", "CronJobs", 5),
+                                ("gc", "garbage collector items", 20),
+                                ("namespace", "Namespaces", 10),
+                                ("horizontal-pod-autoscaler", "HorizontalPodAutoscalers", 5)):
+        p.add_argument(f"--concurrent-{flag}-syncs", type=int, default=default, metavar="N",
                        help=f"{what} synced at once")
+    for name, duration, meaning in (
+            ("--node-monitor-grace-period", "40s",
+             "a node silent this long becomes NotReady (Ready Unknown) and is tainted"),
+            ("--pod-eviction-timeout", "5m",
+             "pods on an unreachable node are deleted after this (unless they tolerate it)"),
+            ("--node-monitor-period", "5s", "how often node health is checked"),
+            ("--horizontal-pod-autoscaler-sync-period", "15s",
+             "how often each HorizontalPodAutoscaler is evaluated"),
+            ("--horizontal-pod-autoscaler-downscale-stabilization", "5m",
+             "scale-downs use the highest recommendation of this window")):
+        p.add_argument(name, type=_seconds, default=_seconds(duration), metavar="DURATION",
+                       help=f"{meaning} (default {duration})")
+    p.add_argument("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1,
+                   metavar="RATIO", help="usage within this ratio of the target does not "
+                                         "scale (default 0.1)")
     p.add_argument("--load-balancer-pool", default="", metavar="CIDR|FIRST-LAST",
                    help="addresses for LoadBalancer Services, announced by the node agents "
                         "(default: none; LoadBalancer Services stay <pending>)")
@@ -67,6 +102,19 @@ def run(args: argparse.Namespace) -> int:
             replicaset_workers=args.concurrent_replicaset_syncs,
             rc_workers=args.concurrent_rc_syncs,
             deployment_workers=args.concurrent_deployment_syncs,
+            daemonset_workers=args.concurrent_daemonset_syncs,
+            statefulset_workers=args.concurrent_statefulset_syncs,
+            job_workers=args.concurrent_job_syncs,
+            cronjob_workers=args.concurrent_cron_job_syncs,
+            gc_workers=args.concurrent_gc_syncs,
+            namespace_workers=args.concurrent_namespace_syncs,
+            node_monitor_grace_period=args.node_monitor_grace_period,
+            pod_eviction_timeout=args.pod_eviction_timeout,
+            node_monitor_period=args.node_monitor_period,
+            hpa_workers=args.concurrent_horizontal_pod_autoscaler_syncs,
+            hpa_sync_period=args.horizontal_pod_autoscaler_sync_period,
+            hpa_downscale_stabilization=args.horizontal_pod_autoscaler_downscale_stabilization,
+            hpa_tolerance=args.horizontal_pod_autoscaler_tolerance,
             load_balancer_pool=args.load_balancer_pool)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

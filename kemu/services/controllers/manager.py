@@ -26,20 +26,40 @@ from grpc_reflection.v1alpha import reflection
 from kemu.client.aio import AsyncClient
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
-from kemu.services.controllers import deployment, endpoints, lbipam, nodeipam, replicaset
+from kemu.services.controllers import (
+    cronjob,
+    daemonset,
+    deployment,
+    endpoints,
+    garbagecollector,
+    hpa,
+    job,
+    lbipam,
+    namespace,
+    nodeipam,
+    nodelifecycle,
+    replicaset,
+    statefulset,
+)
 from kemu.services.controllers.cidrs import CIDRAllocator
 from kemu.util.listen import check_bindable
 
 log = logging.getLogger("kemu.controllers")
 
 KNOWN = ("endpoints", "nodeipam", replicaset.REPLICA_SET.name,
-         replicaset.REPLICATION_CONTROLLER.name, deployment.NAME, lbipam.NAME)
+         replicaset.REPLICATION_CONTROLLER.name, deployment.NAME, daemonset.NAME,
+         statefulset.NAME, job.NAME, cronjob.NAME, garbagecollector.NAME, namespace.NAME,
+         nodelifecycle.NAME, hpa.NAME, lbipam.NAME)
 DEFAULT = ("*",)
 INFORMERS: dict[str, tuple[str, ...]] = {
     endpoints.NAME: endpoints.INFORMERS, nodeipam.NAME: nodeipam.INFORMERS,
     replicaset.REPLICA_SET.name: replicaset.REPLICA_SET.informers,
     replicaset.REPLICATION_CONTROLLER.name: replicaset.REPLICATION_CONTROLLER.informers,
-    deployment.NAME: deployment.INFORMERS, lbipam.NAME: lbipam.INFORMERS}
+    deployment.NAME: deployment.INFORMERS, daemonset.NAME: daemonset.INFORMERS,
+    statefulset.NAME: statefulset.INFORMERS, garbagecollector.NAME: garbagecollector.INFORMERS,
+    namespace.NAME: namespace.INFORMERS, nodelifecycle.NAME: nodelifecycle.INFORMERS,
+    hpa.NAME: hpa.INFORMERS, job.NAME: job.INFORMERS, cronjob.NAME: cronjob.INFORMERS,
+    lbipam.NAME: lbipam.INFORMERS}
 
 
 def check_host_port(text: str, what: str) -> None:
@@ -61,6 +81,20 @@ class ControllerManagerConfig:
     replicaset_workers: int = 5  # kube-controller-manager's --concurrent-replicaset-syncs
     rc_workers: int = 5
     deployment_workers: int = 5
+    daemonset_workers: int = 2  # --concurrent-daemonset-syncs
+    statefulset_workers: int = 5  # --concurrent-statefulset-syncs
+    job_workers: int = 5  # --concurrent-job-syncs
+    cronjob_workers: int = 5  # --concurrent-cron-job-syncs
+    gc_workers: int = 20  # --concurrent-gc-syncs
+    namespace_workers: int = 10  # --concurrent-namespace-syncs
+    # Node lifecycle, as kube-controller-manager's flags of these names (seconds).
+    node_monitor_grace_period: float = 40.0
+    pod_eviction_timeout: float = 300.0
+    node_monitor_period: float = 5.0
+    hpa_workers: int = 5  # --concurrent-horizontal-pod-autoscaler-syncs
+    hpa_sync_period: float = 15.0
+    hpa_downscale_stabilization: float = 300.0
+    hpa_tolerance: float = 0.1
     # LoadBalancer addresses (CIDR or FIRST-LAST); empty: LoadBalancer Services stay pending.
     load_balancer_pool: str = ""
 
@@ -84,9 +118,26 @@ class ControllerManagerConfig:
             raise ValueError("endpoints workers must be at least 1")
         for flag, n in (("--concurrent-replicaset-syncs", self.replicaset_workers),
                         ("--concurrent-rc-syncs", self.rc_workers),
-                        ("--concurrent-deployment-syncs", self.deployment_workers)):
+                        ("--concurrent-deployment-syncs", self.deployment_workers),
+                        ("--concurrent-daemonset-syncs", self.daemonset_workers),
+                        ("--concurrent-statefulset-syncs", self.statefulset_workers),
+                        ("--concurrent-job-syncs", self.job_workers),
+                        ("--concurrent-cron-job-syncs", self.cronjob_workers),
+                        ("--concurrent-gc-syncs", self.gc_workers),
+                        ("--concurrent-namespace-syncs", self.namespace_workers),
+                        ("--concurrent-horizontal-pod-autoscaler-syncs", self.hpa_workers)):
             if n < 1:
                 raise ValueError(f"{flag}: must be at least 1")
+        for flag, seconds in (("--node-monitor-grace-period", self.node_monitor_grace_period),
+                              ("--pod-eviction-timeout", self.pod_eviction_timeout),
+                              ("--node-monitor-period", self.node_monitor_period),
+                              ("--horizontal-pod-autoscaler-sync-period",
+                               self.hpa_sync_period)):
+            if seconds <= 0:
+                raise ValueError(f"{flag}: must be more than 0")
+        if self.hpa_downscale_stabilization < 0 or self.hpa_tolerance < 0:
+            raise ValueError("--horizontal-pod-autoscaler-downscale-stabilization and "
+                             "--horizontal-pod-autoscaler-tolerance: must not be negative")
 
 
 class Controller(Protocol):
@@ -131,6 +182,33 @@ class ControllerManager:
             deployment.NAME: lambda: deployment.DeploymentController(
                 self.client, self.informers, workers=config.deployment_workers,
                 recorder=recorder("deployment-controller")),
+            daemonset.NAME: lambda: daemonset.DaemonSetController(
+                self.client, self.informers, workers=config.daemonset_workers,
+                recorder=recorder("daemonset-controller")),
+            statefulset.NAME: lambda: statefulset.StatefulSetController(
+                self.client, self.informers, workers=config.statefulset_workers,
+                recorder=recorder("statefulset-controller")),
+            job.NAME: lambda: job.JobController(
+                self.client, self.informers, workers=config.job_workers,
+                recorder=recorder("job-controller")),
+            cronjob.NAME: lambda: cronjob.CronJobController(
+                self.client, self.informers, workers=config.cronjob_workers,
+                recorder=recorder("cronjob-controller")),
+            garbagecollector.NAME: lambda: garbagecollector.GarbageCollector(
+                self.client, self.informers, workers=config.gc_workers),
+            namespace.NAME: lambda: namespace.NamespaceController(
+                self.client, self.informers, workers=config.namespace_workers),
+            nodelifecycle.NAME: lambda: nodelifecycle.NodeLifecycleController(
+                self.client, self.informers,
+                node_monitor_grace_period=config.node_monitor_grace_period,
+                pod_eviction_timeout=config.pod_eviction_timeout,
+                node_monitor_period=config.node_monitor_period,
+                recorder=recorder("node-controller")),
+            hpa.NAME: lambda: hpa.HPAController(
+                self.client, self.informers, workers=config.hpa_workers,
+                sync_period=config.hpa_sync_period,
+                downscale_stabilization=config.hpa_downscale_stabilization,
+                tolerance=config.hpa_tolerance, recorder=recorder(hpa.COMPONENT)),
         }
         if config.load_balancer_pool:
             factories[lbipam.NAME] = lambda: lbipam.LoadBalancerIPController(

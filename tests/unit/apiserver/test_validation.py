@@ -145,3 +145,32 @@ def test_pod_updates_may_only_change_images() -> None:
 ])
 def test_cron_schedules(schedule: str, ok: bool) -> None:
     assert (validation.cron_schedule(schedule) is None) == ok
+
+
+STS = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: db
+        image: kemu/bootcamp:v1
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"""
+
+
+def test_statefulset_mounts_may_name_its_claim_templates() -> None:
+    assert _errors(STS) == []
+    bad = _errors(STS.replace("volumeMounts: [{name: data", "volumeMounts: [{name: nope"))
+    assert any("volumeMounts[0].name" in e and "Not found" in e for e in bad), bad

@@ -37,4 +37,6 @@ def test_bad_value_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> Non
     err = capsys.readouterr().err
     assert err == ("kemu controller-manager: error: --controllers: unknown controller "
                    "'nope' (known: endpoints, nodeipam, replicaset, "
-                   "replicationcontroller, deployment, service-lb)\n")
+                   "replicationcontroller, deployment, daemonset, statefulset, job, "
+                   "cronjob, garbagecollector, namespace, nodelifecycle, horizontalpodautoscaling, "
+                   "service-lb)\n")
