@@ -17,16 +17,23 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from kemu.cli import addons
 from kemu.client import Client
+from kemu.client.errors import NotFound
 from tests.support.labcluster import LabCluster, lab_cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SUBNET = "198.18.252.0/24"
-IMAGES = ["kemu/pause:3.9", "kemu/tools:1", "kemu/bootcamp:v1", "kemu/bootcamp:v2"]
+IMAGES = ["kemu/pause:3.9", "kemu/tools:1", "kemu/bootcamp:v1", "kemu/bootcamp:v2",
+          "kemu/kemu:latest"]
+# Short node-lifecycle timings so a killed agent's pods move within the test.
+CONTROLLER_ARGS = ("--node-monitor-grace-period", "8s", "--pod-eviction-timeout", "5s",
+                   "--node-monitor-period", "1s")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,8 @@ def cl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         pytest.skip("needs root and dockerd for a lab")
     tmp = tmp_path_factory.mktemp("worklab")
-    with lab_cluster(tmp, nodes=2, subnet=SUBNET, images=IMAGES) as cluster:
+    with lab_cluster(tmp, nodes=2, subnet=SUBNET, images=IMAGES,
+                     controller_args=CONTROLLER_ARGS) as cluster:
         yield cluster
 
 
@@ -203,3 +211,252 @@ def test_pause_resume_and_restart(cl: LabCluster, api: Client) -> None:
                 if not p.pod.metadata.HasField("deletion_timestamp")}
         return len(live) == 3 and not (live & before)
     wait_for(replaced, 60, "every pod replaced by the restart")
+
+
+def live_pods(api: Client, selector: str) -> list[Any]:
+    return [o.pod for o in api.list("pods", "default", label_selector=selector).items
+            if not o.pod.metadata.HasField("deletion_timestamp")]
+
+
+def ready(pod: Any) -> bool:
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+def test_daemonset_runs_one_pod_on_every_node(cl: LabCluster, api: Client) -> None:
+    apply(cl, """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-probe}
+spec:
+  selector: {matchLabels: {app: node-probe}}
+  template:
+    metadata: {labels: {app: node-probe}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: probe, image: "kemu/tools:1", command: [sleep, "3600"]}]
+""")
+    status = kemuctl(cl, "rollout", "status", "ds/node-probe", "--timeout", "120s")
+    assert 'daemon set "node-probe" successfully rolled out' in status.stdout
+    pods = live_pods(api, "app=node-probe")
+    assert sorted(p.spec.node_name for p in pods) == sorted(cl.node_name(n)
+                                                            for n in cl.lab.nodes)
+    assert all(ready(p) for p in pods)
+
+
+def test_statefulset_ordinals_claims_and_dns_names(cl: LabCluster, api: Client) -> None:
+    for doc in (addons.dns_service(), addons.dns_deployment("kemu/kemu:latest", replicas=1)):
+        api.create(manifest_of(doc))
+    apply(cl, """
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: kemu/bootcamp:v1
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 10Mi}}
+""")
+    # OrderedReady: a pod appears only after every lower ordinal has been Ready.
+    seen_ready: set[str] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        pods = {p.metadata.name: p for p in live_pods(api, "app=db")}
+        seen_ready |= {name for name, pod in pods.items() if ready(pod)}
+        for i in (1, 2):
+            if f"db-{i}" in pods:
+                assert f"db-{i - 1}" in seen_ready, f"db-{i} exists before db-{i - 1} is Ready"
+        if len(pods) == 3 and all(ready(p) for p in pods.values()):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the StatefulSet did not get 3 Ready pods within 180s")
+    claims = {o.persistent_volume_claim.metadata.name
+              for o in api.list("persistentvolumeclaims", "default").items}
+    assert {"data-db-0", "data-db-1", "data-db-2"} <= claims
+    pods = {p.metadata.name: p for p in live_pods(api, "app=db")}
+    assert pods["db-0"].spec.hostname == "db-0" and pods["db-0"].spec.subdomain == "db"
+
+    wait_for(lambda: endpoints_ready(api, "kube-dns", "kube-system"), 120, "a kube-dns pod")
+    api.create(manifest_of({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": "dns-probe"},
+                            "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                                {"name": "c", "image": "kemu/tools:1",
+                                 "command": ["sleep", "3600"]}]}}))
+    wait_for(lambda: ready(api.get("pods", "dns-probe", "default").pod), 60, "dns-probe")
+    out = kemuctl(cl, "exec", "dns-probe", "--", "nslookup",
+                  "db-1.db.default.svc.cluster.local", check=False).stdout
+    assert f"Address: {pods['db-1'].status.pod_ip}" in out, out
+
+    # Scale down: highest ordinal first; the claims stay.
+    kemuctl(cl, "scale", "statefulset", "db", "--replicas", "1")
+    wait_for(lambda: [p.metadata.name for p in live_pods(api, "app=db")] == ["db-0"], 60,
+             "only db-0 left")
+    claims = {o.persistent_volume_claim.metadata.name
+              for o in api.list("persistentvolumeclaims", "default").items}
+    assert {"data-db-1", "data-db-2"} <= claims
+
+
+def manifest_of(doc: dict[str, Any]) -> Any:
+    from kemu.api import manifest
+
+    return manifest.from_dict(doc)
+
+
+def endpoints_ready(api: Client, name: str, ns: str) -> bool:
+    try:
+        ep = api.get("endpoints", name, ns).endpoints
+    except NotFound:
+        return False
+    return any(s.addresses for s in ep.subsets)
+
+
+def test_job_with_completions_and_parallelism(cl: LabCluster, api: Client) -> None:
+    apply(cl, """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  completions: 5
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers: [{name: work, image: "kemu/tools:1", command: [sh, -c, "sleep 1"]}]
+""")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        job = api.get("jobs", "batch", "default").job
+        assert job.status.active <= 2, f"{job.status.active} pods active at once"
+        running = [p for p in live_pods(api, "job-name=batch")
+                   if p.status.phase in ("Pending", "Running")]
+        assert len(running) <= 2, [p.metadata.name for p in running]
+        if any(c.type == "Complete" and c.status == "True" for c in job.status.conditions):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the Job did not complete within 180s")
+    assert job.status.succeeded == 5
+    line = kemuctl(cl, "get", "jobs", "batch").stdout.splitlines()[1]
+    assert "Complete" in line and "5/5" in line, line
+
+
+def test_cronjob_fires_on_its_schedule(cl: LabCluster, api: Client) -> None:
+    apply(cl, """
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 1
+          containers: [{name: tick, image: "kemu/tools:1", command: [echo, tick]}]
+""")
+    kemuctl(cl, "create", "job", "tick-now", "--from=cronjob/tick")
+
+    def finished_jobs() -> list[str]:
+        jobs = api.list("jobs", "default").items
+        return [o.job.metadata.name for o in jobs
+                if any(r.kind == "CronJob" and r.name == "tick"
+                       for r in o.job.metadata.owner_references)
+                and any(c.type == "Complete" and c.status == "True"
+                        for c in o.job.status.conditions)]
+    # The manual Job at once; a scheduled one at the next minute (at most 60 s away).
+    names = wait_for(lambda: len(finished_jobs()) >= 2 and finished_jobs(), 100,
+                     "the manual and a scheduled Job complete")
+    assert "tick-now" in names and any(n.startswith("tick-") and n != "tick-now"
+                                       for n in names), names
+    cj = api.get("cronjobs", "tick", "default").cron_job
+    assert cj.status.HasField("last_schedule_time")
+    api.delete("cronjobs", "tick", "default")
+
+
+def test_cascading_and_orphaning_deletes(cl: LabCluster, api: Client) -> None:
+    for name in ("cas", "orph"):
+        apply(cl, WEB.split("---")[0].replace("name: web", f"name: {name}")
+              .replace("app: web", f"app: {name}").replace("replicas: 3", "replicas: 2"))
+    for name in ("cas", "orph"):
+        wait_for(lambda n=name: len([p for p in live_pods(api, f"app={n}") if ready(p)]) == 2,
+                 90, f"{name}'s pods")
+    kemuctl(cl, "delete", "deployment", "cas")
+    wait_for(lambda: not api.list("replicasets", "default", label_selector="app=cas").items
+             and not live_pods(api, "app=cas"), 60, "cas's ReplicaSet and pods collected")
+
+    pods_before = {p.metadata.name for p in live_pods(api, "app=orph")}
+    kemuctl(cl, "delete", "deployment", "orph", "--cascade=orphan")
+    wait_for(lambda: not api.list("deployments", "default").items
+             or all(o.deployment.metadata.name != "orph"
+                    for o in api.list("deployments", "default").items), 30, "orph deleted")
+    rs = api.list("replicasets", "default", label_selector="app=orph").items
+    assert len(rs) == 1 and not rs[0].replica_set.metadata.owner_references
+    assert {p.metadata.name for p in live_pods(api, "app=orph")} == pods_before
+    kemuctl(cl, "delete", "rs", rs[0].replica_set.metadata.name)
+    wait_for(lambda: not live_pods(api, "app=orph"), 60, "orph's pods collected")
+
+
+def test_killed_agent_pods_are_recreated_on_the_other_node(cl: LabCluster,
+                                                           api: Client) -> None:
+    """Last: it kills node 2's agent (and brings it back)."""
+    a, b = (cl.node_name(n) for n in cl.lab.nodes)
+    apply(cl, WEB.split("---")[0].replace("name: web", "name: mover")
+          .replace("app: web", "app: mover").replace("replicas: 3", "replicas: 4"))
+    wait_for(lambda: len([p for p in live_pods(api, "app=mover") if ready(p)]) == 4, 120,
+             "four mover pods")
+    on_b = [p for p in live_pods(api, "app=mover") if p.spec.node_name == b]
+    assert on_b, "the scheduler spread none of the 4 replicas to node 2"
+    moved_uids = {p.metadata.uid for p in on_b}
+    node_b = cl.lab.nodes[1]
+    cl.agents[b].kill9()
+
+    def node_unknown() -> bool:
+        node = api.get("nodes", b).node
+        return any(c.type == "Ready" and c.status == "Unknown" for c in node.status.conditions)
+    wait_for(node_unknown, 60, f"{b} Ready=Unknown after its agent died")
+    taints = api.get("nodes", b).node.spec.taints
+    assert any(t.key == "node.kubernetes.io/unreachable" for t in taints), taints
+
+    def replaced_on_a() -> bool:
+        pods = live_pods(api, "app=mover")
+        return len(pods) == 4 and all(p.spec.node_name == a and ready(p) for p in pods)
+    wait_for(replaced_on_a, 120, "all four mover pods Ready on node 1")
+    events = kemuctl(cl, "get", "events", "-A").stdout
+    assert "NodeNotReady" in events and "TaintManagerEviction" in events
+
+    cl.agents.pop(b)
+    cl.start_agent(node_b)
+    def back() -> bool:
+        taints = api.get("nodes", b).node.spec.taints
+        return not node_unknown() and not any(t.key == "node.kubernetes.io/unreachable"
+                                              for t in taints)
+    wait_for(back, 60, f"{b} Ready again, untainted")
+
+    def old_containers_gone() -> bool:
+        out = node_b.docker("ps", "-a", "--format", "{{.Label \"io.kemu.pod.uid\"}}")
+        return not (set(out.split()) & moved_uids)
+    wait_for(old_containers_gone, 60, "the moved pods' containers removed from node 2")
