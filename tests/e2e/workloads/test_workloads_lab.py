@@ -33,7 +33,8 @@ IMAGES = ["kemu/pause:3.9", "kemu/tools:1", "kemu/bootcamp:v1", "kemu/bootcamp:v
           "kemu/kemu:latest"]
 # Short node-lifecycle timings so a killed agent's pods move within the test.
 CONTROLLER_ARGS = ("--node-monitor-grace-period", "8s", "--pod-eviction-timeout", "5s",
-                   "--node-monitor-period", "1s")
+                   "--node-monitor-period", "1s",
+                   "--horizontal-pod-autoscaler-sync-period", "2s")
 
 
 @pytest.fixture(scope="module")
@@ -418,6 +419,63 @@ def test_cascading_and_orphaning_deletes(cl: LabCluster, api: Client) -> None:
     assert {p.metadata.name for p in live_pods(api, "app=orph")} == pods_before
     kemuctl(cl, "delete", "rs", rs[0].replica_set.metadata.name)
     wait_for(lambda: not live_pods(api, "app=orph"), 60, "orph's pods collected")
+
+
+def test_deleting_a_namespace_deletes_what_is_in_it(cl: LabCluster, api: Client) -> None:
+    kemuctl(cl, "create", "namespace", "scratch")
+    kemuctl(cl, "create", "deployment", "w", "--image", "kemu/tools:1", "-n", "scratch",
+            "--", "sleep", "3600")
+    wait_for(lambda: len(api.list("pods", "scratch").items) == 1, 60, "a pod in scratch")
+    kemuctl(cl, "delete", "namespace", "scratch")
+
+    def gone() -> bool:
+        try:
+            api.get("namespaces", "scratch")
+        except NotFound:
+            return True
+        return False
+    wait_for(gone, 90, "namespace scratch and everything in it deleted")
+    assert not api.list("pods", "scratch").items
+    assert not api.list("replicasets", "scratch").items
+
+
+def test_hpa_scales_a_busy_deployment_out(cl: LabCluster, api: Client) -> None:
+    """CPU from Docker stats through the agents: one pod burning a core against a 100m
+    request is far above a 50% target, so the autoscaler adds replicas (bounded: each
+    burner stops by itself after 40 s, and the Deployment is deleted at the end)."""
+    apply(cl, """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burn}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: burn}}
+  template:
+    metadata: {labels: {app: burn}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: burn
+        image: kemu/tools:1
+        command: [sh, -c, "timeout 40 sh -c 'while :; do :; done'; sleep 3600"]
+        resources: {requests: {cpu: 100m}}
+""")
+    try:
+        wait_for(lambda: any(ready(p) for p in live_pods(api, "app=burn")), 60, "burn running")
+        kemuctl(cl, "autoscale", "deployment", "burn", "--min", "1", "--max", "3",
+                "--cpu-percent", "50")
+        top = wait_for(lambda: "burn-" in (out := kemuctl(cl, "top", "pods", check=False)
+                                           .stdout) and out, 60, "kemuctl top pods")
+        assert "CPU(cores)" in top
+        wait_for(lambda: api.get("deployments", "burn", "default").deployment.spec.replicas
+                 > 1, 60, "the HPA scaling burn out")
+        line = kemuctl(cl, "get", "hpa", "burn").stdout.splitlines()[1]
+        assert "Deployment/burn" in line and "/50%" in line, line
+        events = kemuctl(cl, "describe", "hpa", "burn").stdout
+        assert "SuccessfulRescale" in events
+    finally:
+        kemuctl(cl, "delete", "hpa", "burn", check=False)
+        kemuctl(cl, "delete", "deployment", "burn", check=False)
 
 
 def test_killed_agent_pods_are_recreated_on_the_other_node(cl: LabCluster,
