@@ -92,6 +92,14 @@ spec:
 """
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 class Sampler(threading.Thread):
     """Requests the NodePort on alternate nodes and samples availability until stopped."""
 
@@ -102,6 +110,7 @@ class Sampler(threading.Thread):
         self.stop_flag = threading.Event()
         self.answers: collections.Counter[str] = collections.Counter()
         self.failures = 0
+        self.errors: list[str] = []
         self.available: list[int] = []
 
     def run(self) -> None:
@@ -115,8 +124,9 @@ class Sampler(threading.Thread):
                     with urllib.request.urlopen(url, timeout=3) as r:
                         body = r.read().decode()
                     self.answers[body.rsplit("v=", 1)[-1].strip()] += 1
-                except OSError:
+                except OSError as e:
                     self.failures += 1
+                    self.errors.append(f"{time.strftime('%H:%M:%S')} {url} {e!r}")
                 if i % 5 == 0:
                     d = api.get("deployments", "web", "default").deployment
                     self.available.append(d.status.available_replicas)
@@ -131,6 +141,10 @@ def test_rolling_update_keeps_serving_then_undo(cl: LabCluster, api: Client) -> 
     sampler = Sampler(cl, cl.apiserver, node_port)
     wait_for(lambda: len(kemuctl(cl, "get", "ep", "web").stdout.split(",")) == 3, 30,
              "three endpoints")
+    # Both nodes' Service rules have the endpoints (they follow the Endpoints within about
+    # a second) before the sampling starts.
+    wait_for(lambda: all(_answers(u) for u in sampler.urls for _ in range(5)), 30,
+             "the NodePort answering on both nodes")
     sampler.start()
     try:
         kemuctl(cl, "set", "image", "deployment/web", "web=kemu/bootcamp:v2", "--record")
@@ -144,11 +158,10 @@ def test_rolling_update_keeps_serving_then_undo(cl: LabCluster, api: Client) -> 
     assert lines[-1] == 'deployment "web" successfully rolled out'
     assert any(line.startswith('Waiting for deployment "web" rollout to finish:')
                for line in lines), lines
-    # Traffic kept flowing: both versions answered during the rollout, nothing failed
-    # beyond a rare reset while an old pod was terminating.
-    total = sum(sampler.answers.values())
+    # Traffic kept flowing: both versions answered during the rollout and no request failed
+    # (the preStop sleep keeps an old pod serving until every node has dropped it).
     assert sampler.answers["1"] > 0 and sampler.answers["2"] > 0, sampler.answers
-    assert sampler.failures <= max(2, total // 50), (sampler.failures, sampler.answers)
+    assert sampler.failures == 0, (sampler.answers, sampler.errors)
     # maxUnavailable 1: never fewer than 2 available replicas.
     assert sampler.available and min(sampler.available) >= 2, sampler.available
     pods = api.list("pods", "default", label_selector="app=web").items
@@ -159,6 +172,9 @@ def test_rolling_update_keeps_serving_then_undo(cl: LabCluster, api: Client) -> 
     assert "REVISION  CHANGE-CAUSE" in history
     assert "1         <none>" in history
     assert "2         kemuctl" in history and "set image deployment/web" in history
+    detail = kemuctl(cl, "rollout", "history", "deployment/web", "--revision", "2").stdout
+    assert detail.startswith("deployment.apps/web with revision #2")
+    assert "Image:" in detail and "kemu/bootcamp:v2" in detail, detail
     events = kemuctl(cl, "get", "events").stdout
     assert "ScalingReplicaSet" in events and "SuccessfulCreate" in events
 
