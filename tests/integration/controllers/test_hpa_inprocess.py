@@ -128,10 +128,16 @@ async def test_hpa_scales_a_deployment_from_agent_metrics(
 
         async with running_controller(client, sync_period=0.3, downscale_stabilization=2.0):
             await until("scale up to max 5", lambda: replicas(5))
-            hpa = (await client.get("hpa", "web", NS)).horizontal_pod_autoscaler
+
+            async def limited() -> Any:
+                # The status is written just after the scale: wait for the sync that
+                # saw 5 replicas to write it.
+                got = (await client.get("hpa", "web", NS)).horizontal_pod_autoscaler
+                conds = {c.type: (c.status, c.reason) for c in got.status.conditions}
+                return got if conds.get("ScalingLimited") == ("True", "TooManyReplicas") \
+                    else None
+            hpa = await until("ScalingLimited TooManyReplicas", limited)
             assert hpa.status.current_metrics[0].resource.current.average_utilization == 150
-            conds = {c.type: (c.status, c.reason) for c in hpa.status.conditions}
-            assert conds["ScalingLimited"] == ("True", "TooManyReplicas")
 
             servicer.cpu = 10  # 5%: everything below target
             started = time.monotonic()
