@@ -117,10 +117,10 @@ class EventRecorder:
             log.warning("event queue full; dropping %s %s", reason, message)
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until queued events are written (used at shutdown and in tests)."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        """Wait until queued events are written, including the one being written (used at
+        shutdown and in tests)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
 
     async def _drain(self) -> None:
         while True:
@@ -133,6 +133,8 @@ class EventRecorder:
                 log.info("event %s not recorded: %s", item.reason, e.message)
             except Exception:
                 log.exception("event %s not recorded", item.reason)
+            finally:
+                self._queue.task_done()
 
     async def _write(self, item: _Pending) -> None:
         key = (item.ref.uid, item.ref.field_path, item.type, item.reason, item.message)

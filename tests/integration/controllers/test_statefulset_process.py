@@ -120,12 +120,13 @@ async def test_statefulset_order_claims_rolling_and_scale_down(cluster: Cluster)
 
         # A rolling update replaces web-2, then web-1, then web-0, each once the one
         # above is ready again.
+        # The pods before the update (taken first: the controller may replace web-2 at once).
+        first_uids = {p.metadata.name: p.metadata.uid for p in await live_pods(client, ns)}
         obj = await sts_status(client, ns)
         old_revision = obj.stateful_set.status.current_revision
         obj.stateful_set.spec.template.spec.containers[0].image = "v2"
         await client.update(obj)
         replaced: list[str] = []
-        first_uids = {p.metadata.name: p.metadata.uid for p in await live_pods(client, ns)}
 
         async def rolled() -> bool:
             current = await live_pods(client, ns)
