@@ -45,6 +45,12 @@ def _ipv4(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from e
 
 
+def _node_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 32:
+        raise argparse.ArgumentTypeError(f"expected a number of nodes from 1 to 32, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kemu", description="kemu: a Kubernetes-style cluster "
                                 "emulator with real networking.")
@@ -87,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--controller-manager-port", type=int, default=10257,
                    help="the controller manager's health port")
     u.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops")
+    u.add_argument("--nodes", type=_node_count, default=1,
+                   help="number of nodes; more than 1 makes each a network namespace with "
+                        "its own dockerd on a lab bridge (default 1: this machine's dockerd)")
 
     d = sub.add_parser("down", help="stop a cluster and remove what it made")
     d.add_argument("--name", default="kemu")
@@ -149,10 +158,13 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "images":
         return images_cli.run(args)
     if args.command == "up":
-        return lifecycle.up(args.name, ports=lifecycle.Ports(
-            args.store_port, args.apiserver_port, args.scheduler_port, args.agent_port,
-            args.controller_manager_port),
-            foreground=args.foreground)
+        ports = lifecycle.Ports(args.store_port, args.apiserver_port, args.scheduler_port,
+                                args.agent_port, args.controller_manager_port)
+        if args.nodes > 1:
+            from kemu.cli import labup
+
+            return labup.up(args.name, args.nodes, ports)
+        return lifecycle.up(args.name, ports=ports, foreground=args.foreground)
     if args.command == "down":
         return lifecycle.down(args.name, keep_data=args.keep_data)
     if args.command == "status":

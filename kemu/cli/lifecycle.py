@@ -42,6 +42,7 @@ class Component:
     address: str  # where grpc.health.v1 answers SERVING once the component is ready
     args: tuple[str, ...]
     probe: str = "grpc"  # "tcp": ready once the address accepts a connection (DNS)
+    prefix: tuple[str, ...] = ()  # e.g. nsenter into a lab node's network namespace
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def _start(d: Path, comp: Component, launched: list[int], deadline_s: float = 60
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kemu.cli.kemu_main", *comp.args],
+            [*comp.prefix, sys.executable, "-m", "kemu.cli.kemu_main", *comp.args],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     (d / f"{comp.name}.pid").write_text(str(proc.pid))
@@ -261,6 +262,10 @@ def down(name: str, *, keep_data: bool = False) -> int:
     if not d.exists():
         print(f"no cluster named {name!r}")
         return 0
+    from kemu.cli import labup
+
+    for line in labup.down(name):  # a multi-node cluster's agents and lab first
+        print(line)
     for comp in reversed(COMPONENTS):
         pid = _read_pid(d / f"{comp}.pid")
         if pid is not None and _pid_alive(pid):
@@ -288,7 +293,7 @@ def status(name: str) -> int:
         addresses = {}
     worst = 0
     print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}STATUS")
-    for comp in COMPONENTS:
+    for comp in list(addresses) or COMPONENTS:
         pid = _read_pid(d / f"{comp}.pid")
         alive = pid is not None and _pid_alive(pid)
         probe = "tcp" if comp == "dns" else "grpc"

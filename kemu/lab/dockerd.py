@@ -195,6 +195,28 @@ def stop(d: Dockerd, *, timeout: float = 15.0) -> None:
     cleanup_dirs(d.paths)
 
 
+def stop_detached(paths: DockerdPaths, *, timeout: float = 15.0) -> None:
+    """`stop` for a dockerd this process did not start (a lab made by an earlier `kemu
+    up`): found by its pid file and its private directories. Safe when it is gone."""
+    if paths.socket.exists():
+        with contextlib.suppress(LabError, subprocess.TimeoutExpired):
+            ids = run(["docker", "--host", paths.docker_host, "ps", "-aq"],
+                      timeout=10).split()
+            if ids:
+                run(["docker", "--host", paths.docker_host, "rm", "-f", *ids], timeout=30)
+    pid = None
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(paths.pidfile.read_text().strip())
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        _wait_gone_or_kill(pid, timeout=timeout)
+    for leftover in leftover_pids(paths):
+        _wait_gone_or_kill(leftover, timeout=5.0)
+    reap_containers(paths)
+    cleanup_dirs(paths)
+
+
 def container_cgroups(container_id: str) -> list[Path]:
     """The cgroup directories Docker's cgroupfs driver makes for a container: `docker/<id>`
     under each v1 controller, or under the v2 root."""

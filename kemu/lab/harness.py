@@ -131,7 +131,14 @@ class Lab:
                 except (OSError, LabError, subprocess.SubprocessError) as e:
                     errors.append(e)
                 node.dockerd = None
+        handled = {n.netns for n in self.nodes if n.dockerd is not None}
         for node in reversed(self.planned_nodes()):
+            if node.netns not in handled and netns.exists(node.netns):
+                # A lab made by another process (`kemu up`): its dockerd has no handle here.
+                try:
+                    dockerd.stop_detached(dockerd.DockerdPaths(node.netns))
+                except (OSError, LabError, subprocess.SubprocessError) as e:
+                    errors.append(e)
             try:
                 netns.delete(node.netns)
             except (OSError, LabError, subprocess.SubprocessError) as e:

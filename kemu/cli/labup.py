@@ -1,0 +1,252 @@
+"""`kemu up --nodes N` with N > 1: a multi-node cluster on one machine.
+
+Each node is a network namespace on a lab bridge with its own dockerd and its own node agent
+(kemu.lab), as N VMs would be; the control plane runs on the host as processes. The
+apiserver listens on the host's lab address and advertises it, so pods reach it through the
+`kubernetes` Service, and the cluster DNS runs as the `kube-dns` Deployment, as kubeadm
+runs CoreDNS. Images are copied from the host's engine into every node's engine
+(`docker save | docker load`).
+
+State lives beside a one-node cluster's (~/.kemu/clusters/NAME): `lab.json` says how many
+nodes and which subnet, so `kemu down` can remove the namespaces, the dockerds (found by
+their private directories) and everything in them without any process of `up` running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kemu.cli import addons
+from kemu.cli.lifecycle import (
+    Component,
+    LifecycleError,
+    Ports,
+    _pid_alive,
+    _read_pid,
+    _start,
+    _stop_pid,
+    cluster_cidr,
+    ready,
+    state_dir,
+)
+from kemu.client import config
+from kemu.lab.harness import LabNode
+
+IMAGES = ("kemu/pause:3.9", "kemu/kemu:latest", "kemu/tools:1", "kemu/bootcamp:v1",
+          "kemu/bootcamp:v2")
+LAB_SUBNETS = tuple(f"198.18.{third}.0/24" for third in range(240, 250))
+"""Lab subnets for `kemu up` clusters (the RFC 2544 benchmark range, outside Docker's pools
+and kemu's CIDRs; 250-254 are left to the test suite)."""
+
+
+def node_name(cluster: str, index: int) -> str:
+    return f"{cluster}-node-{index}"
+
+
+def _lab_state(d: Path) -> dict[str, object] | None:
+    try:
+        data: dict[str, object] = json.loads((d / "lab.json").read_text())
+        return data
+    except (OSError, ValueError):
+        return None
+
+
+def _choose_subnet(name: str) -> str:
+    """The first lab subnet no other kemu cluster and no route on this machine uses."""
+    import ipaddress
+
+    from kemu.lab.netns import routes_overlapping
+
+    taken = set()
+    for other in state_dir(name).parent.glob("*/lab.json"):
+        try:
+            taken.add(json.loads(other.read_text())["subnet"])
+        except (OSError, ValueError, KeyError):
+            continue
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    for subnet in LAB_SUBNETS:
+        if subnet not in taken and not routes_overlapping(ipaddress.IPv4Network(subnet),
+                                                          routes):
+            return subnet
+    raise LifecycleError("no free lab subnet in 198.18.240.0-198.18.249.255: run `kemu down` "
+                         "on a cluster you no longer need")
+
+
+def up(name: str, nodes: int, ports: Ports) -> int:
+    """Start (or reuse) an N-node lab cluster; print what to do next."""
+    from kemu.lab import Lab
+    from kemu.lab.netns import exists as netns_exists
+
+    d = state_dir(name)
+    d.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    state = _lab_state(d)
+    subnet = str(state["subnet"]) if state else _choose_subnet(name)
+    lab = Lab(name, nodes=nodes, subnet=subnet)
+    planned = lab.planned_nodes()
+    launched: list[int] = []
+    fresh_lab = not all(netns_exists(n.netns) for n in planned)
+    try:
+        if fresh_lab:
+            print(f"  lab        {nodes} nodes on {subnet} ...", flush=True)
+            lab.up()
+            (d / "lab.json").write_text(json.dumps({"nodes": nodes, "subnet": subnet}))
+            print(f"  images     copying {len(IMAGES)} images into every node ...", flush=True)
+            lab.load_images(list(IMAGES))
+        else:
+            print(f"  lab        {nodes} nodes on {subnet} already up")
+            lab.nodes = planned
+        gateway = str(lab.plan.gateway)
+        comps = _control_plane(name, ports, gateway)
+        comps += [_agent(name, i, n.netns_path, str(n.ip), n.docker_host, gateway,
+                         ports.apiserver) for i, n in enumerate(planned, start=1)]
+        for comp in comps:
+            _ensure(d, comp, launched)
+        api = comps[1].address
+        (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
+        _install_dns(api)
+        _wait_ready(api, [node_name(name, i) for i in range(1, nodes + 1)], planned[0])
+    except BaseException:
+        for pid in reversed(launched):
+            _stop_pid(pid)
+        if fresh_lab:
+            lab.down()
+            (d / "lab.json").unlink(missing_ok=True)
+        raise
+    path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
+    print(f"\ncluster {name!r} is up with {nodes} nodes in "
+          f"{time.monotonic() - started:.1f}s")
+    print(f"  apiserver  {api}   (advertised to pods as the `kubernetes` Service)")
+    for i, n in enumerate(planned, start=1):
+        print(f"  node       {node_name(name, i)}   {n.ip}   (network namespace {n.netns})")
+    print("  dns        kube-dns pods behind 10.96.0.10")
+    print(f"  config     {path}   (kemuctl uses it)")
+    print(f"\nnext: kemuctl get nodes -o wide;  kemuctl create deployment web "
+          f"--image=kemu/bootcamp:v1 --replicas=3;  kemu down --name {name}")
+    return 0
+
+
+def _control_plane(name: str, ports: Ports, gateway: str) -> list[Component]:
+    d = state_dir(name)
+    store = f"127.0.0.1:{ports.store}"
+    api = f"{gateway}:{ports.apiserver}"
+    sched = f"127.0.0.1:{ports.scheduler}"
+    cm = f"127.0.0.1:{ports.controller_manager}"
+    return [
+        Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
+        Component("apiserver", api, ("apiserver", "--listen", api, "--store", store,
+                                     "--advertise-address", gateway)),
+        Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
+                                             "--health-listen", cm,
+                                             "--cluster-cidr", cluster_cidr(name))),
+        Component("scheduler", sched, ("scheduler", "--apiserver", api,
+                                       "--health-listen", sched)),
+    ]
+
+
+def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, gateway: str,
+           api_port: int) -> Component:
+    """One node's agent, started inside the node's network namespace."""
+    node = node_name(name, index)
+    return Component(
+        f"agent-{index}", f"{ip}:10250",
+        ("agent", "--apiserver", f"{gateway}:{api_port}", "--node-name", node,
+         "--node-ip", ip, "--address", ip, "--docker-host", docker_host,
+         "--data-dir", str(state_dir(name) / f"agent-{index}"),
+         "--cluster-cidr", cluster_cidr(name)),
+        prefix=("nsenter", f"--net={netns_path}", "--"))
+
+
+def _ensure(d: Path, comp: Component, launched: list[int]) -> None:
+    pid = _read_pid(d / f"{comp.name}.pid")
+    if pid is not None and _pid_alive(pid) and ready(comp):
+        print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
+        return
+    print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
+    pid = _start(d, comp, launched)
+    print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+
+
+def _install_dns(api: str) -> None:
+    from kemu.api import manifest
+    from kemu.client import Client
+    from kemu.client.errors import AlreadyExists
+
+    with Client(api, timeout=10) as client:
+        for doc in (addons.dns_service(), addons.dns_deployment("kemu/kemu:latest")):
+            with contextlib.suppress(AlreadyExists):
+                client.create(manifest.from_dict(doc))
+
+
+DNS_PROBE = """
+import socket, sys
+from dnslib import DNSRecord
+q = DNSRecord.question("kubernetes.default.svc.cluster.local").pack()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+s.sendto(q, ("10.96.0.10", 53))
+r = DNSRecord.parse(s.recv(4096))
+sys.exit(0 if any(str(a.rdata) == "10.96.0.1" for a in r.rr) else 1)
+"""
+
+
+def _dns_answers(netns_path: str) -> bool:
+    """A query from a node (as a pod's would go, through the Service's rules) is answered."""
+    done = subprocess.run(["nsenter", f"--net={netns_path}", "--", sys.executable, "-c",
+                           DNS_PROBE], capture_output=True, timeout=10)
+    return done.returncode == 0
+
+
+def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120.0) -> None:
+    from kemu.client import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(api, timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                got = {n.node.metadata.name: n.node for n in client.list("nodes").items}
+            except Exception:
+                got = {}
+            ok = [n for n in nodes if n in got and got[n].spec.pod_cidr and any(
+                c.type == "Ready" and c.status == "True" for c in got[n].status.conditions)]
+            if len(ok) == len(nodes):
+                break
+            time.sleep(0.2)
+        else:
+            raise LifecycleError(f"nodes not Ready within {timeout:.0f}s: "
+                                 f"{', '.join(sorted(set(nodes) - set(ok)))}")
+    print(f"  nodes      {len(nodes)} Ready", flush=True)
+    netns_path = first.netns_path
+    while time.monotonic() < deadline:
+        if _dns_answers(netns_path):
+            print("  dns        answering", flush=True)
+            return
+        time.sleep(0.5)
+    raise LifecycleError(f"cluster DNS did not answer within {timeout:.0f}s")
+
+
+def down(name: str) -> list[str]:
+    """Stop the agents and remove the lab (namespaces, dockerds, containers); the control
+    plane is stopped by the caller. Returns lines to print."""
+    from kemu.lab import Lab
+
+    d = state_dir(name)
+    state = _lab_state(d)
+    if state is None:
+        return []
+    lines = []
+    nodes = int(str(state["nodes"]))
+    for i in range(nodes, 0, -1):
+        pid = _read_pid(d / f"agent-{i}.pid")
+        if pid is not None and _pid_alive(pid):
+            _stop_pid(pid)
+            lines.append(f"  agent-{i:<4} stopped (pid {pid})")
+        (d / f"agent-{i}.pid").unlink(missing_ok=True)
+    Lab(name, nodes=nodes, subnet=str(state["subnet"])).down()
+    (d / "lab.json").unlink(missing_ok=True)
+    lines.append(f"  lab        {nodes} node namespaces, their dockerds and pods removed")
+    return lines
