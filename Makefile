@@ -52,6 +52,7 @@ bench: venv  ## benchmarks against a real etcd started in the same run
 	@$(PY) bench/bench_pods.py
 	@$(PY) bench/bench_dns.py
 	@$(PY) bench/bench_datapath.py
+	@$(PY) bench/bench_up.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
