@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--nodes", type=_node_count, default=1,
                    help="number of nodes; more than 1 makes each a network namespace with "
                         "its own dockerd on a lab bridge (default 1: this machine's dockerd)")
+    u.add_argument("--control-plane", choices=("containers", "processes"),
+                   default="containers",
+                   help="run store, apiserver, scheduler and controller manager as containers "
+                        "of the kemu image (default) or as processes")
 
     d = sub.add_parser("down", help="stop a cluster and remove what it made")
     d.add_argument("--name", default="kemu")
@@ -163,8 +167,9 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.nodes > 1:
             from kemu.cli import labup
 
-            return labup.up(args.name, args.nodes, ports)
-        return lifecycle.up(args.name, ports=ports, foreground=args.foreground)
+            return labup.up(args.name, args.nodes, ports, args.control_plane)
+        return lifecycle.up(args.name, ports=ports, foreground=args.foreground,
+                            control_plane=args.control_plane)
     if args.command == "down":
         return lifecycle.down(args.name, keep_data=args.keep_data)
     if args.command == "status":

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kemu.cli import addons
 from kemu.cli.lifecycle import (
+    CONTROL_PLANE_IMAGE,
     Component,
     LifecycleError,
     Ports,
@@ -31,7 +32,10 @@ from kemu.cli.lifecycle import (
     _start,
     _stop_pid,
     cluster_cidr,
+    ensure_control_plane_image,
+    in_containers,
     ready,
+    remove_containers,
     state_dir,
 )
 from kemu.client import config
@@ -77,7 +81,7 @@ def _choose_subnet(name: str) -> str:
                          "on a cluster you no longer need")
 
 
-def up(name: str, nodes: int, ports: Ports) -> int:
+def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -> int:
     """Start (or reuse) an N-node lab cluster; print what to do next."""
     from kemu.lab import Lab
     from kemu.lab.netns import exists as netns_exists
@@ -103,6 +107,11 @@ def up(name: str, nodes: int, ports: Ports) -> int:
             lab.nodes = planned
         gateway = str(lab.plan.gateway)
         comps = _control_plane(name, ports, gateway)
+        if control_plane == "containers":
+            print(f"  image      {CONTROL_PLANE_IMAGE} (built if missing or stale) ...",
+                  flush=True)
+            ensure_control_plane_image()
+            comps = in_containers(comps, name)
         comps += [_agent(name, i, n.netns_path, str(n.ip), n.docker_host, gateway,
                          ports.apiserver) for i, n in enumerate(planned, start=1)]
         for comp in comps:
@@ -114,6 +123,7 @@ def up(name: str, nodes: int, ports: Ports) -> int:
     except BaseException:
         for pid in reversed(launched):
             _stop_pid(pid)
+        remove_containers(name)
         if fresh_lab:
             lab.down()
             (d / "lab.json").unlink(missing_ok=True)

@@ -43,6 +43,17 @@ class Component:
     args: tuple[str, ...]
     probe: str = "grpc"  # "tcp": ready once the address accepts a connection (DNS)
     prefix: tuple[str, ...] = ()  # e.g. nsenter into a lab node's network namespace
+    container: str = ""  # run as this Docker container (host network) of the kemu image
+
+    def argv(self, state: Path) -> list[str]:
+        """The command that runs the component in the foreground: `docker run` proxies
+        SIGTERM to the container and `--rm` removes it, so a container stops like a
+        process (its pid file holds the docker client's pid)."""
+        if self.container:
+            return ["docker", "run", "--rm", "--name", self.container, "--network", "host",
+                    "--label", f"{CLUSTER_LABEL}={state.name}", "-v", f"{state}:{state}",
+                    CONTROL_PLANE_IMAGE, *self.args]
+        return [*self.prefix, sys.executable, "-m", "kemu.cli.kemu_main", *self.args]
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,39 @@ class Ports:
 
 
 COMPONENTS = ("store", "apiserver", "controller-manager", "scheduler", "agent", "dns")
+CONTROL_PLANE = ("store", "apiserver", "controller-manager", "scheduler")
+CONTROL_PLANE_IMAGE = "kemu/kemu:latest"
+CLUSTER_LABEL = "io.kemu.cluster"
+
+
+def container_name(cluster: str, component: str) -> str:
+    return f"kemu-{cluster}-{component}"
+
+
+def ensure_control_plane_image() -> None:
+    """The kemu image the control plane runs from, built (or found up to date: the build
+    compares a hash of the sources) before any container starts."""
+    done = subprocess.run([sys.executable, "-m", "kemu.cli.kemu_main", "images", "build",
+                           "kemu"], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise LifecycleError(f"cannot build {CONTROL_PLANE_IMAGE}: "
+                             f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+
+
+def in_containers(comps: list[Component], cluster: str) -> list[Component]:
+    """The control-plane components as containers of the kemu image (host network, the
+    state directory mounted at the same path), the others unchanged."""
+    from dataclasses import replace
+
+    return [replace(c, container=container_name(cluster, c.name)) if c.name in CONTROL_PLANE
+            else c for c in comps]
+
+
+def remove_containers(cluster: str) -> None:
+    """Remove the cluster's control-plane containers (a stop that could not reach one)."""
+    names = [container_name(cluster, c) for c in CONTROL_PLANE]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):  # no Docker: none left
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True, timeout=60)
 
 
 def node_name(cluster: str) -> str:
@@ -170,7 +214,7 @@ def _start(d: Path, comp: Component, launched: list[int], deadline_s: float = 60
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            [*comp.prefix, sys.executable, "-m", "kemu.cli.kemu_main", *comp.args],
+            comp.argv(d),
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     (d / f"{comp.name}.pid").write_text(str(proc.pid))
@@ -187,11 +231,16 @@ def _start(d: Path, comp: Component, launched: list[int], deadline_s: float = 60
                          f"{deadline_s:.0f}s; log {log_path}:\n{_tail(log_path)}")
 
 
-def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> int:
+def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
+       control_plane: str = "containers") -> int:
     d = state_dir(name)
     d.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     comps = _components(name, ports or Ports())
+    if control_plane == "containers":
+        print(f"  image      {CONTROL_PLANE_IMAGE} (built if missing or stale) ...", flush=True)
+        ensure_control_plane_image()
+        comps = in_containers(comps, name)
     launched: list[int] = []
     try:
         for comp in comps:
@@ -217,6 +266,8 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False) -> in
         # Quietly: the error being raised is the one line the user must see (Docker itself
         # may be what is down).
         _remove_node_containers(node_name(name), quiet=True)
+        if control_plane == "containers":
+            remove_containers(name)
         raise
     path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
     print(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s")
@@ -272,6 +323,7 @@ def down(name: str, *, keep_data: bool = False) -> int:
             _stop_pid(pid)
             print(f"  {comp:<10} stopped (pid {pid})")
         (d / f"{comp}.pid").unlink(missing_ok=True)
+    remove_containers(name)
     removed = _remove_node_containers(node_name(name))
     if removed:
         print(f"  pods       removed {removed} container(s) of {node_name(name)}")

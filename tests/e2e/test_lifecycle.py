@@ -95,6 +95,10 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert again.returncode == 0 and "already running" in again.stdout
         status = kemu(env, "status", "--name", "lab")
         assert status.returncode == 0
+        running = {c.name for c in docker.from_env().containers.list(
+            filters={"label": "io.kemu.cluster=lab"})}
+        assert running == {f"kemu-lab-{c}" for c in ("store", "apiserver", "scheduler",
+                                                     "controller-manager")}
         assert status.stdout.count("Healthy") == 6
         # a second cluster beside the first
         other = kemu(env, "up", "--name", "other", *_ports())
@@ -110,6 +114,8 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert kemu(env, "status", "--name", "lab").returncode == 1
     engine = docker.from_env()
     assert not engine.containers.list(all=True, filters={"label": "io.kemu.node=lab-node-1"})
+    # The control plane ran as containers of the kemu image; down removed them.
+    assert not engine.containers.list(all=True, filters={"label": "io.kemu.cluster=lab"})
     assert not engine.networks.list(names=["kemu-lab-node-1"])
 
 
