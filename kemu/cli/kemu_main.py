@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recent events kept per resource for watches that resume")
     a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that ask for them")
+    a.add_argument("--token-file", type=Path, default=None,
+                   help="bearer tokens, one a line: every call but health and reflection "
+                        "must carry one (default: no authentication)")
 
     scheduler_cli.add_parser(sub)
     controllers_cli.add_parser(sub)
@@ -136,6 +139,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "apiserver":
         import ipaddress
 
+        from kemu.services.apiserver.auth import load_tokens
         from kemu.services.apiserver.server import APIServerConfig
         from kemu.services.apiserver.server import run as run_apiserver
 
@@ -144,12 +148,14 @@ def dispatch(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: --service-cluster-ip-range: {e}", file=sys.stderr)
             return 2
+        tokens = load_tokens(args.token_file) if args.token_file else frozenset[str]()
         run_apiserver(APIServerConfig(listen=args.listen, store=args.store,
                                       service_cidr=args.service_cluster_ip_range,
                                       node_port_range=args.service_node_port_range,
                                       watch_cache_size=args.watch_cache_size,
                                       bookmark_interval=args.watch_bookmark_interval,
-                                      advertise_address=args.advertise_address or ""))
+                                      advertise_address=args.advertise_address or "",
+                                      tokens=tokens))
         return 0
     if args.command == "scheduler":
         return scheduler_cli.run(args)

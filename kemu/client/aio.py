@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 
 from kemu.api.v1 import api_pb2, api_pb2_grpc
+from kemu.client.auth import aio_interceptors
 from kemu.client.errors import Unavailable, from_rpc_error
 
 T = TypeVar("T")
@@ -33,12 +34,13 @@ class AsyncClient:
     """One grpc.aio connection to an apiserver. Create it inside the running loop."""
 
     def __init__(self, server: str, *, timeout: float = 30.0, read_retry_seconds: float = 30.0,
-                 metadata: tuple[tuple[str, str], ...] = ()) -> None:
+                 metadata: tuple[tuple[str, str], ...] = (), token: str | None = None) -> None:
         self.server = server
         self.timeout = timeout
         self.read_retry_seconds = read_retry_seconds
         self.metadata = metadata
-        self.channel = grpc.aio.insecure_channel(server, options=_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(server, options=_OPTIONS,
+                                                 interceptors=aio_interceptors(token))
         self.resources = api_pb2_grpc.ResourcesStub(self.channel)
         self.discovery = api_pb2_grpc.DiscoveryStub(self.channel)
 

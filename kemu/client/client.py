@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 
 from kemu.api.v1 import api_pb2, api_pb2_grpc
+from kemu.client.auth import with_token
 from kemu.client.errors import ClientError, Unavailable, from_rpc_error
 
 T = TypeVar("T")
@@ -32,11 +33,11 @@ class Client:
     """One connection to an apiserver."""
 
     def __init__(self, server: str, *, timeout: float = 30.0, read_retry_seconds: float = 0.0,
-                 metadata: tuple[tuple[str, str], ...] = ()) -> None:
+                 metadata: tuple[tuple[str, str], ...] = (), token: str | None = None) -> None:
         self.server = server
         self.timeout = timeout
         self.read_retry_seconds = read_retry_seconds
-        self.metadata = metadata
+        self.metadata = with_token(metadata, token)
         self._channel = grpc.insecure_channel(server, options=_OPTIONS)
         self.resources = api_pb2_grpc.ResourcesStub(self._channel)
         self.discovery = api_pb2_grpc.DiscoveryStub(self._channel)

@@ -2,7 +2,8 @@
 
 Resolution order for the server address, as kubectl's for its cluster: `--server`, then
 the KEMU_SERVER environment variable, then the current cluster in the config file
-(KEMU_CONFIG names another file).
+(KEMU_CONFIG names another file). The bearer token for an apiserver started with
+`--token-file` resolves the same way: `--token`, KEMU_TOKEN, the current cluster's `token:`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ClusterEntry:
     name: str
     server: str
     store: str = ""
+    token: str = ""
 
 
 def load(path: Path | None = None) -> dict[str, Any]:
@@ -52,17 +54,28 @@ def current_cluster(path: Path | None = None) -> ClusterEntry | None:
     entry = clusters.get(name) if isinstance(clusters, dict) else None
     if not isinstance(entry, dict) or not entry.get("server"):
         return None
-    return ClusterEntry(str(name), str(entry["server"]), str(entry.get("store", "")))
+    return ClusterEntry(str(name), str(entry["server"]), str(entry.get("store", "")),
+                        str(entry.get("token") or ""))
+
+
+def _resolve(flag: str | None, env: str, field: str) -> str:
+    """The flag, then the environment variable, then the current cluster's entry."""
+    if flag:
+        return flag
+    value = os.environ.get(env)
+    if value:
+        return value
+    entry = current_cluster()
+    return str(getattr(entry, field)) if entry else ""
 
 
 def resolve_server(flag: str | None) -> str:
-    if flag:
-        return flag
-    env = os.environ.get("KEMU_SERVER")
-    if env:
-        return env
-    entry = current_cluster()
-    return entry.server if entry else DEFAULT_SERVER
+    return _resolve(flag, "KEMU_SERVER", "server") or DEFAULT_SERVER
+
+
+def resolve_token(flag: str | None) -> str:
+    """The bearer token to send, or "" for none."""
+    return _resolve(flag, "KEMU_TOKEN", "token")
 
 
 def save_cluster(entry: ClusterEntry, path: Path | None = None) -> Path:
@@ -70,8 +83,9 @@ def save_cluster(entry: ClusterEntry, path: Path | None = None) -> Path:
     path = path or config_path()
     data = load(path)
     clusters = data.setdefault("clusters", {})
-    clusters[entry.name] = {"server": entry.server, **({"store": entry.store} if entry.store
-                                                       else {})}
+    clusters[entry.name] = {"server": entry.server,
+                            **({"store": entry.store} if entry.store else {}),
+                            **({"token": entry.token} if entry.token else {})}
     data["current-cluster"] = entry.name
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -61,6 +61,9 @@ def configure(a: argparse.ArgumentParser) -> None:
     a.add_argument("--docker-host", default="",
                    help="Docker endpoint, e.g. unix:///var/run/docker.sock (default: $DOCKER_HOST"
                         " or the local socket)")
+    a.add_argument("--token", default=None,
+                   help="bearer token for an apiserver started with --token-file (default: "
+                        "$KEMU_TOKEN)")
     a.add_argument("--labels", type=_labels, default={},
                    help="extra node labels, k=v[,k=v...] (e.g. node-role.kubernetes.io/worker=)")
     a.add_argument("--port", type=int, default=10250, help="NodeAgent gRPC port")
@@ -100,7 +103,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
     docker_host = args.docker_host or os.environ.get("DOCKER_HOST", "")
     return AgentConfig(
         apiserver=args.apiserver, node_name=args.node_name, node_ip=args.node_ip,
-        docker_host=docker_host, labels=args.labels, port=args.port,
+        docker_host=docker_host, token=args.token or os.environ.get("KEMU_TOKEN", ""),
+        labels=args.labels, port=args.port,
         listen_host=args.address,
         data_dir=args.data_dir or DEFAULT_DATA_ROOT / args.node_name,
         pause_image=args.pause_image, network=args.network, workers=args.workers,
@@ -133,8 +137,14 @@ def run(args: argparse.Namespace) -> int:
     if verbose <= 1:
         for noisy in ("docker", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = config_from(args)
+    if config.token:
+        # The agent's clients take their token from KEMU_TOKEN when given none.
+        import os
+
+        os.environ["KEMU_TOKEN"] = config.token
     try:
-        run_agent(config_from(args))
+        run_agent(config)
     except AgentError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -14,6 +14,8 @@ class AgentConfig:
     node_name: str
     node_ip: str
     docker_host: str = ""
+    # Bearer token for an apiserver started with --token-file (the VM's join token).
+    token: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     port: int = 10250
     listen_host: str = "0.0.0.0"

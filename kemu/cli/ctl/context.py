@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from kemu.client.client import Client
+from kemu.client.config import resolve_token
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Ctx:
     namespace: str = "default"
     namespace_explicit: bool = False
     timeout: float = 30.0
+    # None: resolved as kubectl's credentials are (KEMU_TOKEN, then ~/.kemu/config).
+    token: str | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
@@ -30,7 +33,8 @@ class Ctx:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.server, timeout=self.timeout)
+            self._client = Client(self.server, timeout=self.timeout,
+                                  token=resolve_token(self.token))
         return self._client
 
     def close(self) -> None:

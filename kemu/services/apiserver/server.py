@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, metrics_pb2, metrics_pb2_grpc
 from kemu.services.apiserver import allocators
+from kemu.services.apiserver.auth import TokenAuthInterceptor
 from kemu.services.apiserver.cacher import Cacher
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
 from kemu.services.apiserver.metrics import MetricsServicer
@@ -47,6 +48,9 @@ class APIServerConfig:
     # Where pods reach this apiserver (the Endpoints of the `kubernetes` Service); empty
     # leaves that Service without endpoints, as an apiserver only reachable on loopback.
     advertise_address: str = ""
+    # Bearer tokens every RPC but health and reflection must carry (`--token-file`);
+    # empty: no authentication, as on a cluster that only listens on loopback.
+    tokens: frozenset[str] = frozenset()
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,7 +70,8 @@ class APIServer:
             cached_namespace=lambda name: ns_cache.current.get(ns_kind.store_key("", name)))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
-        self.server = grpc.aio.server(options=[
+        interceptors = [TokenAuthInterceptor(config.tokens)] if config.tokens else []
+        self.server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
             ("grpc.so_reuseport", 0),

@@ -1,0 +1,299 @@
+"""compose/control-plane.yml and compose/node.yml brought up for real, as on three VMs.
+
+The control plane runs with docker-compose on the host's dockerd, its apiserver published
+on the lab bridge's host address (what the worker VMs would dial). Each worker is a lab
+namespace with its own dockerd: `DOCKER_HOST=<node engine> docker-compose -f node.yml up`
+puts the agent on that engine, and `network_mode: host` there is the node's namespace, as
+on a VM. Both nodes join with the token, turn Ready, run one bootcamp pod each, and a
+NodePort Service answers on both node IPs from the host. Every compose project is taken
+down with its volumes, and nothing of it may remain. Traffic stays between the host's lab
+address, the lab namespaces and containers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import shutil
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kemu.api import manifest
+from kemu.client import Client
+from kemu.client.errors import Unauthorized
+from kemu.lab import Lab
+from tests.support import processes
+from tests.support.labcluster import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[3]
+CONTROL_PLANE = ROOT / "compose" / "control-plane.yml"
+NODE = ROOT / "compose" / "node.yml"
+SUBNET = "198.18.254.0/24"
+IMAGES = ["kemu/kemu:latest", "kemu/pause:3.9", "kemu/bootcamp:v1"]
+COMPONENTS = ("store", "apiserver", "scheduler", "controller-manager")
+
+
+def _ensure_compose() -> str:
+    """Debian's docker-compose, installed with apt-get when missing (as
+    scripts/ensure-docker.sh installs its packages)."""
+    if shutil.which("docker-compose") is None and os.geteuid() == 0:
+        opts = ["-y", "-qq", "--no-install-recommends"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(["apt-get", "install", *opts, "docker-compose"], env=env,
+                          capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+            subprocess.run(["apt-get", "install", *opts, "docker-compose"], env=env,
+                           capture_output=True)
+    path = shutil.which("docker-compose")
+    if path is None:
+        pytest.skip("needs docker-compose (Debian package docker-compose)")
+    return path
+
+
+def _need() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    for tool in ("docker", "dockerd", "nsenter"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    return _ensure_compose()
+
+
+def _has_compose_plugin() -> bool:
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+@dataclass
+class Project:
+    """One compose project: its file, name, environment and Docker engine."""
+
+    compose: list[str]
+    file: Path
+    name: str
+    env: dict[str, str]
+    docker_host: str = ""
+    up: bool = field(default=False)
+
+    def run(self, *args: str, timeout: float = 300,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **self.env}
+        env.pop("DOCKER_HOST", None)
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
+        done = subprocess.run([*self.compose, "-p", self.name, "-f", str(self.file), *args],
+                              env=env, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(self.compose)} {' '.join(args)} exited "
+                                 f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def docker(self, *args: str) -> str:
+        host = ["--host", self.docker_host] if self.docker_host else []
+        return subprocess.run(["docker", *host, *args], capture_output=True, text=True,
+                              check=True, timeout=60).stdout
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """Containers, volumes and networks still labelled with this project."""
+        label = f"label=com.docker.compose.project={self.name}"
+        return {what: self.docker(*cmd, "--filter", label, "--format", "{{.Name}}"
+                                  if what != "containers" else "{{.Names}}").split()
+                for what, cmd in (("containers", ("ps", "-a")), ("volumes", ("volume", "ls")),
+                                  ("networks", ("network", "ls")))}
+
+    def down(self) -> None:
+        if self.up:
+            self.run("down", "-v", "--remove-orphans", "--timeout", "30", check=False)
+            assert self.leftovers() == {"containers": [], "volumes": [], "networks": []}
+            self.up = False
+
+    def logs(self) -> str:
+        return self.run("logs", "--no-color", "--tail", "60", check=False).stdout
+
+
+def _health(project: Project, service: str) -> str:
+    cid = project.run("ps", "-q", service).stdout.strip()
+    if not cid:
+        return "missing"
+    return project.docker("inspect", "--format", "{{.State.Health.Status}}", cid).strip()
+
+
+def _deployment(name: str, node: str) -> dict[str, Any]:
+    labels = {"app": "web", "copy": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {
+                         # kemu's scheduler has no pod anti-affinity: pin one copy per node.
+                         "nodeSelector": {"kubernetes.io/hostname": node},
+                         "containers": [{"name": "web", "image": "kemu/bootcamp:v1",
+                                         "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+
+
+SERVICE = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "web", "namespace": "default"},
+           "spec": {"type": "NodePort", "selector": {"app": "web"},
+                    "ports": [{"port": 80, "targetPort": "http"}]}}
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body: bytes = resp.read()
+    return body.decode()
+
+
+@pytest.fixture
+def compose() -> list[str]:
+    return [_need()]
+
+
+def test_compose_files_validate(compose: list[str], tmp_path: Path) -> None:
+    env = {"KEMU_TOKEN": "t", "KEMU_ADVERTISE_ADDRESS": "192.0.2.10",
+           "KEMU_APISERVER": "192.0.2.10:6443", "KEMU_NODE_IP": "192.0.2.11"}
+    tools = [compose] + ([["docker", "compose"]] if _has_compose_plugin() else [])
+    for tool in tools:
+        for file in (CONTROL_PLANE, NODE):
+            Project(tool, file, "kemuvalidate", env).run("config", "-q")
+        profiles = Project(tool, CONTROL_PLANE, "kemuvalidate",
+                           {**env, "COMPOSE_PROFILES": "etcd"}).run("config", "--services")
+        assert set(profiles.stdout.split()) == {*COMPONENTS, "etcd-1", "etcd-2", "etcd-3"}
+    # A missing token is an error of the file, not a cluster open to anyone.
+    no_token = Project(compose, NODE, "kemuvalidate",
+                       {k: v for k, v in env.items() if k != "KEMU_TOKEN"}).run(
+                           "config", "-q", check=False)
+    assert no_token.returncode != 0 and "KEMU_TOKEN" in no_token.stderr
+
+
+def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: Path) -> None:
+    run_id = f"{os.getpid() % 10000}{secrets.token_hex(2)}"
+    lab = Lab(f"c{secrets.token_hex(2)}", nodes=2, subnet=SUBNET)
+    token = secrets.token_hex(16)
+    projects: list[Project] = []
+    try:
+        lab.up()
+        lab.load_images(IMAGES)
+        host = str(lab.plan.gateway)
+        api_port = processes.free_port()
+        cp = Project(compose, CONTROL_PLANE, f"kemucp{run_id}", {
+            "KEMU_TOKEN": token, "KEMU_ADVERTISE_ADDRESS": host,
+            "KEMU_APISERVER_BIND": host, "KEMU_APISERVER_PORT": str(api_port),
+            "KEMU_STORE_PORT": str(processes.free_port())})
+        projects.append(cp)
+        cp.up = True
+        cp.run("up", "-d")
+        server = f"{host}:{api_port}"
+        try:
+            wait_for(lambda: all(_health(cp, s) == "healthy" for s in COMPONENTS), 180,
+                     "every control-plane container healthy", interval=2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{cp.logs()}") from None
+
+        with Client(server, token="") as anonymous, pytest.raises(Unauthorized):
+            anonymous.list("nodes")
+
+        names = {}
+        for node in lab.nodes:
+            name = names[node.ip] = f"{lab.name}-node-{node.index}"
+            project = Project(compose, NODE, f"kemunode{run_id}n{node.index}", {
+                "KEMU_TOKEN": token, "KEMU_APISERVER": server, "KEMU_NODE_IP": str(node.ip),
+                "KEMU_NODE_NAME": name,
+                "KEMU_DOCKER_SOCKET": node.docker_host.removeprefix("unix://"),
+                "KEMU_DATA_DIR": str(tmp_path / f"node-{node.index}"),
+                "KEMU_AGENT_ARGS": "--backoff-initial 1 --backoff-max 8"},
+                docker_host=node.docker_host)
+            projects.append(project)
+            project.up = True
+            project.run("up", "-d")
+
+        with Client(server, token=token, timeout=15) as api:
+            def ready() -> bool:
+                got = api.list("nodes").items
+                return sorted(n.node.metadata.name for n in got if n.node.spec.pod_cidr and any(
+                    c.type == "Ready" and c.status == "True"
+                    for c in n.node.status.conditions)) == sorted(names.values())
+            try:
+                wait_for(ready, 120, "both compose nodes Ready with a podCIDR", interval=1)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n" + "\n".join(p.logs() for p in projects)) from None
+
+            for i, node in enumerate(lab.nodes):
+                api.create(manifest.from_dict(_deployment(f"web-{i}", names[node.ip])))
+            node_port = api.create(manifest.from_dict(SERVICE)).service.spec.ports[0].node_port
+            assert node_port
+
+            def placed() -> bool:
+                pods = api.list("pods", "default", label_selector="app=web").items
+                running = {p.pod.spec.node_name for p in pods if p.pod.status.phase == "Running"}
+                return running == set(names.values())
+            wait_for(placed, 180, "one running web pod on each node", interval=1)
+
+            for node in lab.nodes:
+                url = f"http://{node.ip}:{node_port}/"
+                body = wait_for(functools.partial(_get, url), 90, f"GET {url}", interval=1)
+                assert "Running on: web-" in body, body
+
+        # kemuctl with the join token, as the admin checks the cluster (docs/lab.md).
+        ctl = subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemuctl", "-s", server,
+                              "get", "nodes"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "KEMU_TOKEN": token,
+                                  "KEMU_CONFIG": str(tmp_path / "config")})
+        assert ctl.returncode == 0, ctl.stderr
+        assert all(n in ctl.stdout for n in names.values()), ctl.stdout
+
+        # Tearing a worker down as docs/lab.md says: stop the agent, then --cleanup.
+        for project in projects[1:]:
+            project.run("stop", "--timeout", "30")
+            done = project.run("run", "--rm", "--entrypoint", "kemu", "agent", "agent",
+                               "--cleanup")
+            assert "removed" in done.stdout, done.stdout + done.stderr
+    finally:
+        errors = []
+        for project in reversed(projects):
+            try:
+                project.down()
+            except Exception as e:  # take every other project down before failing
+                errors.append(f"{project.name}: {e}")
+        lab.down()
+        assert not errors, errors
+
+
+def test_etcd_profile_runs_the_apiserver_on_a_three_member_etcd(compose: list[str]) -> None:
+    """`COMPOSE_PROFILES=etcd`: kemu/etcd:3.4 (built offline by compose/etcd/build.sh) as a
+    3-member cluster, and the apiserver's objects land in it."""
+    build = subprocess.run([str(ROOT / "compose" / "etcd" / "build.sh")], capture_output=True,
+                           text=True, timeout=300)
+    if build.returncode != 0:
+        pytest.skip(f"no etcd image: {build.stderr.strip()}")
+    api_port = processes.free_port()
+    cp = Project(compose, CONTROL_PLANE, f"kemuetcd{os.getpid() % 10000}{secrets.token_hex(2)}",
+                 {"KEMU_TOKEN": "etcd-token", "KEMU_ADVERTISE_ADDRESS": "127.0.0.1",
+                  "KEMU_APISERVER_BIND": "127.0.0.1", "KEMU_APISERVER_PORT": str(api_port),
+                  "KEMU_STORE_PORT": str(processes.free_port()), "COMPOSE_PROFILES": "etcd",
+                  "KEMU_STORE": "etcd-1:2379,etcd-2:2379,etcd-3:2379"})
+    try:
+        cp.up = True
+        cp.run("up", "-d")
+        services = (*COMPONENTS, "etcd-1", "etcd-2", "etcd-3")
+        try:
+            wait_for(lambda: all(_health(cp, s) == "healthy" for s in services), 180,
+                     "the control plane and three etcd members healthy", interval=2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{cp.logs()}") from None
+        with Client(f"127.0.0.1:{api_port}", token="etcd-token", timeout=15) as api:
+            api.create(manifest.from_dict({"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": "on-etcd"}}))
+        members = cp.run("exec", "-T", "etcd-2", "etcdctl", "member", "list").stdout
+        assert sorted(line.split(", ")[2] for line in members.splitlines()) == \
+            ["etcd-1", "etcd-2", "etcd-3"], members
+        keys = cp.run("exec", "-T", "etcd-3", "etcdctl", "get", "--prefix", "--keys-only",
+                      "/registry/namespaces/on-etcd").stdout
+        assert "/registry/namespaces/on-etcd" in keys, keys
+    finally:
+        cp.down()
