@@ -77,6 +77,7 @@ def usage() -> str:
               "~/.kemu/config, then 127.0.0.1:6443)",
               "  -n, --namespace NAME     namespace of the request (default: default)",
               "      --request-timeout D  time limit of one server call, e.g. 30s; 0: none",
+              "      --token TOKEN        bearer token (default: $KEMU_TOKEN, then ~/.kemu/config)",
               "",
               "Usage:",
               "  kemuctl [flags] [command]",
@@ -105,7 +106,7 @@ def make_context(args: Any, out: TextIO, err: TextIO, stdin: TextIO) -> Ctx:
         timeout = cli.parse_duration(args.request_timeout) or 365 * 24 * 3600.0
     return Ctx(server=resolve_server(args.server), namespace=args.namespace or "default",
                namespace_explicit=args.namespace is not None, timeout=timeout,
-               out=out, err=err, stdin=stdin)
+               out=out, err=err, stdin=stdin, token=args.token)
 
 
 def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:

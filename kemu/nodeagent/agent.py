@@ -160,7 +160,7 @@ class Agent:
     async def start(self) -> None:
         cfg = self.config
         runtime = self.runtime = await self._connect_runtime()
-        client = self.client = AsyncClient(cfg.apiserver)
+        client = self.client = AsyncClient(cfg.apiserver, token=cfg.token or None)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self._claim_host_networking()
         node = NodeStatus(cfg, client, runtime, self.clock)

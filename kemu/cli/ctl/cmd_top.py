@@ -138,7 +138,8 @@ def _print(ctx: Ctx, rows: list[list[str]], no_headers: bool) -> None:
 
 def _call(ctx: Ctx, method: Callable[..., Any], request: Any) -> Any:
     try:
-        return method(request, timeout=ctx.timeout)
+        # The token (if any) rides on the same metadata as the client's own calls.
+        return method(request, timeout=ctx.timeout, metadata=ctx.client.metadata)
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
             raise CtlError("Metrics API not available") from None

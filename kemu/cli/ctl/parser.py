@@ -16,7 +16,8 @@ from typing import NoReturn
 
 from kemu.cli.ctl.errors import CtlError
 
-GLOBAL_VALUE_FLAGS = frozenset({"-s", "--server", "-n", "--namespace", "--request-timeout"})
+GLOBAL_VALUE_FLAGS = frozenset({"-s", "--server", "-n", "--namespace", "--request-timeout",
+                                "--token"})
 
 
 class UsageError(CtlError):
@@ -79,6 +80,9 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("-n", "--namespace", default=None, help="the namespace of this request")
     g.add_argument("--request-timeout", default=None,
                    help="how long to wait for one server call: 30s, 2m, 0 for no limit")
+    g.add_argument("--token", default=None,
+                   help="bearer token for an apiserver started with --token-file (default: "
+                        "$KEMU_TOKEN, then the cluster's token: in ~/.kemu/config)")
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")

@@ -95,6 +95,10 @@ def test_kemuctl_says_one_line_then_works_with_the_token(server: str, tmp_path: 
     assert by_env.returncode == 0, by_env.stderr
     assert "kube-system" in by_env.stdout
 
+    by_flag = _kemuctl(server, {"KEMU_CONFIG": str(config)}, "--token", TOKEN, "get",
+                       "namespaces")
+    assert by_flag.returncode == 0 and "kube-system" in by_flag.stdout, by_flag.stderr
+
     config.write_text(f"current-cluster: lab\nclusters:\n  lab:\n    server: {server}\n"
                       f"    token: {TOKEN}\n")
     by_config = _kemuctl(server, {"KEMU_CONFIG": str(config)}, "get", "namespaces")
