@@ -6,11 +6,20 @@ kubectl words it and the other documents are still created) and the generators:
 `create job NAME --from=cronjob/CRONJOB` is kubectl's way to run a CronJob now: the Job
 gets the CronJob's jobTemplate, the annotation `cronjob.kubernetes.io/instantiate: manual`
 and a controller reference to the CronJob (without blockOwnerDeletion, as kubectl), so
-the CronJob controller lists it in `status.active` and counts it in its history."""
+the CronJob controller lists it in `status.active` and counts it in its history.
+
+`create -f FILE --record` (deprecated in kubectl, but still in tutorials: `kubectl create
+-f app-service.yaml --record`) writes the command line to each object's
+`kubernetes.io/change-cause` annotation, so that `rollout history` shows what created a
+Deployment's first revision; like kubectl it warns that the flag is deprecated. The
+generators have no --record in kubectl, and none here."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from kemu.api import kinds, objects
@@ -23,6 +32,8 @@ from kemu.cli.ctl.errors import CtlError
 KINDS = ("namespace", "deployment", "job", "configmap", "secret", "service")
 INSTANTIATE = "cronjob.kubernetes.io/instantiate"
 ALIASES = {"ns": "namespace", "deploy": "deployment", "cm": "configmap", "svc": "service"}
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+RECORD_DEPRECATED = "Flag --record has been deprecated, --record will be removed in the future"
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
@@ -33,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     cli.add_filenames(p, "create")
     cli.add_output(p, "yaml|json|name")
     cli.add_dry_run(p)
+    p.add_argument("--record", nargs="?", const="true", default=None,
+                   choices=("true", "false"),
+                   help="(deprecated) record the command in each object's "
+                        "kubernetes.io/change-cause annotation (-f)")
     p.add_argument("--image", action="append", default=[],
                    help="container image (deployment, job)")
     p.add_argument("--from", dest="from_", default="", metavar="cronjob/NAME",
@@ -149,19 +164,36 @@ def create_generated(ctx: Ctx, args: Any, fmt: str, template: str) -> int:
     return 0
 
 
+def change_cause(argv: Sequence[str]) -> str:
+    """The command line as `set image --record` records it: `kemuctl create -f ...`."""
+    return "kemuctl " + shlex.join(argv)
+
+
+def record(obj: api_pb2.Object, cause: str) -> None:
+    """kubectl's ChangeCauseRecorder: the annotation is (over)written on every object."""
+    objects.meta(obj).annotations[CHANGE_CAUSE] = cause
+
+
 def run(ctx: Ctx, args: Any) -> int:
     fmt, template = output.parse_format(args.output)
+    recording = args.record == "true"
     if not args.filename:
         if not args.args:
             raise CtlError("must specify one of -f and -k, or a type to create: "
                            + ", ".join(KINDS))
+        if args.record is not None:
+            raise cli.UsageError("unknown flag: --record", "kemuctl create")
         return create_generated(ctx, args, fmt, template)
     if args.args:
         raise CtlError("when -f is given, no other arguments may be given")
+    if args.record is not None:  # cobra warns whenever a deprecated flag is set
+        ctx.error(RECORD_DEPRECATED)
     docs = sources.load(args.filename, recursive=args.recursive, stdin=ctx.stdin,
                         verb="create")
     for doc in docs:
         sources.place(doc.obj, ctx.namespace, ctx.namespace_explicit)
+        if recording:
+            record(doc.obj, change_cause(sys.argv[1:]))
     dry = args.dry_run != "none"
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
 

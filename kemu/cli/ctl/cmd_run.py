@@ -10,6 +10,10 @@ stdin and tty fields are still set, as kubectl sets them). For --restart=Never i
 waits for the pod to finish and exits with the container's exit code (kubectl's
 `pod NS/NAME terminated (Reason)` on stderr); OnFailure waits for success. --rm deletes
 what run created when the session ends, however it ends (`pod "NAME" deleted`).
+
+As kubectl, -t whose input is not a terminal (a script, a pipe, CI) warns `Unable to use
+a TTY - input is not a terminal or the right kind of file` and goes on without one, so
+the tutorials' `run -i --tty busybox ... -- nslookup NAME` still prints its answer there.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from kemu.api import objects
 from kemu.api.v1 import api_pb2
-from kemu.cli.ctl import batch, generators, output, sources
+from kemu.cli.ctl import batch, generators, output, sources, term
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.cmd_logs import LineWriter, byte_writer, copy
 from kemu.cli.ctl.context import Ctx
@@ -30,6 +34,7 @@ from kemu.cli.ctl.table import kind_prefix
 from kemu.client.errors import NotFound
 
 PROMPT_HINT = "If you don't see a command prompt, try pressing enter."
+NO_TTY = "Unable to use a TTY - input is not a terminal or the right kind of file"
 
 
 def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
@@ -175,8 +180,8 @@ def follow_pod(ctx: Ctx, args: Any, namespace: str, name: str,
     exit code and the lines to print on stderr."""
     pod = wait_for_pod(ctx, namespace, name, started, timeout)
     running = pod.status.phase == "Running"
-    if running and args.tty and not args.quiet:
-        ctx.error(PROMPT_HINT)
+    for notice in attach_notices(ctx.stdin, tty=args.tty, quiet=args.quiet, running=running):
+        ctx.error(notice)
     request = api_pb2.LogsRequest(namespace=namespace, name=name,
                                   container=pod.spec.containers[0].name, follow=running)
     copy(ctx.client.logs(request), LineWriter(byte_writer(ctx), threading.Lock()))
@@ -186,6 +191,17 @@ def follow_pod(ctx: Ctx, args: Any, namespace: str, name: str,
     pod = wait_for_pod(ctx, namespace, name, finished if restart == "Never" else succeeded,
                        timeout)
     return exit_outcome(pod)
+
+
+def attach_notices(stdin: Any, *, tty: bool, quiet: bool, running: bool) -> list[str]:
+    """What kubectl prints on stderr as it attaches to a running pod with -t: the warning
+    when its input is not a terminal (it then goes on without one, as kubectl's
+    SetupTTY does), then the prompt hint, which kubectl prints either way. A pod that has
+    already finished is not attached to (its log is read), so nothing is printed."""
+    if not running or not tty or quiet:
+        return []
+    notices = [] if term.is_terminal(stdin) else [NO_TTY]
+    return [*notices, PROMPT_HINT]
 
 
 def exit_outcome(pod: Any) -> tuple[int, list[str]]:

@@ -155,7 +155,10 @@ def test_run_it_rm_restart_never(ctl: Kemuctl, ns: str, api: Client, agent: Stan
     assert result.code == 3
     assert result.lines == ["Server:\t\t10.96.0.10", "Name:\tweb.default.svc.cluster.local",
                             'pod "tmp" deleted']
-    assert result.err_lines == ["If you don't see a command prompt, try pressing enter.",
+    # stdin is no terminal here: kubectl's warning, then it goes on without a TTY.
+    assert result.err_lines == ["Unable to use a TTY - input is not a terminal or the right "
+                                "kind of file",
+                                "If you don't see a command prompt, try pressing enter.",
                                 f"pod {ns}/tmp terminated (Error)"]
     req = agent.logs_requests[-1]
     assert (req.name, req.container, req.follow) == ("tmp", "tmp", True)
