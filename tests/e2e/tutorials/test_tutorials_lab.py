@@ -3,7 +3,8 @@
 
 - "Learn Kubernetes Basics" (the bootcamp): `run`, `create deployment`, `expose` on a
   NodePort, `scale` with requests from the host spreading over the replicas, `set image`,
-  `rollout status` and `rollout undo`, each answer checked as the tutorial shows it.
+  `rollout status` and `rollout undo`, an image that cannot be pulled and its undo, and
+  `delete service -l`, each answer checked as the tutorial shows it.
 - app-service: a Service created before its Deployment (`create -f ... --record`,
   Endpoints `<none>`), the name looked up from a busybox pod (`run -i --tty ... --
   nslookup`, without a terminal, as in CI), the Deployment filling the Endpoints,
@@ -260,6 +261,36 @@ def test_bootcamp_deployment_expose_scale_update(cl: LabCluster, api: Client) ->
               .items if not p.pod.metadata.HasField("deletion_timestamp")
               for c in p.pod.spec.containers}
     assert images == {"kemu/bootcamp:v1"}
+
+    # The tutorial's bad update: an image that does not exist. The new pod cannot pull
+    # it, the old ones keep serving (25% maxUnavailable of 2 rounds down to none), and
+    # `rollout undo` ends it.
+    assert lines(cl, "set", "image", f"deployments/{BOOTCAMP}",
+                 "bootcamp=kemu/bootcamp:v10") == [f"{deploy} image updated"]
+
+    def pull_failing() -> bool:
+        rows = table(kemuctl(cl, "get", "pods").stdout)
+        return any(r["STATUS"] in ("ErrImagePull", "ImagePullBackOff") for r in rows)
+    wait_for(pull_failing, 60, "a pod in ErrImagePull or ImagePullBackOff")
+    assert "kemu/bootcamp:v10" in kemuctl(cl, "describe", "pods").stdout
+    assert all_answers_are(urls, "1")(), "the old pods stopped answering"
+    assert lines(cl, "rollout", "undo", f"deployments/{BOOTCAMP}") == [f"{deploy} rolled back"]
+    status = lines(cl, "rollout", "status", f"deployments/{BOOTCAMP}", "--timeout", "120s")
+    assert status[-1] == f'deployment "{BOOTCAMP}" successfully rolled out'
+    wait_for(lambda: len(live_pods(api, f"app={BOOTCAMP}")) == 2, 60,
+             "the pod that could not pull removed")
+
+    # Module 4's clean-up: delete the Service by label; the NodePort stops answering
+    # while the app still answers inside its pod.
+    assert lines(cl, "delete", "service", "-l", f"app={BOOTCAMP}") == [
+        f'service "{BOOTCAMP}" deleted']
+    wait_for(lambda: all(get(u) is None for u in urls), 30, "the NodePort closed")
+    some_pod = live_pods(api, f"app={BOOTCAMP}")[0]
+    inside = kemuctl(cl, "exec", "-ti", some_pod, "--", "python3", "-c",
+                     "import urllib.request as u; "
+                     "print(u.urlopen('http://localhost:8080/').read().decode(), end='')")
+    assert inside.stdout == f"Hello Kubernetes bootcamp! | Running on: {some_pod} | v=1\n"
+    assert inside.stderr.splitlines() == [NO_TTY]
 
 
 def follow_logs(cl: LabCluster, pod: str, until: Callable[[list[str]], bool],
