@@ -43,6 +43,7 @@ from kemu.nodeagent.pvc import LocalPathProvisioner
 from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, RuntimeUnavailable
 from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
+from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "kemu.v1.NodeAgent"
@@ -292,7 +293,7 @@ class Agent:
         return self._service_proxy
 
     async def _serve(self, runtime: DockerRuntime, pods: Informer) -> None:
-        server = self.server = grpc.aio.server()
+        server = self.server = grpc.aio.server(options=KEEPALIVE_SERVER_OPTIONS)
         nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
             NodeAgentService(runtime, self.config.node_name, pods), server)
         health_servicer = health.aio.HealthServicer()

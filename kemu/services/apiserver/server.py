@@ -28,6 +28,7 @@ from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
+from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 
 log = logging.getLogger("kemu.apiserver")
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -75,6 +76,7 @@ class APIServer:
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_SERVER_OPTIONS,
         ])
         self.port = 0
         self._bootstrap: asyncio.Task[None] | None = None

@@ -25,6 +25,7 @@ from kemu.api.etcd import rpc_pb2, rpc_pb2_grpc
 from kemu.services.store import servicers
 from kemu.services.store.errors import ConfigError
 from kemu.services.store.store import Store
+from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ async def serve(config: StoreConfig) -> StoreServer:
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_SERVER_OPTIONS,
         ]
     )
     try:
