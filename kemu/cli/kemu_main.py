@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    default="containers",
                    help="run store, apiserver, scheduler and controller manager as containers "
                         "of the kemu image (default) or as processes")
+    u.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors (for scripts)")
+    u.add_argument("-o", "--output", choices=("json",), default=None,
+                   help="json: no progress, then the cluster's addresses as JSON")
 
     d = sub.add_parser("down", help="stop a cluster and remove what it made")
     d.add_argument("--name", default="kemu")
@@ -110,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="show a cluster's components and their health")
     st.add_argument("--name", default="kemu")
+    st.add_argument("-o", "--output", choices=("json",), default=None,
+                    help="json: the components as JSON")
 
     service_url.add_parser(sub)
     return p
@@ -128,6 +134,30 @@ def main(argv: list[str] | None = None) -> int:
             logging.exception("kemu %s failed", args.command)
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def _up(args: argparse.Namespace, ports: lifecycle.Ports) -> int:
+    """`kemu up`, with its progress lines silenced for --quiet and -o json (errors still
+    reach stderr as one line)."""
+    import contextlib
+    import io
+    import json
+
+    def start() -> int:
+        if args.nodes > 1:
+            from kemu.cli import labup
+
+            return labup.up(args.name, args.nodes, ports, args.control_plane)
+        return lifecycle.up(args.name, ports=ports, foreground=args.foreground,
+                            control_plane=args.control_plane)
+
+    if not (args.quiet or args.output):
+        return start()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = start()
+    if code == 0 and args.output == "json":
+        print(json.dumps(lifecycle.summary(args.name), indent=2))
+    return code
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -170,16 +200,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "up":
         ports = lifecycle.Ports(args.store_port, args.apiserver_port, args.scheduler_port,
                                 args.agent_port, args.controller_manager_port)
-        if args.nodes > 1:
-            from kemu.cli import labup
-
-            return labup.up(args.name, args.nodes, ports, args.control_plane)
-        return lifecycle.up(args.name, ports=ports, foreground=args.foreground,
-                            control_plane=args.control_plane)
+        return _up(args, ports)
     if args.command == "down":
         return lifecycle.down(args.name, keep_data=args.keep_data)
     if args.command == "status":
-        return lifecycle.status(args.name)
+        return lifecycle.status(args.name, args.output or "")
     if args.command == "service":
         return service_url.run(args)
     raise AssertionError(args.command)

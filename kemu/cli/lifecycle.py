@@ -334,27 +334,55 @@ def down(name: str, *, keep_data: bool = False) -> int:
     return 0
 
 
-def status(name: str) -> int:
+def summary(name: str) -> dict[str, object]:
+    """What `kemu up -o json` prints: the cluster's addresses, nodes and config file, read
+    from its state directory (so it is the same for a new and a reused cluster)."""
     d = state_dir(name)
-    if not d.exists():
-        print(f"no cluster named {name!r}")
-        return 1
+    addresses: dict[str, str] = json.loads((d / "components.json").read_text())
+    lab: dict[str, object] = {}
+    with contextlib.suppress(OSError, ValueError):
+        lab = json.loads((d / "lab.json").read_text())
+    count = int(str(lab.get("nodes", 1)))
+    nodes = [f"{name}-node-{i}" for i in range(1, count + 1)] if lab else [node_name(name)]
+    return {"name": name, "apiserver": addresses.get("apiserver", ""),
+            "store": addresses.get("store", ""), "nodes": nodes,
+            "dns": addresses.get("dns", "10.96.0.10:53 (kube-dns pods)"),
+            "config": str(config.config_path()), "components": addresses}
+
+
+def status_rows(name: str) -> list[dict[str, str]]:
+    """One row per component: name, pid, address and Healthy/Unhealthy/Stopped."""
+    d = state_dir(name)
     try:
         addresses: dict[str, str] = json.loads((d / "components.json").read_text())
     except (OSError, ValueError):
         addresses = {}
-    worst = 0
-    print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}STATUS")
+    rows = []
     for comp in list(addresses) or COMPONENTS:
         pid = _read_pid(d / f"{comp}.pid")
         alive = pid is not None and _pid_alive(pid)
         probe = "tcp" if comp == "dns" else "grpc"
         ok = alive and bool(addresses.get(comp)) and ready(Component(comp, addresses[comp], (),
                                                                      probe))
-        state = "Healthy" if ok else ("Unhealthy" if alive else "Stopped")
-        worst = worst or (0 if ok else 1)
-        print(f"{comp:<20}{pid or '-'!s:<9}{addresses.get(comp) or '-':<22}{state}")
-    return worst
+        rows.append({"component": comp, "pid": str(pid or "-"),
+                     "address": addresses.get(comp) or "-",
+                     "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped")})
+    return rows
+
+
+def status(name: str, output: str = "") -> int:
+    """The components table (or JSON); exit 1 unless every component is healthy."""
+    if not state_dir(name).exists():
+        print(f"no cluster named {name!r}")
+        return 1
+    rows = status_rows(name)
+    if output == "json":
+        print(json.dumps({"name": name, "components": rows}, indent=2))
+    else:
+        print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}STATUS")
+        for r in rows:
+            print(f"{r['component']:<20}{r['pid']:<9}{r['address']:<22}{r['status']}")
+    return 0 if all(r["status"] == "Healthy" for r in rows) else 1
 
 
 def _start_dns(d: Path, api: str, gateway: str, launched: list[int]) -> Component:

@@ -4,6 +4,7 @@ with one node agent running pods on the local dockerd."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -93,6 +94,13 @@ def test_up_status_down(tmp_path: Path) -> None:
                                f"an answer from {url}")
         again = kemu(env, "up", "--name", "lab", *ports)  # reuses the running cluster
         assert again.returncode == 0 and "already running" in again.stdout
+        quiet = kemu(env, "up", "--name", "lab", "--quiet", *ports)
+        assert (quiet.returncode, quiet.stdout) == (0, ""), quiet.stderr
+        described = json.loads(kemu(env, "up", "--name", "lab", "-o", "json", *ports).stdout)
+        assert described["apiserver"] == f"127.0.0.1:{api_port}"
+        assert described["nodes"] == ["lab-node-1"]
+        rows = json.loads(kemu(env, "status", "--name", "lab", "-o", "json").stdout)
+        assert {r["status"] for r in rows["components"]} == {"Healthy"}
         status = kemu(env, "status", "--name", "lab")
         assert status.returncode == 0
         running = {c.name for c in docker.from_env().containers.list(
