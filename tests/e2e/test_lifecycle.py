@@ -17,6 +17,7 @@ import yaml
 
 from kemu.api import manifest
 from kemu.client import Client
+from kemu.nodeagent.netnslock import NetnsLock
 from tests.support import processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -120,6 +121,20 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "clusters" / "lab").exists()
     assert not processes.tcp_open(f"127.0.0.1:{api_port}")
     assert kemu(env, "status", "--name", "lab").returncode == 1
+    # The agent removed its Service rules, routes and policy rule on the way down. Checked
+    # when no other kemu agent programs this machine (one would hold the netns lock).
+    lock = NetnsLock.acquire()
+    if lock is not None:
+        try:
+            assert "KEMU" not in subprocess.run(["iptables-save"], capture_output=True,
+                                                text=True).stdout
+            routes = subprocess.run(["ip", "route", "show", "table", "all"],
+                                    capture_output=True, text=True).stdout
+            assert "proto 76" not in routes
+            assert "7600" not in subprocess.run(["ip", "rule"], capture_output=True,
+                                                text=True).stdout
+        finally:
+            lock.release()
     engine = docker.from_env()
     assert not engine.containers.list(all=True, filters={"label": "io.kemu.node=lab-node-1"})
     # The control plane ran as containers of the kemu image; down removed them.
