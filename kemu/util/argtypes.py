@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -15,6 +16,18 @@ def host_port(text: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return text
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def seconds(text: str) -> float:
+    """Kubernetes-style durations in seconds: `30s`, `5m`, `500ms`, `1h`, or a plain
+    number of seconds. ValueError names the text."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s or 1m")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
 class OneLineParser(argparse.ArgumentParser):

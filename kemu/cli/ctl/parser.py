@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kemu.cli.ctl.errors import CtlError
+from kemu.util.argtypes import seconds
 
 GLOBAL_VALUE_FLAGS = frozenset({"-s", "--server", "-n", "--namespace", "--request-timeout",
                                 "--token"})
@@ -85,16 +86,12 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
                         "$KEMU_TOKEN, then the cluster's token: in ~/.kemu/config)")
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-
-
 def parse_duration(text: str) -> float:
     """kubectl's durations: `30s`, `1m`, `500ms`, `2h`, or plain seconds."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise CtlError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s or 1m")
-    value = float(m.group(1))
-    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    try:
+        return seconds(text)
+    except ValueError as e:
+        raise CtlError(str(e)) from None
 
 
 # ---- flags several verbs share ----------------------------------------------------------

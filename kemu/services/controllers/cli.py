@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from kemu.util.argtypes import run_standalone
+from kemu.util.argtypes import run_standalone, seconds
 
 PROG = "kemu controller-manager"
 
@@ -22,13 +22,11 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _seconds(text: str) -> float:
-    """kube-controller-manager's durations: `40s`, `5m`, `1h`, `500ms`, or plain seconds."""
-    import re
-
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 40s or 5m, got {text!r}")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    """kube-controller-manager's durations (`40s`, `5m`), for argparse."""
+    try:
+        return seconds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
