@@ -29,12 +29,11 @@ from kemu.cli.lifecycle import (
     Ports,
     _pid_alive,
     _read_pid,
-    _start,
     _stop_pid,
     cluster_cidr,
     ensure_control_plane_image,
+    ensure_running,
     in_containers,
-    ready,
     remove_containers,
     state_dir,
 )
@@ -115,7 +114,7 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
         comps += [_agent(name, i, n.netns_path, str(n.ip), n.docker_host, gateway,
                          ports.apiserver) for i, n in enumerate(planned, start=1)]
         for comp in comps:
-            _ensure(d, comp, launched)
+            ensure_running(d, comp, launched)
         api = comps[1].address
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
         _install_dns(api)
@@ -170,16 +169,6 @@ def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, ga
          "--data-dir", str(state_dir(name) / f"agent-{index}"),
          "--cluster-cidr", cluster_cidr(name)),
         prefix=("nsenter", f"--net={netns_path}", "--"))
-
-
-def _ensure(d: Path, comp: Component, launched: list[int]) -> None:
-    pid = _read_pid(d / f"{comp.name}.pid")
-    if pid is not None and _pid_alive(pid) and ready(comp):
-        print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
-        return
-    print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
-    pid = _start(d, comp, launched)
-    print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
 
 
 def _install_dns(api: str) -> None:

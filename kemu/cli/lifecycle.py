@@ -231,6 +231,21 @@ def _start(d: Path, comp: Component, launched: list[int], deadline_s: float = 60
                          f"{deadline_s:.0f}s; log {log_path}:\n{_tail(log_path)}")
 
 
+def ensure_running(d: Path, comp: Component, launched: list[int]) -> None:
+    """Start `comp` unless it already runs and answers (`up` on a running cluster reuses
+    it); one that runs but does not answer is an error rather than a second copy."""
+    pid = _read_pid(d / f"{comp.name}.pid")
+    if pid is not None and _pid_alive(pid) and ready(comp):
+        print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
+        return
+    if pid is not None and _pid_alive(pid):
+        raise LifecycleError(f"{comp.name} (pid {pid}) is running but not healthy at "
+                             f"{comp.address}; run `kemu down --name {d.name}` first")
+    print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
+    pid = _start(d, comp, launched)
+    print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+
+
 def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
        control_plane: str = "containers") -> int:
     d = state_dir(name)
@@ -244,16 +259,7 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
     launched: list[int] = []
     try:
         for comp in comps:
-            pid = _read_pid(d / f"{comp.name}.pid")
-            if pid is not None and _pid_alive(pid) and ready(comp):
-                print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
-                continue
-            if pid is not None and _pid_alive(pid):
-                raise LifecycleError(f"{comp.name} (pid {pid}) is running but not healthy at "
-                                     f"{comp.address}; run `kemu down --name {name}` first")
-            print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
-            pid = _start(d, comp, launched)
-            print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+            ensure_running(d, comp, launched)
         api = comps[1].address
         gateway = _wait_node_ready(api, node_name(name))
         comps.append(_start_dns(d, api, gateway, launched))
@@ -397,13 +403,7 @@ def _start_dns(d: Path, api: str, gateway: str, launched: list[int]) -> Componen
 
     comp = Component("dns", f"{gateway}:53", ("dns", "--apiserver", api, "--listen",
                                               f"{gateway}:53"), probe="tcp")
-    pid = _read_pid(d / "dns.pid")
-    if pid is not None and _pid_alive(pid) and ready(comp):
-        print(f"  {comp.name:<10} already running (pid {pid}) at {comp.address}")
-    else:
-        print(f"  {comp.name:<10} starting at {comp.address} ...", flush=True)
-        pid = _start(d, comp, launched)
-        print(f"  {comp.name:<10} ready (pid {pid})", flush=True)
+    ensure_running(d, comp, launched)
     with Client(api, timeout=10) as client:
         with contextlib.suppress(AlreadyExists):
             client.create(manifest.from_dict(addons.dns_service(selector=False)))
