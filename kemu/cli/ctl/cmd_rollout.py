@@ -28,8 +28,9 @@ from kemu.cli.ctl.describe_base import Writer
 from kemu.cli.ctl.describe_pods import pod_template
 from kemu.cli.ctl.errors import CtlError, Reported, server_error
 from kemu.cli.ctl.output import name_of
+from kemu.cli.ctl.retry import update_with
 from kemu.cli.ctl.rollout_status import NotSupported, RolloutFailed, status_of
-from kemu.client.errors import ClientError, Conflict, NotFound, Unavailable
+from kemu.client.errors import ClientError, NotFound, Unavailable
 
 ACTIONS = ("status", "history", "undo", "restart", "pause", "resume")
 ROLLABLE = {"Deployment", "DaemonSet", "StatefulSet"}
@@ -210,24 +211,6 @@ def _undo(ctx: Ctx, args: Any, kind: str, obj: api_pb2.Object) -> None:
     ctx.line(f"{name_of(obj)} rolled back")
 
 
-def _update(ctx: Ctx, obj: api_pb2.Object, change: Callable[[Any], bool]) -> bool:
-    """Apply `change` to the typed object and write it, retrying on conflicts; False when
-    `change` found nothing to do."""
-    meta = objects.meta(obj)
-    plural = objects.kind_of(obj).plural
-    for _attempt in range(5):
-        fresh = api_pb2.Object()
-        fresh.CopyFrom(obj)
-        if not change(objects.unwrap(fresh)):
-            return False
-        try:
-            ctx.client.update(fresh)
-            return True
-        except Conflict:
-            obj = ctx.client.get(plural, meta.name, meta.namespace)
-    raise CtlError(f"{name_of(obj)} kept changing; try again")
-
-
 def _restart(ctx: Ctx, args: Any, kind: str, obj: api_pb2.Object) -> None:
     if kind == "Deployment" and obj.deployment.spec.paused:
         raise CtlError("can't restart paused deployment (run rollout resume first)")
@@ -236,7 +219,7 @@ def _restart(ctx: Ctx, args: Any, kind: str, obj: api_pb2.Object) -> None:
     def change(typed: Any) -> bool:
         typed.spec.template.metadata.annotations[RESTARTED_AT] = stamp
         return True
-    _update(ctx, obj, change)
+    update_with(ctx, obj, change)
     ctx.line(f"{name_of(obj)} restarted")
 
 
@@ -248,7 +231,7 @@ def _set_paused(ctx: Ctx, obj: api_pb2.Object, paused: bool) -> None:
         return True
     kind = objects.kind_of(obj)
     word = "paused" if paused else "resumed"
-    if not _update(ctx, obj, change):
+    if not update_with(ctx, obj, change):
         state = "already paused" if paused else "not paused"
         raise CtlError(f'{kind.plural}.{kind.group} "{objects.meta(obj).name}" is {state}')
     ctx.line(f"{name_of(obj)} {word}")

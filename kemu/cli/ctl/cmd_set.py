@@ -22,7 +22,8 @@ from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.errors import CtlError, Reported, server_error
 from kemu.cli.ctl.fetch import fetch, nothing_found
 from kemu.cli.ctl.output import name_of
-from kemu.client.errors import ClientError, Conflict, Unavailable
+from kemu.cli.ctl.retry import update_with
+from kemu.client.errors import ClientError, Unavailable
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 
@@ -103,11 +104,8 @@ def run(ctx: Ctx, args: Any) -> int:
 
 def _apply(ctx: Ctx, obj: api_pb2.Object, images: dict[str, str], cause: str) -> None:
     kind = objects.kind_of(obj)
-    meta = objects.meta(obj)
-    for _attempt in range(5):
-        fresh = api_pb2.Object()
-        fresh.CopyFrom(obj)
-        typed = objects.unwrap(fresh)
+
+    def change(typed: Any) -> bool:
         spec = pod_spec(typed, kind.kind)
         if spec is None:
             raise CtlError(f"{name_of(obj)}: {kind.kind} has no containers")
@@ -115,12 +113,7 @@ def _apply(ctx: Ctx, obj: api_pb2.Object, images: dict[str, str], cause: str) ->
         if missing:
             raise CtlError(f'unable to find container named "{missing[0]}"')
         if cause:
-            objects.meta(fresh).annotations[CHANGE_CAUSE] = cause
-        try:
-            ctx.client.update(fresh)
-        except Conflict:
-            obj = ctx.client.get(kind.plural, meta.name, meta.namespace)
-            continue
-        ctx.line(f"{name_of(obj)} image updated")
-        return
-    raise CtlError(f"{name_of(obj)} kept changing; try again")
+            typed.metadata.annotations[CHANGE_CAUSE] = cause
+        return True
+    update_with(ctx, obj, change)
+    ctx.line(f"{name_of(obj)} image updated")
