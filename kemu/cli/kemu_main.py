@@ -144,9 +144,9 @@ def _up(args: argparse.Namespace, ports: lifecycle.Ports) -> int:
     import json
 
     def start() -> int:
-        if args.nodes > 1:
-            from kemu.cli import labup
+        from kemu.cli import labup
 
+        if args.nodes > 1 or labup.needs_own_namespace(args.name):
             return labup.up(args.name, args.nodes, ports, args.control_plane)
         return lifecycle.up(args.name, ports=ports, foreground=args.foreground,
                             control_plane=args.control_plane)

@@ -47,6 +47,25 @@ LAB_SUBNETS = tuple(f"198.18.{third}.0/24" for third in range(240, 250))
 and kemu's CIDRs; 250-254 are left to the test suite)."""
 
 
+def needs_own_namespace(name: str) -> bool:
+    """Whether a one-node cluster must run its node in a lab namespace: when another
+    cluster's agent already programs this machine's Services and routes (it holds the
+    network namespace's lock), a second agent here would run without them. A cluster that
+    exists keeps the form it was made in."""
+    from kemu.nodeagent.netnslock import NetnsLock
+
+    d = state_dir(name)
+    if (d / "lab.json").exists():
+        return True
+    if (d / "components.json").exists():
+        return False
+    lock = NetnsLock.acquire()
+    if lock is None:
+        return True
+    lock.release()
+    return False
+
+
 def node_name(cluster: str, index: int) -> str:
     return f"{cluster}-node-{index}"
 
@@ -90,6 +109,9 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
     started = time.monotonic()
     state = _lab_state(d)
     subnet = str(state["subnet"]) if state else _choose_subnet(name)
+    if nodes == 1 and state is None:
+        print("  note       another cluster's agent programs this machine's Services and "
+              "routes: this cluster's node runs in a network namespace of its own", flush=True)
     lab = Lab(name, nodes=nodes, subnet=subnet)
     planned = lab.planned_nodes()
     launched: list[int] = []

@@ -110,9 +110,18 @@ def test_up_status_down(tmp_path: Path) -> None:
                                                      "controller-manager")}
         assert status.stdout.count("Healthy") == 6
         # a second cluster beside the first
-        other = kemu(env, "up", "--name", "other", *_ports())
-        assert other.returncode == 0, other.stderr
-        assert "podCIDR 10.245.0.0/24" in other.stdout  # its own range beside lab's 10.244
+        # A second cluster beside the first: lab's agent programs this machine's Services,
+        # so other's node gets a network namespace of its own, with its own rules and DNS.
+        other_ports = _ports()
+        other = kemu(env, "up", "--name", "other", *other_ports)
+        assert other.returncode == 0, other.stdout + other.stderr
+        assert "network namespace of its own" in other.stdout
+        assert "1 Ready" in other.stdout and "dns        answering" in other.stdout
+        other_api = json.loads(kemu(env, "up", "--name", "other", "-o", "json",
+                                    *other_ports).stdout)["apiserver"]
+        with Client(other_api) as client:
+            cidr = client.get("nodes", "other-node-1").node.spec.pod_cidr
+            assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network("10.245.0.0/16"))
         assert kemu(env, "down", "--name", "other").returncode == 0
     finally:
         kemu(env, "down", "--name", "other")  # even when an assertion above failed
