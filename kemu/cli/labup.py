@@ -31,6 +31,7 @@ from kemu.cli.lifecycle import (
     _read_pid,
     _stop_pid,
     cluster_cidr,
+    control_plane_components,
     ensure_control_plane_image,
     ensure_running,
     in_containers,
@@ -127,7 +128,7 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
             print(f"  lab        {nodes} nodes on {subnet} already up")
             lab.nodes = planned
         gateway = str(lab.plan.gateway)
-        comps = _control_plane(name, ports, gateway)
+        comps = control_plane_components(name, ports, api_host=gateway, advertise=gateway)
         if control_plane == "containers":
             print(f"  image      {CONTROL_PLANE_IMAGE} (built if missing or stale) ...",
                   flush=True)
@@ -160,24 +161,6 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
     print(f"\nnext: kemuctl get nodes -o wide;  kemuctl create deployment web "
           f"--image=kemu/bootcamp:v1 --replicas=3;  kemu down --name {name}")
     return 0
-
-
-def _control_plane(name: str, ports: Ports, gateway: str) -> list[Component]:
-    d = state_dir(name)
-    store = f"127.0.0.1:{ports.store}"
-    api = f"{gateway}:{ports.apiserver}"
-    sched = f"127.0.0.1:{ports.scheduler}"
-    cm = f"127.0.0.1:{ports.controller_manager}"
-    return [
-        Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
-        Component("apiserver", api, ("apiserver", "--listen", api, "--store", store,
-                                     "--advertise-address", gateway)),
-        Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
-                                             "--health-listen", cm,
-                                             "--cluster-cidr", cluster_cidr(name))),
-        Component("scheduler", sched, ("scheduler", "--apiserver", api,
-                                       "--health-listen", sched)),
-    ]
 
 
 def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, gateway: str,

@@ -177,21 +177,36 @@ def healthy(address: str, timeout: float = 1.0) -> bool:
     return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _components(name: str, ports: Ports) -> list[Component]:
+def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.0.1",
+                             advertise: str = "") -> list[Component]:
+    """Store, apiserver, controller manager and scheduler of cluster `name`. The apiserver
+    listens on `api_host` and, with `advertise`, tells pods where to reach it (a lab's
+    bridge address); the rest stay on loopback."""
     d = state_dir(name)
     store = f"127.0.0.1:{ports.store}"
-    api = f"127.0.0.1:{ports.apiserver}"
+    api = f"{api_host}:{ports.apiserver}"
     sched = f"127.0.0.1:{ports.scheduler}"
-    agent = f"127.0.0.1:{ports.agent}"
     cm = f"127.0.0.1:{ports.controller_manager}"
+    advertised = ("--advertise-address", advertise) if advertise else ()
     return [
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
-        Component("apiserver", api, ("apiserver", "--listen", api, "--store", store)),
+        Component("apiserver", api, ("apiserver", "--listen", api, "--store", store,
+                                     *advertised)),
         Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
                                              "--health-listen", cm,
                                              "--cluster-cidr", cluster_cidr(name))),
         Component("scheduler", sched, ("scheduler", "--apiserver", api,
                                        "--health-listen", sched)),
+    ]
+
+
+def _components(name: str, ports: Ports) -> list[Component]:
+    """A one-node cluster on this machine: the control plane and the host's agent."""
+    d = state_dir(name)
+    api = f"127.0.0.1:{ports.apiserver}"
+    agent = f"127.0.0.1:{ports.agent}"
+    return [
+        *control_plane_components(name, ports),
         Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
                                    "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
                                    "--port", str(ports.agent), "--data-dir", str(d / "agent"),
