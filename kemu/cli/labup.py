@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from kemu.api.nodes import is_ready
 from kemu.cli import addons
 from kemu.cli.lifecycle import (
     CONTROL_PLANE_IMAGE,
@@ -215,8 +216,8 @@ def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120
                 got = {n.node.metadata.name: n.node for n in client.list("nodes").items}
             except Exception:
                 got = {}
-            ok = [n for n in nodes if n in got and got[n].spec.pod_cidr and any(
-                c.type == "Ready" and c.status == "True" for c in got[n].status.conditions)]
+            ok = [n for n in nodes if n in got and got[n].spec.pod_cidr
+                  and is_ready(got[n])]
             if len(ok) == len(nodes):
                 break
             time.sleep(0.2)

@@ -29,6 +29,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kemu.api.nodes import is_ready
 from kemu.client import config
 
 
@@ -443,9 +444,8 @@ def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> str:
         while time.monotonic() < deadline:
             try:
                 got = client.get("nodes", node).node
-                ready = any(c.type == "Ready" and c.status == "True"
-                            for c in got.status.conditions)
-                if ready and got.spec.pod_cidr and _network_subnet(node) == got.spec.pod_cidr:
+                cidr = got.spec.pod_cidr
+                if is_ready(got) and cidr and _network_subnet(node) == cidr:
                     print(f"  node       {node} Ready, podCIDR {got.spec.pod_cidr}", flush=True)
                     import ipaddress
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from kemu.api.nodes import is_ready
 from kemu.client.client import Client
 from kemu.client.config import resolve_server
 from kemu.client.errors import NotFound
@@ -43,10 +44,6 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--url", action="store_true", help="print only the URLs, one a line")
     s.add_argument("--server", default=None, metavar="HOST:PORT",
                    help="apiserver address (default: $KEMU_SERVER, then ~/.kemu/config)")
-
-
-def is_ready(node: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
 
 
 def node_ips(nodes: Iterable[Any]) -> list[str]:

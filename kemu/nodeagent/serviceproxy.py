@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from kemu.api import nodes
 from kemu.api.v1 import api_pb2
 from kemu.client.informer import Informer
 from kemu.nodeagent.lbannounce import Announcer, elected_node
@@ -25,15 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def node_ip(node: api_pb2.Object) -> str:
-    """The node's InternalIP, or '' when it has not reported one."""
-    for a in node.node.status.addresses:
-        if a.type == "InternalIP":
-            return str(a.address)
-    return ""
+    return nodes.internal_ip(node.node)
 
 
 def node_ready(node: api_pb2.Object) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in node.node.status.conditions)
+    return nodes.is_ready(node.node)
 
 
 def _node_facts(node: api_pb2.Object) -> tuple[str, str, bool]:

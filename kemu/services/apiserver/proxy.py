@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from kemu.api import kinds
+from kemu.api import kinds, nodes
 from kemu.api.v1 import api_pb2, core_pb2, nodeagent_pb2_grpc
 from kemu.services.apiserver.errors import FailedPrecondition, Unavailable
 from kemu.services.apiserver.registry import Registry
@@ -43,7 +43,7 @@ class NodeAgentProxy:
     def stub_for(self, node: core_pb2.Node) -> nodeagent_pb2_grpc.NodeAgentStub:
         """The stub of a node's agent (Unavailable when the node publishes no endpoint)."""
         node_name = node.metadata.name
-        address = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
+        address = nodes.internal_ip(node)
         port = node.status.daemon_endpoints.kubelet_endpoint.port
         if not address or not port:
             raise Unavailable(f'node "{node_name}" has no agent endpoint (InternalIP and '
