@@ -6,16 +6,22 @@ kube-system at the tenth address of the service CIDR (10.96.0.10), in front of e
   find the apiserver through the `kubernetes` Service as any in-cluster client does; or
 - in embedded mode, a `kemu dns` process on the host, written by hand as the Service's
   Endpoints (a selector-less Service, as for any service outside the cluster).
+An apiserver with `--token-file` (the compose deployment) needs the DNS pods to send a
+token: it lives in the Secret `kube-dns-token` in kube-system, which the pods read as
+KEMU_TOKEN (see kemu.cli.addons_cli, `kemu addons install dns`).
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from typing import Any
 
 DNS_LABELS = {"k8s-app": "kube-dns"}
 DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
              {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]
+DNS_TOKEN_SECRET = "kube-dns-token"
+TOKEN_KEY = "token"
 
 
 def cluster_dns_ip(service_cidr: str = "10.96.0.0/12") -> str:
@@ -38,8 +44,21 @@ def dns_service(*, service_cidr: str = "10.96.0.0/12", selector: bool = True,
             "spec": spec}
 
 
-def dns_deployment(image: str, *, replicas: int = 2) -> dict[str, Any]:
-    """The `kube-dns` Deployment: `kemu dns` on port 53, ready once it answers TCP."""
+def dns_token_secret(token: str, *, name: str = DNS_TOKEN_SECRET) -> dict[str, Any]:
+    """The Secret in kube-system holding the bearer token the DNS pods send."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": "kube-system",
+                         "labels": dict(DNS_LABELS)},
+            "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()}}
+
+
+def dns_deployment(image: str, *, replicas: int = 2,
+                   token_secret: str | None = None) -> dict[str, Any]:
+    """The `kube-dns` Deployment: `kemu dns` on port 53, ready once it answers TCP; with
+    `token_secret`, its pods send the token in that Secret (key `token`) as KEMU_TOKEN."""
+    env = [] if token_secret is None else [{
+        "name": "KEMU_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": token_secret, "key": TOKEN_KEY}}}]
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "kube-dns", "namespace": "kube-system",
@@ -60,6 +79,7 @@ def dns_deployment(image: str, *, replicas: int = 2) -> dict[str, Any]:
                         "image": image,
                         "imagePullPolicy": "IfNotPresent",
                         "args": ["dns", "--listen", "0.0.0.0:53"],
+                        **({"env": env} if env else {}),
                         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                                   {"name": "dns-tcp", "containerPort": 53,
                                    "protocol": "TCP"}],

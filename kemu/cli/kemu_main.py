@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kemu.cli import lifecycle, service_url
+from kemu.cli import addons_cli, lifecycle, service_url
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="json: the components as JSON")
 
     service_url.add_parser(sub)
+    addons_cli.add_parser(sub)
     return p
 
 
@@ -207,6 +208,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return lifecycle.status(args.name, args.output or "")
     if args.command == "service":
         return service_url.run(args)
+    if args.command == "addons":
+        return addons_cli.run(args)
     raise AssertionError(args.command)
 
 

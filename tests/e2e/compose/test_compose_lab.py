@@ -7,7 +7,9 @@ puts the agent on that engine, and `network_mode: host` there is the node's name
 on a VM. Both nodes join with the token, turn Ready, run one bootcamp pod each, and a
 NodePort Service answers on both node IPs from the host. Every compose project is taken
 down with its volumes, and nothing of it may remain. Traffic stays between the host's lab
-address, the lab namespaces and containers.
+address, the lab namespaces and containers. The one-shot `addons` service installs the
+cluster DNS (as kubeadm installs CoreDNS): a pod on each node resolves a Service name and
+`kubernetes.default` through 10.96.0.10, and `up -d` again changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +40,10 @@ ROOT = Path(__file__).resolve().parents[3]
 CONTROL_PLANE = ROOT / "compose" / "control-plane.yml"
 NODE = ROOT / "compose" / "node.yml"
 SUBNET = "198.18.254.0/24"
-IMAGES = ["kemu/kemu:latest", "kemu/pause:3.9", "kemu/bootcamp:v1"]
+IMAGES = ["kemu/kemu:latest", "kemu/pause:3.9", "kemu/bootcamp:v1", "kemu/tools:1"]
 COMPONENTS = ("store", "apiserver", "scheduler", "controller-manager")
+ADDONS = "addons"  # one-shot: exits 0 once the cluster DNS is applied
+DNS_OBJECTS = ("secret/kube-dns-token", "service/kube-dns", "deployment.apps/kube-dns")
 
 
 def _ensure_compose() -> str:
@@ -117,6 +122,24 @@ class Project:
     def logs(self) -> str:
         return self.run("logs", "--no-color", "--tail", "60", check=False).stdout
 
+    def _ids(self, service: str) -> list[str]:
+        return self.docker("ps", "-aq", "--filter",
+                           f"label=com.docker.compose.project={self.name}", "--filter",
+                           f"label=com.docker.compose.service={service}").split()
+
+    def output(self, service: str) -> str:
+        """What a service's container printed on stdout (no compose log prefixes)."""
+        return "".join(self.docker("logs", i) for i in self._ids(service))
+
+    def exited(self, service: str) -> str:
+        """`exited 0` and the like for a one-shot service's container ("" before it exists);
+        asked of the engine: compose v2's `ps` leaves stopped containers out."""
+        ids = self._ids(service)
+        if not ids:
+            return ""
+        return self.docker("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                           *ids).strip()
+
 
 def _health(project: Project, service: str) -> str:
     cid = project.run("ps", "-q", service).stdout.strip()
@@ -135,6 +158,27 @@ def _deployment(name: str, node: str) -> dict[str, Any]:
                          "nodeSelector": {"kubernetes.io/hostname": node},
                          "containers": [{"name": "web", "image": "kemu/bootcamp:v1",
                                          "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+
+
+# What the resolver of a pod (glibc, following its resolv.conf: search list, ndots:5) makes
+# of names: the pod's nameservers, then `NAME ADDRESS` per name. busybox's nslookup would not
+# do: it applies the search list only to names without a dot, so `kubernetes.default` fails
+# with it on Kubernetes too.
+RESOLVE = ("import socket, sys\n"
+           "print(*(line.split()[1] for line in open('/etc/resolv.conf')"
+           " if line.startswith('nameserver')))\n"
+           "for name in sys.argv[1:]: print(name, socket.gethostbyname(name))")
+
+
+def _resolve(kemuctl: Callable[..., subprocess.CompletedProcess[str]], pod: str,
+             names: dict[str, str]) -> str:
+    """Resolve `names` in `pod` through its resolv.conf; raise with what it printed (the
+    last try shows in wait_for's failure) unless it is 10.96.0.10 alone and name -> IP."""
+    done = kemuctl("exec", pod, "--", "python3", "-c", RESOLVE, *names)
+    want = "10.96.0.10\n" + "".join(f"{n} {ip}\n" for n, ip in names.items())
+    if done.stdout != want:
+        raise AssertionError(f"{pod}: {done.stdout!r} {done.stderr!r}")
+    return done.stdout
 
 
 SERVICE = {"apiVersion": "v1", "kind": "Service",
@@ -163,7 +207,8 @@ def test_compose_files_validate(compose: list[str], tmp_path: Path) -> None:
             Project(tool, file, "kemuvalidate", env).run("config", "-q")
         profiles = Project(tool, CONTROL_PLANE, "kemuvalidate",
                            {**env, "COMPOSE_PROFILES": "etcd"}).run("config", "--services")
-        assert set(profiles.stdout.split()) == {*COMPONENTS, "etcd-1", "etcd-2", "etcd-3"}
+        assert set(profiles.stdout.split()) == {*COMPONENTS, ADDONS, "etcd-1", "etcd-2",
+                                                "etcd-3"}
     # A missing token is an error of the file, not a cluster open to anyone.
     no_token = Project(compose, NODE, "kemuvalidate",
                        {k: v for k, v in env.items() if k != "KEMU_TOKEN"}).run(
@@ -197,6 +242,23 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
 
         with Client(server, token="") as anonymous, pytest.raises(Unauthorized):
             anonymous.list("nodes")
+
+        # The one-shot addons service waited for the apiserver, applied the cluster DNS
+        # (its pods wait for nodes) and exited.
+        try:
+            wait_for(lambda: cp.exited(ADDONS) == "exited 0", 120, "the addons service done",
+                     interval=1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{cp.logs()}") from None
+        assert cp.output(ADDONS).splitlines() == [f"{o} created" for o in DNS_OBJECTS]
+
+        def kemuctl(*args: str) -> subprocess.CompletedProcess[str]:
+            """kemuctl with the join token, as the admin checks the cluster (docs/lab.md)."""
+            return subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemuctl", "-s", server,
+                                   *args], capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL,
+                                  env={**os.environ, "KEMU_TOKEN": token,
+                                       "KEMU_CONFIG": str(tmp_path / "config")})
 
         names = {}
         for node in lab.nodes:
@@ -239,11 +301,40 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                 body = wait_for(functools.partial(_get, url), 90, f"GET {url}", interval=1)
                 assert "Running on: web-" in body, body
 
-        # kemuctl with the join token, as the admin checks the cluster (docs/lab.md).
-        ctl = subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemuctl", "-s", server,
-                              "get", "nodes"], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "KEMU_TOKEN": token,
-                                  "KEMU_CONFIG": str(tmp_path / "config")})
+            # Cluster DNS: both kube-dns pods ready (they reached the apiserver through the
+            # `kubernetes` Service with the token from their Secret), then a pod on each
+            # node resolves a Service name and kubernetes.default through 10.96.0.10.
+            def dns_pods_ready() -> bool:
+                ep = api.get("endpoints", "kube-dns", "kube-system").endpoints
+                return len({a.ip for s in ep.subsets for a in s.addresses}) == 2
+            wait_for(dns_pods_ready, 180, "two ready kube-dns pods", interval=1)
+            web_ip = api.get("services", "web", "default").service.spec.cluster_ip
+            kubernetes_ip = api.get("services", "kubernetes", "default").service.spec.cluster_ip
+            names_ips = {"web": web_ip, "kubernetes.default": kubernetes_ip}
+            web_pods = {p.pod.metadata.name: p.pod.spec.node_name
+                        for p in api.list("pods", "default", label_selector="app=web").items}
+            assert sorted(web_pods.values()) == sorted(names.values())
+            for name, node_name in web_pods.items():
+                wait_for(functools.partial(_resolve, kemuctl, name, names_ips), 60,
+                         f"web and kubernetes.default resolved in {name} on {node_name}",
+                         interval=1)
+
+            # The check docs/lab.md gives (here without a terminal).
+            check = kemuctl("run", "-i", "--tty", "--rm", "dnscheck", "--image=kemu/tools:1",
+                            "--restart=Never", "--", "nslookup", "kubernetes")
+            assert check.stdout.startswith("Server:\t\t10.96.0.10\n"), (check.stdout, check.stderr)
+            assert f"Name:\tkubernetes.default.svc.cluster.local\nAddress: {kubernetes_ip}\n" \
+                in check.stdout, (check.stdout, check.stderr)
+
+        # Running `up -d` again re-runs the addons service, which changes nothing.
+        cp.run("up", "-d")
+        wait_for(lambda: cp.exited(ADDONS) == "exited 0"
+                 and len(cp.output(ADDONS).splitlines()) == 2 * len(DNS_OBJECTS), 120,
+                 "the addons service done again", interval=1)
+        assert cp.output(ADDONS).splitlines()[len(DNS_OBJECTS):] == \
+            [f"{o} unchanged" for o in DNS_OBJECTS]
+
+        ctl = kemuctl("get", "nodes")
         assert ctl.returncode == 0, ctl.stderr
         assert all(n in ctl.stdout for n in names.values()), ctl.stdout
 
