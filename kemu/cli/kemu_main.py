@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kemu.cli import addons_cli, lifecycle, service_url
+from kemu.cli import addons_cli, imagepush, lifecycle, service_url
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not fsync each commit (survives kill -9, not power loss)")
 
     a = sub.add_parser("apiserver", help="run the API server")
-    a.add_argument("--listen", type=host_port, default="127.0.0.1:6443")
+    a.add_argument("--listen", type=host_port, action="append", default=None,
+                   help="HOST:PORT to serve on (default 127.0.0.1:6443); repeat it to serve "
+                        "on several, e.g. loopback and the address pods reach")
     a.add_argument("--store", type=_endpoints, default=("127.0.0.1:2379",),
                    help="etcd v3 API endpoints, HOST:PORT[,...] (kemu store or real etcd)")
     a.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
@@ -180,7 +182,9 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"error: --service-cluster-ip-range: {e}", file=sys.stderr)
             return 2
         tokens = load_tokens(args.token_file) if args.token_file else frozenset[str]()
-        run_apiserver(APIServerConfig(listen=args.listen, store=args.store,
+        listen = args.listen or ["127.0.0.1:6443"]
+        run_apiserver(APIServerConfig(listen=listen[0], also_listen=tuple(listen[1:]),
+                                      store=args.store,
                                       service_cidr=args.service_cluster_ip_range,
                                       node_port_range=args.service_node_port_range,
                                       watch_cache_size=args.watch_cache_size,
@@ -197,6 +201,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "agent":
         return agent_cli.run(args)
     if args.command == "images":
+        if args.images_command == "push":
+            return imagepush.run(args)
         return images_cli.run(args)
     if args.command == "up":
         ports = lifecycle.Ports(args.store_port, args.apiserver_port, args.scheduler_port,

@@ -4,8 +4,9 @@ Each node is a network namespace on a lab bridge with its own dockerd and its ow
 (kemu.lab), as N VMs would be; the control plane runs on the host as processes. The
 apiserver listens on the host's lab address and advertises it, so pods reach it through the
 `kubernetes` Service, and the cluster DNS runs as the `kube-dns` Deployment, as kubeadm
-runs CoreDNS. Images are copied from the host's engine into every node's engine
-(`docker save | docker load`).
+runs CoreDNS. The lab runs an image registry (Debian's docker-registry, kemu.lab.registry)
+that every node's engine uses as its Docker Hub mirror: `up` pushes kemu's images into it
+and every node pulls them, as VMs pull from a registry; `kemu images push` adds the user's.
 
 State lives beside a one-node cluster's (~/.kemu/clusters/NAME): `lab.json` says how many
 nodes and which subnet, so `kemu down` can remove the namespaces, the dockerds (found by
@@ -14,15 +15,13 @@ their private directories) and everything in them without any process of `up` ru
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from kemu.api.nodes import is_ready
-from kemu.cli import addons
+from kemu.cli import clusterdns
 from kemu.cli.lifecycle import (
     CONTROL_PLANE_IMAGE,
     Component,
@@ -36,14 +35,15 @@ from kemu.cli.lifecycle import (
     ensure_control_plane_image,
     ensure_running,
     in_containers,
+    lab_state,
     remove_containers,
     state_dir,
 )
 from kemu.client import config
+from kemu.images.build import NODE_IMAGES
 from kemu.lab.harness import LabNode
+from kemu.util import tty
 
-IMAGES = ("kemu/pause:3.9", "kemu/kemu:latest", "kemu/tools:1", "kemu/bootcamp:v1",
-          "kemu/bootcamp:v2")
 LAB_SUBNETS = tuple(f"198.18.{third}.0/24" for third in range(240, 250))
 """Lab subnets for `kemu up` clusters (the RFC 2544 benchmark range, outside Docker's pools
 and kemu's CIDRs; 250-254 are left to the test suite)."""
@@ -70,14 +70,6 @@ def needs_own_namespace(name: str) -> bool:
 
 def node_name(cluster: str, index: int) -> str:
     return f"{cluster}-node-{index}"
-
-
-def _lab_state(d: Path) -> dict[str, object] | None:
-    try:
-        data: dict[str, object] = json.loads((d / "lab.json").read_text())
-        return data
-    except (OSError, ValueError):
-        return None
 
 
 def _choose_subnet(name: str) -> str:
@@ -109,12 +101,12 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
     d = state_dir(name)
     d.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    state = _lab_state(d)
+    state = lab_state(d)
     subnet = str(state["subnet"]) if state else _choose_subnet(name)
     if nodes == 1 and state is None:
         print("  note       another cluster's agent programs this machine's Services and "
               "routes: this cluster's node runs in a network namespace of its own", flush=True)
-    lab = Lab(name, nodes=nodes, subnet=subnet)
+    lab = Lab(name, nodes=nodes, subnet=subnet, with_registry=True)
     planned = lab.planned_nodes()
     launched: list[int] = []
     fresh_lab = not all(netns_exists(n.netns) for n in planned)
@@ -122,12 +114,15 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
         if fresh_lab:
             print(f"  lab        {nodes} nodes on {subnet} ...", flush=True)
             lab.up()
-            (d / "lab.json").write_text(json.dumps({"nodes": nodes, "subnet": subnet}))
-            print(f"  images     copying {len(IMAGES)} images into every node ...", flush=True)
-            lab.load_images(list(IMAGES))
+            (d / "lab.json").write_text(json.dumps({"nodes": nodes, "subnet": subnet,
+                                                    "registry": lab.registry}))
+            print(f"  images     pushing {len(NODE_IMAGES)} images to the lab registry "
+                  f"{lab.registry}; every node pulls them ...", flush=True)
+            lab.pull_images(list(NODE_IMAGES))
         else:
             print(f"  lab        {nodes} nodes on {subnet} already up")
             lab.nodes = planned
+            lab.ensure_registry()
         gateway = str(lab.plan.gateway)
         comps = control_plane_components(name, ports, api_host=gateway, advertise=gateway)
         if control_plane == "containers":
@@ -141,7 +136,7 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
             ensure_running(d, comp, launched)
         api = comps[1].address
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
-        _install_dns(api)
+        clusterdns.install(api)
         _wait_ready(api, [node_name(name, i) for i in range(1, nodes + 1)], planned[0])
     except BaseException:
         for pid in reversed(launched):
@@ -152,12 +147,14 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
             (d / "lab.json").unlink(missing_ok=True)
         raise
     path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
-    print(f"\ncluster {name!r} is up with {nodes} nodes in "
-          f"{time.monotonic() - started:.1f}s")
+    print(tty.paint(f"\ncluster {name!r} is up with {nodes} nodes in "
+                    f"{time.monotonic() - started:.1f}s", "green", sys.stdout))
     print(f"  apiserver  {api}   (advertised to pods as the `kubernetes` Service)")
     for i, n in enumerate(planned, start=1):
         print(f"  node       {node_name(name, i)}   {n.ip}   (network namespace {n.netns})")
     print("  dns        kube-dns pods behind 10.96.0.10")
+    print(f"  registry   {lab.registry}   (the nodes' Docker Hub mirror; "
+          f"kemu images push IMAGE --name {name} adds yours)")
     print(f"  config     {path}   (kemuctl uses it)")
     print(f"\nnext: kemuctl get nodes -o wide;  kemuctl create deployment web "
           f"--image=kemu/bootcamp:v1 --replicas=3;  kemu down --name {name}")
@@ -175,35 +172,6 @@ def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, ga
          "--data-dir", str(state_dir(name) / f"agent-{index}"),
          "--cluster-cidr", cluster_cidr(name)),
         prefix=("nsenter", f"--net={netns_path}", "--"))
-
-
-def _install_dns(api: str) -> None:
-    from kemu.api import manifest
-    from kemu.client import Client
-    from kemu.client.errors import AlreadyExists
-
-    with Client(api, timeout=10) as client:
-        for doc in (addons.dns_service(), addons.dns_deployment("kemu/kemu:latest")):
-            with contextlib.suppress(AlreadyExists):
-                client.create(manifest.from_dict(doc))
-
-
-DNS_PROBE = """
-import socket, sys
-from dnslib import DNSRecord
-q = DNSRecord.question("kubernetes.default.svc.cluster.local").pack()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
-s.sendto(q, ("10.96.0.10", 53))
-r = DNSRecord.parse(s.recv(4096))
-sys.exit(0 if any(str(a.rdata) == "10.96.0.1" for a in r.rr) else 1)
-"""
-
-
-def _dns_answers(netns_path: str) -> bool:
-    """A query from a node (as a pod's would go, through the Service's rules) is answered."""
-    done = subprocess.run(["nsenter", f"--net={netns_path}", "--", sys.executable, "-c",
-                           DNS_PROBE], capture_output=True, timeout=10)
-    return done.returncode == 0
 
 
 def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120.0) -> None:
@@ -225,13 +193,7 @@ def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120
             raise LifecycleError(f"nodes not Ready within {timeout:.0f}s: "
                                  f"{', '.join(sorted(set(nodes) - set(ok)))}")
     print(f"  nodes      {len(nodes)} Ready", flush=True)
-    netns_path = first.netns_path
-    while time.monotonic() < deadline:
-        if _dns_answers(netns_path):
-            print("  dns        answering", flush=True)
-            return
-        time.sleep(0.5)
-    raise LifecycleError(f"cluster DNS did not answer within {timeout:.0f}s")
+    clusterdns.wait_answering(deadline, first.netns_path)
 
 
 def down(name: str) -> list[str]:
@@ -240,7 +202,7 @@ def down(name: str) -> list[str]:
     from kemu.lab import Lab
 
     d = state_dir(name)
-    state = _lab_state(d)
+    state = lab_state(d)
     if state is None:
         return []
     lines = []
@@ -253,5 +215,6 @@ def down(name: str) -> list[str]:
         (d / f"agent-{i}.pid").unlink(missing_ok=True)
     Lab(name, nodes=nodes, subnet=str(state["subnet"])).down()
     (d / "lab.json").unlink(missing_ok=True)
-    lines.append(f"  lab        {nodes} node namespaces, their dockerds and pods removed")
+    lines.append(f"  lab        {nodes} node namespaces, their dockerds, pods and registry "
+                 "removed (its layer cache in /var/cache/kemu/registry stays, as built images do)")
     return lines

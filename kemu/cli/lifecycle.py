@@ -1,11 +1,11 @@
 """`kemu up`, `kemu down`, `kemu status`: a cluster on this machine as managed processes.
 
-`up` starts the store, the apiserver, the controller manager, the scheduler, one node agent
-(node `NAME-node-1`, running pods on the local dockerd and programming this machine's
-Service rules) and the cluster DNS in embedded mode: `kemu dns` on the pod network's
-gateway, behind the `kube-dns` Service at 10.96.0.10. (The apiserver listens on loopback,
-which pods cannot reach, so DNS runs on the host rather than as a Deployment of in-cluster
-clients; see kemu.cli.addons.)
+`up` starts the store, the apiserver, the controller manager, the scheduler (as containers
+of the kemu image, or processes), one node agent (node `NAME-node-1`, running pods on the
+local dockerd and programming this machine's Service rules), and installs the cluster DNS
+as pods: the `kube-dns` Deployment behind 10.96.0.10, as kubeadm installs CoreDNS. The
+apiserver serves on loopback for the host's clients and on Docker's bridge address, which
+pods reach through the `kubernetes` Service.
 
 State lives in ~/.kemu/clusters/NAME/: the store's data, the agent's volumes, one log and
 one pid file per component. `up` on a running cluster reuses it; `down` stops what `up`
@@ -31,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kemu.api.nodes import is_ready
 from kemu.client import config
+from kemu.util import tty
 
 
 class LifecycleError(RuntimeError):
@@ -186,12 +187,16 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
     d = state_dir(name)
     store = f"127.0.0.1:{ports.store}"
     api = f"{api_host}:{ports.apiserver}"
+    # An advertised address that is not the one listened on (a one-node cluster's: Docker's
+    # bridge, which pods reach) is listened on as well.
+    also = (("--listen", f"{advertise}:{ports.apiserver}")
+            if advertise and advertise != api_host else ())
     sched = f"127.0.0.1:{ports.scheduler}"
     cm = f"127.0.0.1:{ports.controller_manager}"
     advertised = ("--advertise-address", advertise) if advertise else ()
     return [
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
-        Component("apiserver", api, ("apiserver", "--listen", api, "--store", store,
+        Component("apiserver", api, ("apiserver", "--listen", api, *also, "--store", store,
                                      *advertised)),
         Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
                                              "--health-listen", cm,
@@ -201,13 +206,32 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
     ]
 
 
+def docker_bridge_gateway() -> str:
+    """The host's address on Docker's default bridge (docker0, usually 172.17.0.1): an
+    address of this machine that every container reaches and nothing outside it does, so
+    pods reach a one-node cluster's apiserver there, through the `kubernetes` Service."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        bridge = docker.from_env(timeout=10).networks.get("bridge")
+        for cfg in bridge.attrs.get("IPAM", {}).get("Config") or []:
+            if cfg.get("Gateway"):
+                return str(cfg["Gateway"])
+    except Exception as e:
+        raise LifecycleError(f"cannot read Docker's default bridge (pods reach the apiserver "
+                             f"there): {e}") from None
+    raise LifecycleError("Docker's default bridge has no gateway address (is dockerd "
+                         "running with --bridge=none?); pods reach the apiserver there")
+
+
 def _components(name: str, ports: Ports) -> list[Component]:
-    """A one-node cluster on this machine: the control plane and the host's agent."""
+    """A one-node cluster on this machine: the control plane and the host's agent. The
+    apiserver serves on loopback for the host and on Docker's bridge for pods."""
     d = state_dir(name)
     api = f"127.0.0.1:{ports.apiserver}"
     agent = f"127.0.0.1:{ports.agent}"
     return [
-        *control_plane_components(name, ports),
+        *control_plane_components(name, ports, advertise=docker_bridge_gateway()),
         Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
                                    "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
                                    "--port", str(ports.agent), "--data-dir", str(d / "agent"),
@@ -276,10 +300,13 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
     try:
         for comp in comps:
             ensure_running(d, comp, launched)
+        from kemu.cli import clusterdns
+
         api = comps[1].address
-        gateway = _wait_node_ready(api, node_name(name))
-        comps.append(_start_dns(d, api, gateway, launched))
+        _wait_node_ready(api, node_name(name))
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
+        clusterdns.install(api)
+        clusterdns.wait_answering(time.monotonic() + 90)
     except BaseException:
         # A half-started cluster is worse than none: stop what this call started (as kind
         # deletes a cluster whose creation failed); the logs stay for reading.
@@ -292,13 +319,14 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
             remove_containers(name)
         raise
     path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
-    print(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s")
+    print(tty.paint(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s", "green",
+                    sys.stdout))
     print(f"  apiserver  {api}   (kemu.v1 gRPC; health and reflection enabled)")
     print(f"  store      {comps[0].address}   (etcd v3 API: "
           f"ETCDCTL_API=3 etcdctl --endpoints={comps[0].address} get --prefix /registry)")
     print(f"  node       {node_name(name)}   (pods run on the local dockerd)")
-    print(f"  dns        {comps[-1].address}   (Service kube-dns 10.96.0.10 for pods: "
-          f"dig @{comps[-1].address.rsplit(':', 1)[0]} kubernetes.default.svc.cluster.local)")
+    print("  dns        kube-dns pods behind 10.96.0.10   "
+          "(dig @10.96.0.10 kubernetes.default.svc.cluster.local)")
     print(f"  config     {path}   (kemuctl uses it)")
     print(f"  logs       {d / 'logs'}")
     print("\nnext: kemuctl get nodes;  kemuctl run hello --image kemu/bootcamp:v1;  "
@@ -356,19 +384,26 @@ def down(name: str, *, keep_data: bool = False) -> int:
     return 0
 
 
+def lab_state(d: Path) -> dict[str, object] | None:
+    """A lab cluster's lab.json (nodes, subnet, registry); None for a one-node cluster."""
+    with contextlib.suppress(OSError, ValueError):
+        lab: dict[str, object] = json.loads((d / "lab.json").read_text())
+        return lab
+    return None
+
+
 def summary(name: str) -> dict[str, object]:
     """What `kemu up -o json` prints: the cluster's addresses, nodes and config file, read
     from its state directory (so it is the same for a new and a reused cluster)."""
     d = state_dir(name)
     addresses: dict[str, str] = json.loads((d / "components.json").read_text())
-    lab: dict[str, object] = {}
-    with contextlib.suppress(OSError, ValueError):
-        lab = json.loads((d / "lab.json").read_text())
+    lab = lab_state(d) or {}
     count = int(str(lab.get("nodes", 1)))
     nodes = [f"{name}-node-{i}" for i in range(1, count + 1)] if lab else [node_name(name)]
     return {"name": name, "apiserver": addresses.get("apiserver", ""),
             "store": addresses.get("store", ""), "nodes": nodes,
             "dns": addresses.get("dns", "10.96.0.10:53 (kube-dns pods)"),
+            "registry": str(lab.get("registry") or ""),
             "config": str(config.config_path()), "components": addresses}
 
 
@@ -389,6 +424,16 @@ def status_rows(name: str) -> list[dict[str, str]]:
         rows.append({"component": comp, "pid": str(pid or "-"),
                      "address": addresses.get(comp) or "-",
                      "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped")})
+    lab_registry = (lab_state(d) or {}).get("registry")
+    if lab_registry:
+        from kemu.lab import registry
+
+        pid = _read_pid(registry.RegistryPaths(name).pidfile)
+        alive = pid is not None and _pid_alive(pid)
+        ok = alive and registry.answers(str(lab_registry))
+        rows.append({"component": "registry", "pid": str(pid or "-"),
+                     "address": str(lab_registry),
+                     "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped")})
     return rows
 
 
@@ -403,40 +448,14 @@ def status(name: str, output: str = "") -> int:
     else:
         print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}STATUS")
         for r in rows:
-            print(f"{r['component']:<20}{r['pid']:<9}{r['address']:<22}{r['status']}")
+            print(f"{r['component']:<20}{r['pid']:<9}{r['address']:<22}"
+                  f"{tty.health(r['status'], sys.stdout)}")
     return 0 if all(r["status"] == "Healthy" for r in rows) else 1
 
 
-def _start_dns(d: Path, api: str, gateway: str, launched: list[int]) -> Component:
-    """Embedded cluster DNS: `kemu dns` on the pod network's gateway (a host address every
-    pod of the node reaches), and the `kube-dns` Service with hand-written Endpoints.
-
-    As with the other components, a DNS server already running and answering is kept."""
-    from kemu.api import manifest
-    from kemu.cli import addons
-    from kemu.client import Client
-    from kemu.client.errors import AlreadyExists
-
-    comp = Component("dns", f"{gateway}:53", ("dns", "--apiserver", api, "--listen",
-                                              f"{gateway}:53"), probe="tcp")
-    ensure_running(d, comp, launched)
-    with Client(api, timeout=10) as client:
-        with contextlib.suppress(AlreadyExists):
-            client.create(manifest.from_dict(addons.dns_service(selector=False)))
-        endpoints = manifest.from_dict(addons.embedded_dns_endpoints(gateway))
-        try:
-            client.create(endpoints)
-        except AlreadyExists:  # a cluster started again: the gateway may have changed
-            current = client.get("endpoints", "kube-dns", "kube-system")
-            endpoints.endpoints.metadata.resource_version = \
-                current.endpoints.metadata.resource_version
-            client.update(endpoints)
-    return comp
-
-
-def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> str:
-    """`up` is done when the node is Ready and has its podCIDR, so the first pod already
-    gets an address from the cluster CIDR. Returns the pod network's gateway (its .1)."""
+def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
+    """Wait until the node is Ready and its pod network has the node's podCIDR, so the
+    first pod already gets an address from the cluster CIDR."""
     from kemu.client import Client
 
     deadline = time.monotonic() + timeout
@@ -447,10 +466,7 @@ def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> str:
                 cidr = got.spec.pod_cidr
                 if is_ready(got) and cidr and _network_subnet(node) == cidr:
                     print(f"  node       {node} Ready, podCIDR {got.spec.pod_cidr}", flush=True)
-                    import ipaddress
-
-                    net = ipaddress.ip_network(got.spec.pod_cidr, strict=False)
-                    return str(net.network_address + 1)
+                    return
             except Exception:  # not registered yet
                 pass
             time.sleep(0.2)

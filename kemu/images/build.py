@@ -144,6 +144,12 @@ def kemu_version(root: Path) -> str:
         raise ImageError(f"cannot read kemu's version from {root / 'pyproject.toml'}: {e}") from e
 
 
+NODE_IMAGES = ("kemu/pause:3.9", "kemu/kemu:latest", "kemu/tools:1", "kemu/bootcamp:v1",
+               "kemu/bootcamp:v2")
+"""What a node of a `kemu up` cluster pulls before its first pod: the pause image, the
+kube-dns pods' image, and the images README's walkthrough and tutorials run."""
+
+
 def image_specs(root: Path) -> list[ImageSpec]:
     """Every image `kemu images build` makes, in build order (kemu/base is apart)."""
     version = kemu_version(root)

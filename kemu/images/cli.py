@@ -1,4 +1,5 @@
-"""`kemu images build|list`: the command-line face of kemu.images.
+"""`kemu images build|list|push`: the command-line face of kemu.images (`push`, which
+needs to know clusters, is run by kemu.cli.imagepush).
 
 Failures print one line (`error: ...`) and exit 1; they never show a traceback.
 """
@@ -42,6 +43,18 @@ def add_parser(
                    help="build FROM this image instead of kemu/base:bookworm "
                    "(e.g. python:3.11-slim where a registry is reachable)")
     sub.add_parser("list", help="list the images kemu built")
+    push = sub.add_parser(
+        "push", help="push images to a cluster's registry, where its nodes pull from",
+        description="Push images from this machine's Docker engine to where a cluster's "
+        "nodes pull them: a `kemu up --nodes N` cluster's lab registry (the nodes' Docker Hub "
+        "mirror, so pods name the image as usual), or a registry you name.")
+    push.add_argument("images", nargs="*", metavar="IMAGE",
+                      help="images to push (default: the images kemu's nodes use)")
+    where = push.add_mutually_exclusive_group()
+    where.add_argument("--name", default="kemu", help="the cluster (default: kemu)")
+    where.add_argument("--registry", metavar="HOST:PORT",
+                       help="push to this registry instead, as HOST:PORT/kemu/kemu:latest; "
+                            "this machine's Docker must trust it")
     return p
 
 

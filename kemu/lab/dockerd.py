@@ -76,8 +76,12 @@ class DockerdPaths:
         return f"unix://{self.socket}"
 
 
-def dockerd_argv(paths: DockerdPaths, netns_path: str) -> list[str]:
-    """The command line that starts a node's dockerd inside its network namespace."""
+def dockerd_argv(paths: DockerdPaths, netns_path: str, registry: str | None = None
+                 ) -> list[str]:
+    """The command line that starts a node's dockerd inside its network namespace; with
+    `registry` (HOST:PORT, plain HTTP), that registry is the engine's Docker Hub mirror."""
+    mirror = (["--registry-mirror", f"http://{registry}", "--insecure-registry", registry]
+              if registry else [])
     return [
         "nsenter", f"--net={netns_path}", "--",
         "dockerd",
@@ -86,6 +90,7 @@ def dockerd_argv(paths: DockerdPaths, netns_path: str) -> list[str]:
         "--exec-root", str(paths.exec_root),
         "--pidfile", str(paths.pidfile),
         "--shutdown-timeout", "1",
+        *mirror,
     ]
 
 
@@ -109,7 +114,8 @@ class Dockerd:
         return run(["docker", "--host", self.docker_host, *args], timeout=timeout)
 
 
-def start(name: str, netns_path: str, *, timeout: float = 30.0) -> Dockerd:
+def start(name: str, netns_path: str, *, timeout: float = 30.0,
+          registry: str | None = None) -> Dockerd:
     """Start dockerd for namespace `name` and wait until `docker version` answers."""
     paths = DockerdPaths(name)
     for directory in (paths.run_dir, paths.data_dir):
@@ -118,7 +124,7 @@ def start(name: str, netns_path: str, *, timeout: float = 30.0) -> Dockerd:
         # nsenter execs dockerd, so proc.pid is dockerd's pid; own session so signals
         # sent to the test's terminal do not reach it before our finally blocks run.
         proc = subprocess.Popen(
-            dockerd_argv(paths, netns_path),
+            dockerd_argv(paths, netns_path, registry),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
-from kemu.lab import bridge, dockerd, images, netns
+from kemu.lab import bridge, dockerd, images, netns, registry
 from kemu.lab._run import LabError, run
 
 
@@ -57,7 +57,7 @@ class Lab:
     """A lab of `nodes` namespaces named after `name`, on the /24 `subnet`."""
 
     def __init__(self, name: str, nodes: int = 2, *, subnet: str = netns.DEFAULT_SUBNET,
-                 dockerd_timeout: float = 30.0) -> None:
+                 dockerd_timeout: float = 30.0, with_registry: bool = False) -> None:
         netns.validate_cluster_name(name)
         self.plan = netns.AddressPlan.parse(subnet)
         if not 1 <= nodes <= self.plan.max_nodes:
@@ -66,6 +66,9 @@ class Lab:
         self.nodes_wanted = nodes
         self.subnet = subnet
         self.dockerd_timeout = dockerd_timeout
+        self.with_registry = with_registry
+        #: HOST:PORT of the lab's registry (the nodes' Docker Hub mirror), when it has one.
+        self.registry: str | None = None
         self.nodes: list[LabNode] = []
         self.timings: dict[str, float] = {}
         #: The host's port on the lab (with the .1) and the namespace holding the bridge.
@@ -97,14 +100,37 @@ class Lab:
                              self.switch_netns, bridge.SWITCH_BRIDGE)
                 self.nodes.append(node)
             self.timings["network"] = time.monotonic() - t0
+            if self.with_registry:
+                self.registry = registry.start(self.name, str(self.plan.gateway))
             for node in self.nodes:
                 node.dockerd = dockerd.start(node.netns, node.netns_path,
-                                             timeout=self.dockerd_timeout)
+                                             timeout=self.dockerd_timeout,
+                                             registry=self.registry)
         except BaseException:
             self.down()
             raise
         self.timings["up"] = time.monotonic() - t0
         return self
+
+    def ensure_registry(self) -> str:
+        """Start the registry of a lab made earlier (by another `kemu up`) if it has
+        stopped; the nodes' engines already name it as their mirror."""
+        self.registry = registry.start(self.name, str(self.plan.gateway))
+        return self.registry
+
+    def pull_images(self, refs: Sequence[str]) -> None:
+        """Push `refs` from the host's engine into the lab's registry, then have every
+        node pull them, all nodes at once, as VMs pull from a registry."""
+        if self.registry is None:
+            raise LabError(f"lab {self.name} has no registry (Lab(..., with_registry=True))")
+        t0 = time.monotonic()
+        registry.push(refs, self.registry)
+        self.timings["push_images"] = time.monotonic() - t0
+        with ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as pool:
+            futures = [pool.submit(registry.pull, refs, n.docker_host) for n in self.nodes]
+            for f in futures:
+                f.result()
+        self.timings["pull_images"] = time.monotonic() - t0 - self.timings["push_images"]
 
     def load_images(self, refs: Sequence[str]) -> None:
         """Copy images from the host's engine into every node's dockerd, all nodes at
@@ -145,6 +171,11 @@ class Lab:
                 errors.append(e)
             with contextlib.suppress(OSError):
                 dockerd.cleanup_dirs(dockerd.DockerdPaths(node.netns))
+        try:
+            registry.stop(self.name)
+        except (OSError, LabError, subprocess.SubprocessError) as e:
+            errors.append(e)
+        self.registry = None
         try:
             bridge.delete(self.name)
         except (OSError, LabError, subprocess.SubprocessError) as e:

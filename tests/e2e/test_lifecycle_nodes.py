@@ -1,6 +1,7 @@
-"""`kemu up --nodes 3`: three lab nodes with their own dockerd, the control plane on the
-host, DNS as pods; then `kemu status` and `kemu down`, which must leave the machine as it
-was (no namespace, link, route, process or state of the cluster)."""
+"""`kemu up --nodes 3`: three lab nodes with their own dockerd pulling from the lab's
+registry, the control plane on the host, DNS as pods; a user's image pushed with `kemu
+images push` runs on a node; then `kemu status` and `kemu down`, which must leave the
+machine as it was (no namespace, link, route, process or state of the cluster)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def ours(name: str) -> dict[str, str]:
     return {
         "netns": "\n".join(n for n in netns.splitlines() if f"kemu-lab-{name}-" in n),
         "procs": "\n".join(p for p in procs.splitlines()
-                           if f"kemu-lab-{name}-" in p or f"clusters/{name}/" in p),
+                           if f"kemu-lab-{name}-" in p or f"clusters/{name}/" in p
+                           or f"kemu-lab/{name}-registry" in p),
     }
 
 
@@ -46,6 +48,7 @@ def test_up_three_nodes_status_and_down(tmp_path: Path) -> None:
     ports = ("--store-port", str(processes.free_port()), "--apiserver-port",
              str(processes.free_port()), "--scheduler-port", str(processes.free_port()),
              "--controller-manager-port", str(processes.free_port()))
+    own = f"kemu-e2e/greeter:{name}"
     up = kemu(env, "up", "--name", name, "--nodes", "3", *ports)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -78,13 +81,28 @@ def test_up_three_nodes_status_and_down(tmp_path: Path) -> None:
                     return False
             for url in urls:  # every node's NodePort answers
                 processes.wait_for(lambda u=url: answered(u), 90, f"an answer from {url}")
+            # The user's own image: pushed to the lab registry, pulled by a node by name.
+            subprocess.run(["docker", "tag", "kemu/bootcamp:v2", own], check=True)
+            pushed = kemu(env, "images", "push", own, "--name", name)
+            assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+            client.create(manifest.from_dict({
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "own"},
+                "spec": {"containers": [{"name": "own", "image": own}]}}))
+            processes.wait_for(
+                lambda: client.get("pods", "own").pod.status.phase == "Running", 90,
+                f"pod `own` running {own}")
+            missing = kemu(env, "images", "push", "kemu-e2e/not-built:1", "--name", name)
+            assert missing.returncode == 1
+            assert missing.stderr.startswith("error: not in this machine's Docker engine")
         status = kemu(env, "status", "--name", name)
         assert status.returncode == 0, status.stdout
-        assert status.stdout.count("Healthy") == 7  # 4 control-plane parts, 3 agents
+        # 4 control-plane parts, 3 agents and the registry
+        assert status.stdout.count("Healthy") == 8, status.stdout
         again = kemu(env, "up", "--name", name, "--nodes", "3", *ports)
         assert again.returncode == 0 and "already up" in again.stdout, again.stdout
     finally:
         down = kemu(env, "down", "--name", name)
+        subprocess.run(["docker", "rmi", own], capture_output=True, check=False)
     assert down.returncode == 0, down.stdout + down.stderr
     assert ours(name) == {"netns": "", "procs": ""}
     # Other tests' labs may come and go meanwhile: only this cluster's subnet is checked.

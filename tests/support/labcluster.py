@@ -110,14 +110,15 @@ class LabCluster:
 @contextlib.contextmanager
 def lab_cluster(tmp: Path, *, nodes: int = 2, subnet: str, images: list[str],
                 controller_args: tuple[str, ...] = ()) -> Iterator[LabCluster]:
-    """Up a lab, load `images` into every node, start the control plane and one agent per
-    node; wait until every node is Ready with a podCIDR. Tear all of it down after."""
+    """Up a lab with its registry, have every node pull `images` from it, start the control
+    plane and one agent per node; wait until every node is Ready with a podCIDR. Tear all
+    of it down after."""
     name = f"n{secrets.token_hex(2)}"
-    lab = Lab(name, nodes=nodes, subnet=subnet)
+    lab = Lab(name, nodes=nodes, subnet=subnet, with_registry=True)
     cluster = LabCluster(lab, tmp)
     try:
         lab.up()
-        lab.load_images(images)
+        lab.pull_images(images)
         host = cluster.host_ip
         store = processes.kemu_store(tmp)
         api_port = processes.free_port()

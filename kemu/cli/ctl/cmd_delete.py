@@ -19,6 +19,7 @@ from kemu.cli.ctl.errors import CtlError, Reported, server_error
 from kemu.cli.ctl.fetch import nothing_found
 from kemu.cli.ctl.table import kind_prefix
 from kemu.client.errors import ClientError, NotFound, Unavailable
+from kemu.util.tty import StatusLine
 
 CASCADE = {"background": api_pb2.BACKGROUND, "true": api_pb2.BACKGROUND,
            "foreground": api_pb2.FOREGROUND, "orphan": api_pb2.ORPHAN,
@@ -170,13 +171,24 @@ def run(ctx: Ctx, args: Any) -> int:
 
 
 def wait_gone(ctx: Ctx, pending: list[Target], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for t in pending:
-        while True:
-            try:
-                ctx.client.get(t.kind.plural, t.name, t.namespace)
-            except NotFound:
-                break
-            if time.monotonic() >= deadline:
-                raise CtlError(f'timed out waiting for the condition on {t.kind.plural}/{t.name}')
-            time.sleep(0.2)
+    """Wait until every target is gone; on a terminal, a status line says which one is
+    being waited for and for how long (pods take their grace period to stop)."""
+    started = time.monotonic()
+    deadline = started + timeout
+    status = StatusLine(ctx.err)
+    try:
+        for i, t in enumerate(pending):
+            while True:
+                try:
+                    ctx.client.get(t.kind.plural, t.name, t.namespace)
+                except NotFound:
+                    break
+                now = time.monotonic()
+                if now >= deadline:
+                    raise CtlError(f"timed out waiting for the condition on "
+                                   f"{t.kind.plural}/{t.name}")
+                status.show(f"waiting for {kind_prefix(t.kind)}/{t.name} to be gone "
+                            f"({len(pending) - i} left, {now - started:.0f}s)")
+                time.sleep(0.2)
+    finally:
+        status.clear()

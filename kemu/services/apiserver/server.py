@@ -40,6 +40,9 @@ class APIServerConfig:
     """How to run the apiserver."""
 
     listen: str = "127.0.0.1:6443"
+    # More addresses to serve on, with listen's port or their own: loopback for the host's
+    # clients plus the address pods reach (`--listen` given twice).
+    also_listen: tuple[str, ...] = ()
     store: tuple[str, ...] = ("127.0.0.1:2379",)
     service_cidr: str = "10.96.0.0/12"
     node_port_range: tuple[int, int] = (30000, 32767)
@@ -97,13 +100,16 @@ class APIServer:
                  reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        try:
-            self.port = self.server.add_insecure_port(self.config.listen)
-        except RuntimeError as e:  # grpc's "Failed to bind to address"
-            raise OSError(f"cannot listen on {self.config.listen}: address in use or "
-                          "not available") from e
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self.config.listen}")
+        for i, address in enumerate((self.config.listen, *self.config.also_listen)):
+            try:
+                port = self.server.add_insecure_port(address)
+            except RuntimeError as e:  # grpc's "Failed to bind to address"
+                raise OSError(f"cannot listen on {address}: address in use or "
+                              "not available") from e
+            if port == 0:
+                raise OSError(f"cannot listen on {address}")
+            if i == 0:
+                self.port = port
         await self.server.start()
         self._bootstrap = asyncio.create_task(self._bootstrap_loop())
 

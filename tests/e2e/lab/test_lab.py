@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from kemu.lab import Lab
+from kemu.lab import Lab, registry
+from kemu.lab._run import LabError
 from kemu.lab.dockerd import DATA_ROOT, RUN_ROOT, container_cgroups, mounts_under
 from kemu.lab.netns import short_id
+from kemu.lab.registry import RegistryPaths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -65,7 +67,7 @@ def _our_pids() -> list[int]:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if f"kemu-lab-{LAB_NAME}-" in cmd:
+        if f"kemu-lab-{LAB_NAME}-" in cmd or f"kemu-lab/{LAB_NAME}-registry" in cmd:
             pids.append(int(entry.name))
     return pids
 
@@ -89,6 +91,8 @@ def _leftovers(lab: Lab) -> list[str]:
             if d.exists():
                 left.append(f"dir {d}")
             left += [f"mount {m}" for m in mounts_under(d)]
+    if RegistryPaths(LAB_NAME).run_dir.exists():
+        left.append(f"dir {RegistryPaths(LAB_NAME).run_dir}")
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True,
                            check=True).stdout
     left += [f"iptables {r}" for r in rules.splitlines()
@@ -177,14 +181,51 @@ def test_two_node_lab(lab: Lab) -> None:
     print(f"\nlab up {up_s:.1f}s, load images {load_s:.1f}s, down {down_s:.1f}s")
 
 
+def test_nodes_pull_from_the_lab_registry() -> None:
+    """The lab's registry is every node's Docker Hub mirror: images the host pushed are
+    pulled by their usual names, one nobody pushed is not, and down() stops it."""
+    _need(os.geteuid() == 0 and shutil.which("docker-registry") is not None,
+          "needs root and docker-registry")
+    lab = Lab(LAB_NAME, nodes=2, with_registry=True)
+    own = f"kemu-e2e/pause-copy:{LAB_NAME}"
+    try:
+        lab.up()
+        assert lab.registry == "198.18.250.1:5100"
+        for node in lab.nodes:
+            mirrors = node.docker("info", "--format", "{{json .RegistryConfig.Mirrors}}")
+            assert "http://198.18.250.1:5100/" in mirrors
+        lab.pull_images(["kemu/pause:3.9", "kemu/tools:1"])
+        for node in lab.nodes:
+            node.docker("image", "inspect", "kemu/pause:3.9", "kemu/tools:1")
+
+        # A user's own image, pushed once, is pulled by its plain name on every node.
+        subprocess.run(["docker", "tag", "kemu/pause:3.9", own], check=True)
+        registry.push([own], lab.registry)
+        for node in lab.nodes:
+            node.docker("pull", own)
+        # The host's engine keeps no registry-named tag of it.
+        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "127.0.0.1:5100/" not in tags
+        # An image nobody pushed is not there to pull (and the node has no other way out).
+        with pytest.raises(LabError):
+            lab.nodes[0].docker("pull", f"kemu-e2e/never-pushed:{LAB_NAME}", timeout=60)
+    finally:
+        subprocess.run(["docker", "rmi", own], capture_output=True, check=False)
+        lab.down()
+    assert _leftovers(lab) == []
+    assert not registry.answers("198.18.250.1:5100", timeout=0.5)
+
+
 def test_up_failure_cleans_up(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """A dockerd that never becomes ready: up() raises and leaves nothing behind."""
     from kemu.lab import dockerd
 
     real_argv = dockerd.dockerd_argv
 
-    def broken(paths: dockerd.DockerdPaths, netns_path: str) -> list[str]:
-        return [*real_argv(paths, netns_path), "--no-such-flag"]
+    def broken(paths: dockerd.DockerdPaths, netns_path: str,
+               registry: str | None = None) -> list[str]:
+        return [*real_argv(paths, netns_path, registry), "--no-such-flag"]
 
     monkeypatch.setattr(dockerd, "dockerd_argv", broken)
     with pytest.raises(Exception, match="exited"):
