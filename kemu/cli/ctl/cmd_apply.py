@@ -57,7 +57,7 @@ def validate(ctx: Ctx, docs: list[sources.Document]) -> dict[int, str]:
 def run(ctx: Ctx, args: Any) -> int:
     if not args.filename:
         raise CtlError("must specify one of -f and -k")
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     docs = sources.load(args.filename, recursive=args.recursive, stdin=ctx.stdin)
     for doc in docs:
         sources.place(doc.obj, ctx.namespace, ctx.namespace_explicit)

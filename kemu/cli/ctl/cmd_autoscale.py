@@ -67,7 +67,7 @@ def build_hpa(kind: kinds.Kind, target_meta: Any, *, name: str, min_pods: int, m
 
 
 def run(ctx: Ctx, args: Any) -> int:
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     check_bounds(args.min, args.max)
     kind, name = cmd_expose.target(args.resources, verb="autoscale", allowed=SCALABLE)
     obj = objects.unwrap(ctx.client.get(kind.plural, name, ctx.namespace))

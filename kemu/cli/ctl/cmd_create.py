@@ -175,7 +175,7 @@ def record(obj: api_pb2.Object, cause: str) -> None:
 
 
 def run(ctx: Ctx, args: Any) -> int:
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     recording = args.record == "true"
     if not args.filename:
         if not args.args:

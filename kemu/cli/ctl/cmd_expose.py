@@ -223,7 +223,7 @@ def target(resources: Sequence[str], *, verb: str = "expose",
 
 
 def run(ctx: Ctx, args: Any) -> int:
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     spec = spec_from(args)
     kind, name = target(args.resources)
     obj = objects.unwrap(ctx.client.get(kind.plural, name, ctx.namespace))

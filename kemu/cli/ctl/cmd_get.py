@@ -1,4 +1,4 @@
-"""`kemuctl get`: tables per kind (or yaml/json/name/jsonpath), -l/--field-selector, -A,
+"""`kemuctl get`: tables per kind (or yaml/json/name/jsonpath/go-template), -l/--field-selector,
 --show-labels/-L, several types at once (`get deploy,svc`, `get all`) and -w."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from kemu.cli.ctl.table import TableOptions, render
 def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("resources", nargs="*", metavar="TYPE[.GROUP][,TYPE...] [NAME...]",
                    help="what to get: TYPE, TYPE NAME..., TYPE/NAME..., or all")
-    cli.add_output(p, "wide|yaml|json|name|jsonpath=TEMPLATE")
+    cli.add_output(p, "wide|yaml|json|name|jsonpath=TEMPLATE|go-template=TEMPLATE")
     cli.add_selectors(p)
     cli.add_all_namespaces(p)
     cli.add_filenames(p, "get")
@@ -61,7 +61,7 @@ def from_files(ctx: Ctx, args: Any) -> Fetched:
 
 
 def run(ctx: Ctx, args: Any) -> int:
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     if args.filename:
         if args.resources:
             raise cli.UsageError("when -f is given, no resource arguments may be given",

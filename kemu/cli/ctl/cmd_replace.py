@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
 def run(ctx: Ctx, args: Any) -> int:
     if not args.filename:
         raise CtlError("must specify --filename to replace")
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     docs = sources.load(args.filename, recursive=args.recursive, stdin=ctx.stdin,
                         verb="replace")
     for doc in docs:

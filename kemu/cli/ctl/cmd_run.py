@@ -100,7 +100,7 @@ def attaching(args: Any) -> bool:
 
 
 def run(ctx: Ctx, args: Any) -> int:
-    fmt, template = output.parse_format(args.output)
+    fmt, template = output.parse_format(args.output, args.template)
     spec = spec_from(args)
     attach = attaching(args)
     if args.rm and not attach:

@@ -1,26 +1,32 @@
-"""-o yaml, json, name and jsonpath: objects as kubectl prints them.
+"""-o yaml, json, name, jsonpath and go-template: objects as kubectl prints them.
 
 One object prints as itself; several print as `kind: List` with `items`, exactly as
 kubectl, so output can be piped back into `kemuctl apply -f -`. Keys are sorted (kubectl
 prints through a map), JSON is indented by four spaces, multi-line strings use YAML's
-block style and long strings are never folded.
+block style and long strings are never folded. Templates (`-o jsonpath=...`,
+`-o go-template=...`, their `-file` forms, or `--template`) fill from the same document.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kemu.api import objects
 from kemu.api.v1 import api_pb2
-from kemu.cli.ctl import jsonpath
+from kemu.cli.ctl import gofmt, gotemplate, jsonpath
 from kemu.cli.ctl.errors import CtlError
 from kemu.cli.ctl.table import kind_prefix
 
 STRUCTURED = ("yaml", "json", "name")
+TEMPLATED = ("go-template", "go-template-file", "jsonpath", "jsonpath-as-json",
+             "jsonpath-file", "template", "templatefile")
+ALIASES = {"template": "go-template", "templatefile": "go-template-file"}
+ALLOWED = ",".join(sorted((*TEMPLATED, "json", "name", "wide", "yaml")))
 
 
 class _Dumper(yaml.SafeDumper):
@@ -69,20 +75,45 @@ def document(items: Sequence[api_pb2.Object], single: bool) -> dict[str, Any]:
     return as_list(items)
 
 
-def parse_format(text: str) -> tuple[str, str]:
-    """Split `-o` into (format, argument): `jsonpath={.x}` -> ("jsonpath", "{.x}")."""
+def parse_format(text: str, template: str = "") -> tuple[str, str]:
+    """Split `-o` into (format, argument): `jsonpath={.x}` -> ("jsonpath", "{.x}").
+
+    As kubectl: `--template` (the `template` argument) wins over `=...` and, without -o,
+    means go-template; `template`/`templatefile` are go-template's aliases; a `-file`
+    format comes back as its inline form holding the file's text; and a go template that
+    does not parse fails here, before any request is made."""
     fmt, _, arg = text.partition("=")
-    fmt = fmt.strip()
+    fmt = fmt.strip() or ("go-template" if template else "")
     if fmt in ("", "table"):
         return "table", ""
     if fmt in ("wide", "yaml", "json", "name"):
         return fmt, ""
-    if fmt in ("jsonpath", "jsonpath-as-json"):
-        if not arg:
-            raise CtlError("template format specified but no template given")
-        return fmt, arg
-    raise CtlError(f'unable to match a printer suitable for the output format "{text}", '
-                   "allowed formats are: json,jsonpath,name,wide,yaml")
+    if fmt not in TEMPLATED:
+        raise CtlError(f'unable to match a printer suitable for the output format "{text}", '
+                       f"allowed formats are: {ALLOWED}")
+    fmt, arg = ALIASES.get(fmt, fmt), template or arg
+    if not arg:
+        raise CtlError("template format specified but no template given")
+    if fmt.endswith("-file"):
+        fmt, arg = fmt.removesuffix("-file"), read_template(arg)
+    if fmt == "go-template":
+        try:
+            gotemplate.parse(arg)
+        except gotemplate.TemplateParseError as e:
+            raise template_parse_error(arg, e) from None
+    return fmt, arg
+
+
+def template_parse_error(template: str, err: Exception) -> CtlError:
+    return CtlError(f"error parsing template {template}, {err}")
+
+
+def read_template(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        reason = (e.strerror or str(e)).lower()
+        raise CtlError(f"error reading --template {path}, open {path}: {reason}") from None
 
 
 def render(items: Sequence[api_pb2.Object], fmt: str, arg: str = "", *,
@@ -95,6 +126,13 @@ def render(items: Sequence[api_pb2.Object], fmt: str, arg: str = "", *,
         return to_yaml(doc)
     if fmt == "json":
         return to_json(doc)
+    if fmt == "go-template":
+        try:
+            return gotemplate.execute(arg, doc)
+        except gotemplate.TemplateParseError as e:
+            raise template_parse_error(arg, e) from None
+        except gotemplate.TemplateExecError as e:
+            raise CtlError(f"error executing template {gofmt.quote(arg)}: {e}") from None
     if fmt in ("jsonpath", "jsonpath-as-json"):
         try:
             if fmt == "jsonpath-as-json":

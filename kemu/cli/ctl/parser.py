@@ -118,6 +118,9 @@ def add_all_namespaces(p: argparse.ArgumentParser) -> None:
 
 def add_output(p: argparse.ArgumentParser, formats: str = "yaml|json|name") -> None:
     p.add_argument("-o", "--output", default="", help=f"output format: {formats}")
+    p.add_argument("--template", default="",
+                   help="the template (or its file) for -o go-template, go-template-file, "
+                        "jsonpath or jsonpath-file; alone, it means -o go-template")
 
 
 def add_dry_run(p: argparse.ArgumentParser) -> None:

@@ -96,7 +96,9 @@ def test_unreachable_server(ctl: Kemuctl, args: list[str]) -> None:
                  'error: the path "no-such-file.yaml" does not exist', id="missing-file"),
     pytest.param(["get", "pods", "-o", "xml"],
                  'error: unable to match a printer suitable for the output format "xml", '
-                 "allowed formats are: json,jsonpath,name,wide,yaml", id="bad-output"),
+                 "allowed formats are: go-template,go-template-file,json,jsonpath,"
+                 "jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml",
+                 id="bad-output"),
     pytest.param(["get", "pods", "-l", "a in (b"], "Error from server (BadRequest): ",
                  id="bad-selector"),
     pytest.param(["get", "pods", "--field-selector", "spec.bogus=1"],

@@ -1,9 +1,10 @@
-"""-o yaml/json/name/jsonpath: one object bare, several as a List, keys sorted, strings
+"""-o yaml/json/name/jsonpath/go-template: one object bare, several as a List, keys sorted, strings
 quoted as Go's YAML quotes them, and the JSONPath subset scripts use."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,19 +53,55 @@ def test_name_format() -> None:
     assert output.render([dep, cm("a")], "name") == "deployment.apps/web\nconfigmap/a\n"
 
 
-@pytest.mark.parametrize(("spec", "parsed"), [
-    pytest.param("", ("table", ""), id="default"),
-    pytest.param("wide", ("wide", ""), id="wide"),
-    pytest.param("jsonpath={.a}", ("jsonpath", "{.a}"), id="jsonpath"),
+@pytest.mark.parametrize(("spec", "template", "parsed"), [
+    pytest.param("", "", ("table", ""), id="default"),
+    pytest.param("wide", "", ("wide", ""), id="wide"),
+    pytest.param("jsonpath={.a}", "", ("jsonpath", "{.a}"), id="jsonpath"),
+    pytest.param("go-template={{.a}}", "", ("go-template", "{{.a}}"), id="go-template"),
+    pytest.param("template={{.a}}", "", ("go-template", "{{.a}}"), id="template-alias"),
+    pytest.param("go-template", "{{.b}}", ("go-template", "{{.b}}"), id="template-flag"),
+    pytest.param("go-template={{.a}}", "{{.b}}", ("go-template", "{{.b}}"),
+                 id="template-flag-wins"),
+    pytest.param("", "{{.b}}", ("go-template", "{{.b}}"), id="template-flag-alone"),
+    pytest.param("jsonpath", "{.b}", ("jsonpath", "{.b}"), id="jsonpath-template-flag"),
+    pytest.param("yaml", "{{.b}}", ("yaml", ""), id="template-flag-ignored-by-yaml"),
 ])
-def test_parse_format(spec: str, parsed: tuple[str, str]) -> None:
-    assert output.parse_format(spec) == parsed
+def test_parse_format(spec: str, template: str, parsed: tuple[str, str]) -> None:
+    assert output.parse_format(spec, template) == parsed
 
 
-def test_unknown_format() -> None:
-    with pytest.raises(CtlError, match='unable to match a printer suitable for the output format '
-                                       '"xml"'):
-        output.parse_format("xml")
+@pytest.mark.parametrize(("fmt", "parsed_as", "text"), [
+    pytest.param("go-template-file", "go-template", "{{.a}}\n", id="go-template-file"),
+    pytest.param("templatefile", "go-template", "{{.a}}\n", id="templatefile"),
+    pytest.param("jsonpath-file", "jsonpath", "{.a}", id="jsonpath-file"),
+])
+def test_template_files_are_read(tmp_path: Path, fmt: str, parsed_as: str, text: str) -> None:
+    path = tmp_path / "t.tmpl"
+    path.write_text(text)
+    assert output.parse_format(f"{fmt}={path}") == (parsed_as, text)
+    assert output.parse_format(fmt, str(path)) == (parsed_as, text)
+
+
+@pytest.mark.parametrize(("spec", "template", "message"), [
+    pytest.param("xml", "", 'unable to match a printer suitable for the output format "xml", '
+                            "allowed formats are: go-template,go-template-file,json,jsonpath,"
+                            "jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml",
+                 id="unknown"),
+    pytest.param("go-template", "", "template format specified but no template given",
+                 id="go-template-without-template"),
+    pytest.param("jsonpath=", "", "template format specified but no template given",
+                 id="jsonpath-without-template"),
+    pytest.param("go-template={{if .a}}", "",
+                 "error parsing template {{if .a}}, template: output:1: unexpected EOF",
+                 id="go-template-parsed-up-front"),
+    pytest.param("go-template-file=/nonexistent.tmpl", "",
+                 "error reading --template /nonexistent.tmpl, open /nonexistent.tmpl: "
+                 "no such file or directory", id="missing-file"),
+])
+def test_bad_formats(spec: str, template: str, message: str) -> None:
+    with pytest.raises(CtlError) as info:
+        output.parse_format(spec, template)
+    assert str(info.value) == message
 
 
 DATA = {"items": [
