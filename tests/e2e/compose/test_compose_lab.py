@@ -31,6 +31,7 @@ from kemu.api import manifest
 from kemu.client import Client
 from kemu.client.errors import Unauthorized
 from kemu.lab import Lab
+from kemu.lab.forward import Forwarder
 from tests.support import processes
 from tests.support.labcluster import wait_for
 
@@ -148,7 +149,7 @@ def _health(project: Project, service: str) -> str:
     return project.docker("inspect", "--format", "{{.State.Health.Status}}", cid).strip()
 
 
-def _deployment(name: str, node: str) -> dict[str, Any]:
+def _deployment(name: str, node: str, image: str) -> dict[str, Any]:
     labels = {"app": "web", "copy": name}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": "default"},
@@ -156,7 +157,7 @@ def _deployment(name: str, node: str) -> dict[str, Any]:
                      "template": {"metadata": {"labels": labels}, "spec": {
                          # kemu's scheduler has no pod anti-affinity: pin one copy per node.
                          "nodeSelector": {"kubernetes.io/hostname": node},
-                         "containers": [{"name": "web", "image": "kemu/bootcamp:v1",
+                         "containers": [{"name": "web", "image": image,
                                          "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
 
 
@@ -218,16 +219,32 @@ def test_compose_files_validate(compose: list[str], tmp_path: Path) -> None:
 
 def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: Path) -> None:
     run_id = f"{os.getpid() % 10000}{secrets.token_hex(2)}"
-    lab = Lab(f"c{secrets.token_hex(2)}", nodes=2, subnet=SUBNET)
+    # The admin's registry is the lab's (docker-registry on the bridge, plain HTTP, trusted
+    # by the nodes' engines as VMs list it in daemon.json), and images go in and out of it
+    # by their registry names, as docs/lab.md does.
+    lab = Lab(f"c{secrets.token_hex(2)}", nodes=2, subnet=SUBNET, with_registry=True)
     token = secrets.token_hex(16)
     projects: list[Project] = []
     try:
         lab.up()
-        lab.load_images(IMAGES)
+        assert lab.registry is not None
+        reg = lab.registry
+        # This machine's engine trusts plain HTTP on loopback only: push through a
+        # forwarder there, with the command docs/lab.md gives.
+        with Forwarder(("127.0.0.1", 0), (str(lab.plan.gateway), 5100)) as fwd:
+            pushed = subprocess.run(
+                [processes.PYTHON, "-m", "kemu.cli.kemu_main", "images", "push",
+                 "--registry", f"127.0.0.1:{fwd.address[1]}", *IMAGES],
+                capture_output=True, text=True, timeout=300)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        kemu_image = f"{reg}/kemu/kemu:latest"
+        # The control-plane "VM" is this machine: it has the image under the registry's
+        # name as if it had pulled it (its engine would not pull over plain HTTP).
+        subprocess.run(["docker", "tag", "kemu/kemu:latest", kemu_image], check=True)
         host = str(lab.plan.gateway)
         api_port = processes.free_port()
         cp = Project(compose, CONTROL_PLANE, f"kemucp{run_id}", {
-            "KEMU_TOKEN": token, "KEMU_ADVERTISE_ADDRESS": host,
+            "KEMU_TOKEN": token, "KEMU_ADVERTISE_ADDRESS": host, "KEMU_IMAGE": kemu_image,
             "KEMU_APISERVER_BIND": host, "KEMU_APISERVER_PORT": str(api_port),
             "KEMU_STORE_PORT": str(processes.free_port())})
         projects.append(cp)
@@ -265,7 +282,8 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
             name = names[node.ip] = f"{lab.name}-node-{node.index}"
             project = Project(compose, NODE, f"kemunode{run_id}n{node.index}", {
                 "KEMU_TOKEN": token, "KEMU_APISERVER": server, "KEMU_NODE_IP": str(node.ip),
-                "KEMU_NODE_NAME": name,
+                "KEMU_NODE_NAME": name, "KEMU_IMAGE": kemu_image,
+                "KEMU_PAUSE_IMAGE": f"{reg}/kemu/pause:3.9",
                 "KEMU_DOCKER_SOCKET": node.docker_host.removeprefix("unix://"),
                 "KEMU_DATA_DIR": str(tmp_path / f"node-{node.index}"),
                 "KEMU_AGENT_ARGS": "--backoff-initial 1 --backoff-max 8"},
@@ -286,7 +304,8 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                 raise AssertionError(f"{e}\n" + "\n".join(p.logs() for p in projects)) from None
 
             for i, node in enumerate(lab.nodes):
-                api.create(manifest.from_dict(_deployment(f"web-{i}", names[node.ip])))
+                api.create(manifest.from_dict(_deployment(f"web-{i}", names[node.ip],
+                                                          f"{reg}/kemu/bootcamp:v1")))
             node_port = api.create(manifest.from_dict(SERVICE)).service.spec.ports[0].node_port
             assert node_port
 
@@ -320,7 +339,8 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                          interval=1)
 
             # The check docs/lab.md gives (here without a terminal).
-            check = kemuctl("run", "-i", "--tty", "--rm", "dnscheck", "--image=kemu/tools:1",
+            check = kemuctl("run", "-i", "--tty", "--rm", "dnscheck",
+                            f"--image={reg}/kemu/tools:1",
                             "--restart=Never", "--", "nslookup", "kubernetes")
             assert check.stdout.startswith("Server:\t\t10.96.0.10\n"), (check.stdout, check.stderr)
             assert f"Name:\tkubernetes.default.svc.cluster.local\nAddress: {kubernetes_ip}\n" \
@@ -351,6 +371,9 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                 project.down()
             except Exception as e:  # take every other project down before failing
                 errors.append(f"{project.name}: {e}")
+        if lab.registry:
+            subprocess.run(["docker", "rmi", f"{lab.registry}/kemu/kemu:latest"],
+                           capture_output=True, check=False)
         lab.down()
         assert not errors, errors
 
