@@ -145,10 +145,11 @@ def all_answers_are(urls: list[str], version: str) -> Callable[[], bool]:
 
 
 def node_port(cl: LabCluster, service: str) -> int:
-    # The tutorial reads it with -o go-template='{{(index .spec.ports 0).nodePort}}';
-    # kemuctl has -o jsonpath, kubectl's other template output, for the same field.
+    # As the tutorial reads it: export NODE_PORT="$(kubectl get services/kubernetes-bootcamp
+    # -o go-template='{{(index .spec.ports 0).nodePort}}')"
     out = kemuctl(cl, "get", f"services/{service}", "-o",
-                  "jsonpath={.spec.ports[0].nodePort}").stdout
+                  "go-template={{(index .spec.ports 0).nodePort}}").stdout
+    assert out.isdigit(), out
     return int(out)
 
 
@@ -192,6 +193,11 @@ def test_bootcamp_deployment_expose_scale_update(cl: LabCluster, api: Client) ->
         "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     (pod_row,) = table(kemuctl(cl, "get", "pods").stdout)
     assert pod_row["NAME"].startswith(f"{BOOTCAMP}-") and pod_row["STATUS"] == "Running"
+    # Module 3: export POD_NAME="$(kubectl get pods -o go-template --template
+    # '{{range .items}}{{.metadata.name}}{{"\n"}}{{end}}')"
+    assert kemuctl(cl, "get", "pods", "-o", "go-template", "--template",
+                   '{{range .items}}{{.metadata.name}}{{"\\n"}}{{end}}').stdout == \
+        f"{pod_row['NAME']}\n"
 
     # Module 4: expose it on a NodePort; requests from the host reach the pod.
     assert lines(cl, "expose", f"deployment/{BOOTCAMP}", "--type=NodePort", "--port",
