@@ -94,43 +94,81 @@ class Object(_message.Message):
     INGRESS_FIELD_NUMBER: _builtins.int
     HORIZONTAL_POD_AUTOSCALER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def namespace(self) -> _core_pb2.Namespace: ...
+    def namespace(self) -> _core_pb2.Namespace:
+        """A core/v1 Namespace (cluster-scoped)."""
+
     @_builtins.property
-    def node(self) -> _core_pb2.Node: ...
+    def node(self) -> _core_pb2.Node:
+        """A core/v1 Node (cluster-scoped), registered by a node agent."""
+
     @_builtins.property
-    def pod(self) -> _core_pb2.Pod: ...
+    def pod(self) -> _core_pb2.Pod:
+        """A core/v1 Pod."""
+
     @_builtins.property
-    def service(self) -> _core_pb2.Service: ...
+    def service(self) -> _core_pb2.Service:
+        """A core/v1 Service."""
+
     @_builtins.property
-    def endpoints(self) -> _core_pb2.Endpoints: ...
+    def endpoints(self) -> _core_pb2.Endpoints:
+        """A core/v1 Endpoints, maintained by the endpoints controller."""
+
     @_builtins.property
-    def config_map(self) -> _core_pb2.ConfigMap: ...
+    def config_map(self) -> _core_pb2.ConfigMap:
+        """A core/v1 ConfigMap."""
+
     @_builtins.property
-    def secret(self) -> _core_pb2.Secret: ...
+    def secret(self) -> _core_pb2.Secret:
+        """A core/v1 Secret."""
+
     @_builtins.property
-    def event(self) -> _core_pb2.Event: ...
+    def event(self) -> _core_pb2.Event:
+        """A core/v1 Event."""
+
     @_builtins.property
-    def persistent_volume_claim(self) -> _core_pb2.PersistentVolumeClaim: ...
+    def persistent_volume_claim(self) -> _core_pb2.PersistentVolumeClaim:
+        """A core/v1 PersistentVolumeClaim."""
+
     @_builtins.property
-    def replication_controller(self) -> _core_pb2.ReplicationController: ...
+    def replication_controller(self) -> _core_pb2.ReplicationController:
+        """A core/v1 ReplicationController."""
+
     @_builtins.property
-    def deployment(self) -> _apps_pb2.Deployment: ...
+    def deployment(self) -> _apps_pb2.Deployment:
+        """An apps/v1 Deployment."""
+
     @_builtins.property
-    def replica_set(self) -> _apps_pb2.ReplicaSet: ...
+    def replica_set(self) -> _apps_pb2.ReplicaSet:
+        """An apps/v1 ReplicaSet."""
+
     @_builtins.property
-    def daemon_set(self) -> _apps_pb2.DaemonSet: ...
+    def daemon_set(self) -> _apps_pb2.DaemonSet:
+        """An apps/v1 DaemonSet."""
+
     @_builtins.property
-    def stateful_set(self) -> _apps_pb2.StatefulSet: ...
+    def stateful_set(self) -> _apps_pb2.StatefulSet:
+        """An apps/v1 StatefulSet."""
+
     @_builtins.property
-    def job(self) -> _batch_pb2.Job: ...
+    def job(self) -> _batch_pb2.Job:
+        """A batch/v1 Job."""
+
     @_builtins.property
-    def cron_job(self) -> _batch_pb2.CronJob: ...
+    def cron_job(self) -> _batch_pb2.CronJob:
+        """A batch/v1 CronJob."""
+
     @_builtins.property
-    def lease(self) -> _coordination_pb2.Lease: ...
+    def lease(self) -> _coordination_pb2.Lease:
+        """A coordination.k8s.io/v1 Lease."""
+
     @_builtins.property
-    def ingress(self) -> _networking_pb2.Ingress: ...
+    def ingress(self) -> _networking_pb2.Ingress:
+        """A networking.k8s.io/v1 Ingress."""
+
     @_builtins.property
-    def horizontal_pod_autoscaler(self) -> _autoscaling_pb2.HorizontalPodAutoscaler: ...
+    def horizontal_pod_autoscaler(self) -> _autoscaling_pb2.HorizontalPodAutoscaler:
+        """An autoscaling/v2 HorizontalPodAutoscaler."""
+
     def __init__(
         self,
         *,
@@ -176,7 +214,7 @@ class ObjectKey(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     resource: _builtins.str
-    """Resource type."""
+    """Resource type: plural, singular, kind or short name, e.g. "deployments"."""
     namespace: _builtins.str
     """Namespace; ignored for cluster-scoped kinds, defaults to "default"."""
     name: _builtins.str
@@ -352,13 +390,15 @@ class DeleteRequest(_message.Message):
     RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     UID_FIELD_NUMBER: _builtins.int
     propagation_policy: Global___PropagationPolicy.ValueType
-    """How dependents are handled."""
+    """How dependents (objects whose ownerReferences name this one) are handled."""
     grace_period_seconds: _builtins.int
     """Grace period for pods; unset uses the pod's terminationGracePeriodSeconds."""
     resource_version: _builtins.str
     """When set, delete only if the stored resourceVersion equals it (ABORTED otherwise)."""
     uid: _builtins.str
-    """When set, delete only if the stored uid equals it."""
+    """When set, delete only if the stored uid equals it (ABORTED otherwise), so a
+    recreated object of the same name is not deleted by mistake.
+    """
     @_builtins.property
     def key(self) -> Global___ObjectKey:
         """Which object."""
@@ -424,15 +464,15 @@ class DeleteCollectionRequest(_message.Message):
     FIELD_SELECTOR_FIELD_NUMBER: _builtins.int
     PROPAGATION_POLICY_FIELD_NUMBER: _builtins.int
     resource: _builtins.str
-    """Resource type."""
+    """Resource type (plural, singular, kind or short name)."""
     namespace: _builtins.str
     """Namespace; empty means all namespaces."""
     label_selector: _builtins.str
-    """Label selector (Kubernetes syntax)."""
+    """Label selector, as in ListRequest; empty matches every object."""
     field_selector: _builtins.str
-    """Field selector."""
+    """Field selector, as in ListRequest."""
     propagation_policy: Global___PropagationPolicy.ValueType
-    """How dependents are handled."""
+    """How the dependents of each deleted object are handled."""
     def __init__(
         self,
         *,
@@ -459,7 +499,7 @@ class DeleteCollectionResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeleteResponse]:
-        """One entry per matched object."""
+        """One entry per matched object (objects that vanished meanwhile are left out)."""
 
     def __init__(
         self,
@@ -487,7 +527,7 @@ class WatchRequest(_message.Message):
     RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     ALLOW_BOOKMARKS_FIELD_NUMBER: _builtins.int
     resource: _builtins.str
-    """Resource type."""
+    """Resource type (plural, singular, kind or short name)."""
     namespace: _builtins.str
     """Namespace; empty watches all namespaces."""
     label_selector: _builtins.str
@@ -533,9 +573,15 @@ class WatchEvent(_message.Message):
     class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[WatchEvent._Type.ValueType], _builtins.type):
         DESCRIPTOR: _descriptor.EnumDescriptor
         TYPE_UNSPECIFIED: WatchEvent._Type.ValueType  # 0
+        """Never sent; the proto3 zero value."""
         ADDED: WatchEvent._Type.ValueType  # 1
+        """The object was created, or (with a selector) started to match, or is listed at
+        the start of a watch from resourceVersion "" or "0".
+        """
         MODIFIED: WatchEvent._Type.ValueType  # 2
+        """The object was updated and still matches."""
         DELETED: WatchEvent._Type.ValueType  # 3
+        """The object was removed from the store, or (with a selector) stopped matching."""
         BOOKMARK: WatchEvent._Type.ValueType  # 4
         """Only object.metadata.resourceVersion is meaningful: the stream is current up to it."""
 
@@ -543,16 +589,22 @@ class WatchEvent(_message.Message):
         """What happened to the object."""
 
     TYPE_UNSPECIFIED: WatchEvent.Type.ValueType  # 0
+    """Never sent; the proto3 zero value."""
     ADDED: WatchEvent.Type.ValueType  # 1
+    """The object was created, or (with a selector) started to match, or is listed at
+    the start of a watch from resourceVersion "" or "0".
+    """
     MODIFIED: WatchEvent.Type.ValueType  # 2
+    """The object was updated and still matches."""
     DELETED: WatchEvent.Type.ValueType  # 3
+    """The object was removed from the store, or (with a selector) stopped matching."""
     BOOKMARK: WatchEvent.Type.ValueType  # 4
     """Only object.metadata.resourceVersion is meaningful: the stream is current up to it."""
 
     TYPE_FIELD_NUMBER: _builtins.int
     OBJECT_FIELD_NUMBER: _builtins.int
     type: Global___WatchEvent.Type.ValueType
-    """Event type."""
+    """Event type: ADDED, MODIFIED, DELETED or BOOKMARK."""
     @_builtins.property
     def object(self) -> Global___Object:
         """The object after the change (for DELETED: its last state)."""
@@ -617,17 +669,25 @@ class ApplyResponse(_message.Message):
     class _ResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ApplyResponse._Result.ValueType], _builtins.type):
         DESCRIPTOR: _descriptor.EnumDescriptor
         RESULT_UNSPECIFIED: ApplyResponse._Result.ValueType  # 0
+        """Never sent; the proto3 zero value."""
         CREATED: ApplyResponse._Result.ValueType  # 1
+        """The object did not exist and was created."""
         CONFIGURED: ApplyResponse._Result.ValueType  # 2
+        """The object existed and was changed."""
         UNCHANGED: ApplyResponse._Result.ValueType  # 3
+        """The object existed and the configuration changed nothing."""
 
     class Result(_Result, metaclass=_ResultEnumTypeWrapper):
         """What happened."""
 
     RESULT_UNSPECIFIED: ApplyResponse.Result.ValueType  # 0
+    """Never sent; the proto3 zero value."""
     CREATED: ApplyResponse.Result.ValueType  # 1
+    """The object did not exist and was created."""
     CONFIGURED: ApplyResponse.Result.ValueType  # 2
+    """The object existed and was changed."""
     UNCHANGED: ApplyResponse.Result.ValueType  # 3
+    """The object existed and the configuration changed nothing."""
 
     OBJECT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
@@ -666,7 +726,9 @@ class BindRequest(_message.Message):
     name: _builtins.str
     """Name of the pod."""
     node_name: _builtins.str
-    """The node to bind to."""
+    """The node to bind to; becomes spec.nodeName. Required. ABORTED (Conflict) when the
+    pod is already bound or is being deleted.
+    """
     uid: _builtins.str
     """When set, bind only if the pod's uid equals it."""
     def __init__(
@@ -697,7 +759,7 @@ class ScaleRequest(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     replicas: _builtins.int
-    """Desired replicas."""
+    """Desired replicas (spec.replicas); must be >= 0."""
     resource_version: _builtins.str
     """When set, scale only if the stored resourceVersion equals it."""
     @_builtins.property
@@ -770,7 +832,9 @@ class LogsRequest(_message.Message):
     container: _builtins.str
     """Container name; may be empty when the pod has one container."""
     follow: _builtins.bool
-    """Keep streaming new lines."""
+    """Keep streaming new lines until the container stops or the call is cancelled,
+    as `kubectl logs -f`.
+    """
     tail_lines: _builtins.int
     """Only the last N lines (0: all)."""
     timestamps: _builtins.bool
@@ -807,7 +871,7 @@ class LogChunk(_message.Message):
 
     DATA_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
-    """Raw bytes of the log."""
+    """Raw bytes of the log; a chunk need not end at a line boundary."""
     def __init__(
         self,
         *,
@@ -873,14 +937,18 @@ class ExecRequest(_message.Message):
 
     @_typing.final
     class Resize(_message.Message):
-        """Terminal size."""
+        """New terminal size of a TTY session, sent when the client's terminal is resized
+        (as the kubelet's remotecommand resize channel).
+        """
 
         DESCRIPTOR: _descriptor.Descriptor
 
         WIDTH_FIELD_NUMBER: _builtins.int
         HEIGHT_FIELD_NUMBER: _builtins.int
         width: _builtins.int
+        """Columns, in characters."""
         height: _builtins.int
+        """Rows, in characters."""
         def __init__(
             self,
             *,
@@ -898,11 +966,19 @@ class ExecRequest(_message.Message):
     RESIZE_FIELD_NUMBER: _builtins.int
     CLOSE_STDIN_FIELD_NUMBER: _builtins.int
     stdin: _builtins.bytes
+    """Bytes for the command's stdin; ignored unless start.stdin was set."""
     close_stdin: _builtins.bool
+    """Set to true to close the command's stdin (EOF); ending the client's half of
+    the stream does the same.
+    """
     @_builtins.property
-    def start(self) -> Global___ExecRequest.Start: ...
+    def start(self) -> Global___ExecRequest.Start:
+        """Opens the session; must be the first message (INVALID_ARGUMENT otherwise)."""
+
     @_builtins.property
-    def resize(self) -> Global___ExecRequest.Resize: ...
+    def resize(self) -> Global___ExecRequest.Resize:
+        """The terminal was resized (meaningful with start.tty)."""
+
     def __init__(
         self,
         *,
@@ -931,8 +1007,11 @@ class ExecResponse(_message.Message):
     STDERR_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     stdout: _builtins.bytes
+    """Bytes the command wrote to stdout (with a TTY, stdout and stderr both arrive here)."""
     stderr: _builtins.bytes
+    """Bytes the command wrote to stderr (never sent with a TTY)."""
     exit_code: _builtins.int
+    """The command's exit status, in the last message of the stream; 0 is success."""
     def __init__(
         self,
         *,
@@ -979,7 +1058,9 @@ class APIResource(_message.Message):
 
     @_builtins.property
     def verbs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Verbs the resource supports."""
+        """Verbs the resource supports, with Kubernetes' names (create, delete,
+        deletecollection, get, list, update, watch) plus "apply".
+        """
 
     def __init__(
         self,
@@ -1070,7 +1151,7 @@ class VersionInfo(_message.Message):
     PLATFORM_FIELD_NUMBER: _builtins.int
     STORE_FIELD_NUMBER: _builtins.int
     git_version: _builtins.str
-    """Semantic version of kemu, e.g. "0.1.0"."""
+    """Version of kemu with a leading "v", e.g. "v0.1.0" (Kubernetes' gitVersion)."""
     api_version: _builtins.str
     """The API package, "kemu.v1"."""
     python_version: _builtins.str

@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class ResourcesStub:
-    """Resources is the generic resource service: every kind through one set of verbs.
+    """Resources is the generic resource service: every kind through one set of verbs,
+    as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
+    delete and deletecollection plus the binding, scale, rollback, log and exec
+    subresources. Every call needs `authorization: Bearer <token>` metadata when the
+    apiserver runs with --token-file.
     """
 
     def __init__(self, channel):
@@ -108,105 +112,119 @@ class ResourcesStub:
 
 
 class ResourcesServicer:
-    """Resources is the generic resource service: every kind through one set of verbs.
+    """Resources is the generic resource service: every kind through one set of verbs,
+    as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
+    delete and deletecollection plus the binding, scale, rollback, log and exec
+    subresources. Every call needs `authorization: Bearer <token>` metadata when the
+    apiserver runs with --token-file.
     """
 
     def Create(self, request, context):
-        """Create an object. ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT naming
-        the field for a bad object.
+        """Create an object (Kubernetes' create, POST) and return it as stored, with uid,
+        resourceVersion, creationTimestamp and defaults set. ALREADY_EXISTS if the name
+        is taken; INVALID_ARGUMENT naming the field for a bad object.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Read one object. NOT_FOUND if absent.
+        """Read one object (Kubernetes' get). NOT_FOUND if absent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def List(self, request, context):
-        """List objects of one type, filtered by namespace and selectors.
+        """List objects of one type, filtered by namespace and selectors (Kubernetes' list).
+        The response's resourceVersion is where a Watch should start.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Update(self, request, context):
-        """Replace an object's spec and metadata; status is kept. ABORTED on a stale
-        resourceVersion.
+        """Replace an object's spec and metadata; status is kept (Kubernetes' update, PUT).
+        NOT_FOUND if absent; ABORTED on a stale resourceVersion.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateStatus(self, request, context):
-        """Replace an object's status only.
+        """Replace an object's status only (the status subresource): the rest of the sent
+        object is ignored. INVALID_ARGUMENT for a kind without status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Delete an object, honouring finalizers and the propagation policy.
+        """Delete an object (Kubernetes' delete), honouring finalizers, the propagation
+        policy and, for pods on a node, the grace period. NOT_FOUND if absent; ABORTED when
+        a precondition fails; FAILED_PRECONDITION for the protected namespaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteCollection(self, request, context):
-        """Delete every matching object.
+        """Delete every matching object (Kubernetes' deletecollection).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Stream changes. Resumes from a resourceVersion without missing or repeating an
-        event; OUT_OF_RANGE when that version is too old (list again).
+        """Stream changes (Kubernetes' watch). Resumes from a resourceVersion without
+        missing or repeating an event; OUT_OF_RANGE when that version is too old (list
+        again); RESOURCE_EXHAUSTED when the client reads too slowly to keep up (resume
+        from the last resourceVersion seen). The stream has no end of its own: bound it
+        with a deadline or cancel it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Apply(self, request, context):
-        """Create or update to a declared configuration, as `kubectl apply`.
+        """Create or update to a declared configuration, as `kubectl apply` (client-side
+        apply done on the server, with the last-applied-configuration annotation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Bind(self, request, context):
-        """Bind a pod to a node (pods/binding).
+        """Bind a pod to a node (the pods/binding subresource, the scheduler's write).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Scale(self, request, context):
-        """Set replicas (the scale subresource).
+        """Set replicas (the scale subresource of Deployment, ReplicaSet, StatefulSet and
+        ReplicationController).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Rollback(self, request, context):
-        """Roll a Deployment back to an earlier revision.
+        """Roll a Deployment back to an earlier revision, as `kubectl rollout undo`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Logs(self, request, context):
-        """Read a container's log (proxied to the pod's node agent).
+        """Read a container's log (pods/log, proxied to the pod's node agent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Exec(self, request_iterator, context):
-        """Run a command in a container (proxied to the pod's node agent).
+        """Run a command in a container (pods/exec, proxied to the pod's node agent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -294,7 +312,11 @@ def add_ResourcesServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Resources:
-    """Resources is the generic resource service: every kind through one set of verbs.
+    """Resources is the generic resource service: every kind through one set of verbs,
+    as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
+    delete and deletecollection plus the binding, scale, rollback, log and exec
+    subresources. Every call needs `authorization: Bearer <token>` metadata when the
+    apiserver runs with --token-file.
     """
 
     @staticmethod

@@ -32,89 +32,134 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ResourcesStub:
-    """Resources is the generic resource service: every kind through one set of verbs."""
+    """Resources is the generic resource service: every kind through one set of verbs,
+    as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
+    delete and deletecollection plus the binding, scale, rollback, log and exec
+    subresources. Every call needs `authorization: Bearer <token>` metadata when the
+    apiserver runs with --token-file.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ResourcesAsyncStub: ...
     Create: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateRequest, _api_pb2.Object]
-    """Create an object. ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT naming
-    the field for a bad object.
+    """Create an object (Kubernetes' create, POST) and return it as stored, with uid,
+    resourceVersion, creationTimestamp and defaults set. ALREADY_EXISTS if the name
+    is taken; INVALID_ARGUMENT naming the field for a bad object.
     """
     Get: _grpc.UnaryUnaryMultiCallable[_api_pb2.GetRequest, _api_pb2.Object]
-    """Read one object. NOT_FOUND if absent."""
+    """Read one object (Kubernetes' get). NOT_FOUND if absent."""
     List: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListRequest, _api_pb2.ListResponse]
-    """List objects of one type, filtered by namespace and selectors."""
+    """List objects of one type, filtered by namespace and selectors (Kubernetes' list).
+    The response's resourceVersion is where a Watch should start.
+    """
     Update: _grpc.UnaryUnaryMultiCallable[_api_pb2.UpdateRequest, _api_pb2.Object]
-    """Replace an object's spec and metadata; status is kept. ABORTED on a stale
-    resourceVersion.
+    """Replace an object's spec and metadata; status is kept (Kubernetes' update, PUT).
+    NOT_FOUND if absent; ABORTED on a stale resourceVersion.
     """
     UpdateStatus: _grpc.UnaryUnaryMultiCallable[_api_pb2.UpdateRequest, _api_pb2.Object]
-    """Replace an object's status only."""
+    """Replace an object's status only (the status subresource): the rest of the sent
+    object is ignored. INVALID_ARGUMENT for a kind without status.
+    """
     Delete: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteRequest, _api_pb2.DeleteResponse]
-    """Delete an object, honouring finalizers and the propagation policy."""
+    """Delete an object (Kubernetes' delete), honouring finalizers, the propagation
+    policy and, for pods on a node, the grace period. NOT_FOUND if absent; ABORTED when
+    a precondition fails; FAILED_PRECONDITION for the protected namespaces.
+    """
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteCollectionRequest, _api_pb2.DeleteCollectionResponse]
-    """Delete every matching object."""
+    """Delete every matching object (Kubernetes' deletecollection)."""
     Watch: _grpc.UnaryStreamMultiCallable[_api_pb2.WatchRequest, _api_pb2.WatchEvent]
-    """Stream changes. Resumes from a resourceVersion without missing or repeating an
-    event; OUT_OF_RANGE when that version is too old (list again).
+    """Stream changes (Kubernetes' watch). Resumes from a resourceVersion without
+    missing or repeating an event; OUT_OF_RANGE when that version is too old (list
+    again); RESOURCE_EXHAUSTED when the client reads too slowly to keep up (resume
+    from the last resourceVersion seen). The stream has no end of its own: bound it
+    with a deadline or cancel it.
     """
     Apply: _grpc.UnaryUnaryMultiCallable[_api_pb2.ApplyRequest, _api_pb2.ApplyResponse]
-    """Create or update to a declared configuration, as `kubectl apply`."""
+    """Create or update to a declared configuration, as `kubectl apply` (client-side
+    apply done on the server, with the last-applied-configuration annotation).
+    """
     Bind: _grpc.UnaryUnaryMultiCallable[_api_pb2.BindRequest, _api_pb2.Object]
-    """Bind a pod to a node (pods/binding)."""
+    """Bind a pod to a node (the pods/binding subresource, the scheduler's write)."""
     Scale: _grpc.UnaryUnaryMultiCallable[_api_pb2.ScaleRequest, _api_pb2.Object]
-    """Set replicas (the scale subresource)."""
+    """Set replicas (the scale subresource of Deployment, ReplicaSet, StatefulSet and
+    ReplicationController).
+    """
     Rollback: _grpc.UnaryUnaryMultiCallable[_api_pb2.RollbackRequest, _api_pb2.Object]
-    """Roll a Deployment back to an earlier revision."""
+    """Roll a Deployment back to an earlier revision, as `kubectl rollout undo`."""
     Logs: _grpc.UnaryStreamMultiCallable[_api_pb2.LogsRequest, _api_pb2.LogChunk]
-    """Read a container's log (proxied to the pod's node agent)."""
+    """Read a container's log (pods/log, proxied to the pod's node agent)."""
     Exec: _grpc.StreamStreamMultiCallable[_api_pb2.ExecRequest, _api_pb2.ExecResponse]
-    """Run a command in a container (proxied to the pod's node agent)."""
+    """Run a command in a container (pods/exec, proxied to the pod's node agent)."""
 
 @_typing.type_check_only
 class ResourcesAsyncStub(ResourcesStub):
-    """Resources is the generic resource service: every kind through one set of verbs."""
+    """Resources is the generic resource service: every kind through one set of verbs,
+    as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
+    delete and deletecollection plus the binding, scale, rollback, log and exec
+    subresources. Every call needs `authorization: Bearer <token>` metadata when the
+    apiserver runs with --token-file.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Create: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Create an object. ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT naming
-    the field for a bad object.
+    """Create an object (Kubernetes' create, POST) and return it as stored, with uid,
+    resourceVersion, creationTimestamp and defaults set. ALREADY_EXISTS if the name
+    is taken; INVALID_ARGUMENT naming the field for a bad object.
     """
     Get: _aio.UnaryUnaryMultiCallable[_api_pb2.GetRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Read one object. NOT_FOUND if absent."""
+    """Read one object (Kubernetes' get). NOT_FOUND if absent."""
     List: _aio.UnaryUnaryMultiCallable[_api_pb2.ListRequest, _api_pb2.ListResponse]  # type: ignore[assignment]
-    """List objects of one type, filtered by namespace and selectors."""
+    """List objects of one type, filtered by namespace and selectors (Kubernetes' list).
+    The response's resourceVersion is where a Watch should start.
+    """
     Update: _aio.UnaryUnaryMultiCallable[_api_pb2.UpdateRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Replace an object's spec and metadata; status is kept. ABORTED on a stale
-    resourceVersion.
+    """Replace an object's spec and metadata; status is kept (Kubernetes' update, PUT).
+    NOT_FOUND if absent; ABORTED on a stale resourceVersion.
     """
     UpdateStatus: _aio.UnaryUnaryMultiCallable[_api_pb2.UpdateRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Replace an object's status only."""
+    """Replace an object's status only (the status subresource): the rest of the sent
+    object is ignored. INVALID_ARGUMENT for a kind without status.
+    """
     Delete: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteRequest, _api_pb2.DeleteResponse]  # type: ignore[assignment]
-    """Delete an object, honouring finalizers and the propagation policy."""
+    """Delete an object (Kubernetes' delete), honouring finalizers, the propagation
+    policy and, for pods on a node, the grace period. NOT_FOUND if absent; ABORTED when
+    a precondition fails; FAILED_PRECONDITION for the protected namespaces.
+    """
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteCollectionRequest, _api_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
-    """Delete every matching object."""
+    """Delete every matching object (Kubernetes' deletecollection)."""
     Watch: _aio.UnaryStreamMultiCallable[_api_pb2.WatchRequest, _api_pb2.WatchEvent]  # type: ignore[assignment]
-    """Stream changes. Resumes from a resourceVersion without missing or repeating an
-    event; OUT_OF_RANGE when that version is too old (list again).
+    """Stream changes (Kubernetes' watch). Resumes from a resourceVersion without
+    missing or repeating an event; OUT_OF_RANGE when that version is too old (list
+    again); RESOURCE_EXHAUSTED when the client reads too slowly to keep up (resume
+    from the last resourceVersion seen). The stream has no end of its own: bound it
+    with a deadline or cancel it.
     """
     Apply: _aio.UnaryUnaryMultiCallable[_api_pb2.ApplyRequest, _api_pb2.ApplyResponse]  # type: ignore[assignment]
-    """Create or update to a declared configuration, as `kubectl apply`."""
+    """Create or update to a declared configuration, as `kubectl apply` (client-side
+    apply done on the server, with the last-applied-configuration annotation).
+    """
     Bind: _aio.UnaryUnaryMultiCallable[_api_pb2.BindRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Bind a pod to a node (pods/binding)."""
+    """Bind a pod to a node (the pods/binding subresource, the scheduler's write)."""
     Scale: _aio.UnaryUnaryMultiCallable[_api_pb2.ScaleRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Set replicas (the scale subresource)."""
+    """Set replicas (the scale subresource of Deployment, ReplicaSet, StatefulSet and
+    ReplicationController).
+    """
     Rollback: _aio.UnaryUnaryMultiCallable[_api_pb2.RollbackRequest, _api_pb2.Object]  # type: ignore[assignment]
-    """Roll a Deployment back to an earlier revision."""
+    """Roll a Deployment back to an earlier revision, as `kubectl rollout undo`."""
     Logs: _aio.UnaryStreamMultiCallable[_api_pb2.LogsRequest, _api_pb2.LogChunk]  # type: ignore[assignment]
-    """Read a container's log (proxied to the pod's node agent)."""
+    """Read a container's log (pods/log, proxied to the pod's node agent)."""
     Exec: _aio.StreamStreamMultiCallable[_api_pb2.ExecRequest, _api_pb2.ExecResponse]  # type: ignore[assignment]
-    """Run a command in a container (proxied to the pod's node agent)."""
+    """Run a command in a container (pods/exec, proxied to the pod's node agent)."""
 
 class ResourcesServicer(metaclass=_abc_1.ABCMeta):
-    """Resources is the generic resource service: every kind through one set of verbs."""
+    """Resources is the generic resource service: every kind through one set of verbs,
+    as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
+    delete and deletecollection plus the binding, scale, rollback, log and exec
+    subresources. Every call needs `authorization: Bearer <token>` metadata when the
+    apiserver runs with --token-file.
+    """
 
     @_abc_1.abstractmethod
     def Create(
@@ -122,8 +167,9 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.CreateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Create an object. ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT naming
-        the field for a bad object.
+        """Create an object (Kubernetes' create, POST) and return it as stored, with uid,
+        resourceVersion, creationTimestamp and defaults set. ALREADY_EXISTS if the name
+        is taken; INVALID_ARGUMENT naming the field for a bad object.
         """
 
     @_abc_1.abstractmethod
@@ -132,7 +178,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.GetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Read one object. NOT_FOUND if absent."""
+        """Read one object (Kubernetes' get). NOT_FOUND if absent."""
 
     @_abc_1.abstractmethod
     def List(
@@ -140,7 +186,9 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.ListRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.ListResponse, _abc.Awaitable[_api_pb2.ListResponse]]:
-        """List objects of one type, filtered by namespace and selectors."""
+        """List objects of one type, filtered by namespace and selectors (Kubernetes' list).
+        The response's resourceVersion is where a Watch should start.
+        """
 
     @_abc_1.abstractmethod
     def Update(
@@ -148,8 +196,8 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.UpdateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Replace an object's spec and metadata; status is kept. ABORTED on a stale
-        resourceVersion.
+        """Replace an object's spec and metadata; status is kept (Kubernetes' update, PUT).
+        NOT_FOUND if absent; ABORTED on a stale resourceVersion.
         """
 
     @_abc_1.abstractmethod
@@ -158,7 +206,9 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.UpdateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Replace an object's status only."""
+        """Replace an object's status only (the status subresource): the rest of the sent
+        object is ignored. INVALID_ARGUMENT for a kind without status.
+        """
 
     @_abc_1.abstractmethod
     def Delete(
@@ -166,7 +216,10 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.DeleteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.DeleteResponse, _abc.Awaitable[_api_pb2.DeleteResponse]]:
-        """Delete an object, honouring finalizers and the propagation policy."""
+        """Delete an object (Kubernetes' delete), honouring finalizers, the propagation
+        policy and, for pods on a node, the grace period. NOT_FOUND if absent; ABORTED when
+        a precondition fails; FAILED_PRECONDITION for the protected namespaces.
+        """
 
     @_abc_1.abstractmethod
     def DeleteCollection(
@@ -174,7 +227,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.DeleteCollectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.DeleteCollectionResponse, _abc.Awaitable[_api_pb2.DeleteCollectionResponse]]:
-        """Delete every matching object."""
+        """Delete every matching object (Kubernetes' deletecollection)."""
 
     @_abc_1.abstractmethod
     def Watch(
@@ -182,8 +235,11 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.WatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_api_pb2.WatchEvent], _abc.AsyncIterator[_api_pb2.WatchEvent]]:
-        """Stream changes. Resumes from a resourceVersion without missing or repeating an
-        event; OUT_OF_RANGE when that version is too old (list again).
+        """Stream changes (Kubernetes' watch). Resumes from a resourceVersion without
+        missing or repeating an event; OUT_OF_RANGE when that version is too old (list
+        again); RESOURCE_EXHAUSTED when the client reads too slowly to keep up (resume
+        from the last resourceVersion seen). The stream has no end of its own: bound it
+        with a deadline or cancel it.
         """
 
     @_abc_1.abstractmethod
@@ -192,7 +248,9 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.ApplyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.ApplyResponse, _abc.Awaitable[_api_pb2.ApplyResponse]]:
-        """Create or update to a declared configuration, as `kubectl apply`."""
+        """Create or update to a declared configuration, as `kubectl apply` (client-side
+        apply done on the server, with the last-applied-configuration annotation).
+        """
 
     @_abc_1.abstractmethod
     def Bind(
@@ -200,7 +258,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.BindRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Bind a pod to a node (pods/binding)."""
+        """Bind a pod to a node (the pods/binding subresource, the scheduler's write)."""
 
     @_abc_1.abstractmethod
     def Scale(
@@ -208,7 +266,9 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.ScaleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Set replicas (the scale subresource)."""
+        """Set replicas (the scale subresource of Deployment, ReplicaSet, StatefulSet and
+        ReplicationController).
+        """
 
     @_abc_1.abstractmethod
     def Rollback(
@@ -216,7 +276,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.RollbackRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.Object, _abc.Awaitable[_api_pb2.Object]]:
-        """Roll a Deployment back to an earlier revision."""
+        """Roll a Deployment back to an earlier revision, as `kubectl rollout undo`."""
 
     @_abc_1.abstractmethod
     def Logs(
@@ -224,7 +284,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.LogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_api_pb2.LogChunk], _abc.AsyncIterator[_api_pb2.LogChunk]]:
-        """Read a container's log (proxied to the pod's node agent)."""
+        """Read a container's log (pods/log, proxied to the pod's node agent)."""
 
     @_abc_1.abstractmethod
     def Exec(
@@ -232,7 +292,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_api_pb2.ExecRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_api_pb2.ExecResponse], _abc.AsyncIterator[_api_pb2.ExecResponse]]:
-        """Run a command in a container (proxied to the pod's node agent)."""
+        """Run a command in a container (pods/exec, proxied to the pod's node agent)."""
 
 def add_ResourcesServicer_to_server(servicer: ResourcesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class NodeAgentStub:
-    """NodeAgent runs on every node.
+    """NodeAgent runs on every node. Clients normally reach Logs and Exec through the
+    apiserver's Resources service, which proxies to the right agent; the apiserver's
+    Metrics service (and through it `kemuctl top` and the HPA) reads Stats.
     """
 
     def __init__(self, channel):
@@ -54,7 +56,9 @@ class NodeAgentStub:
 
 
 class NodeAgentServicer:
-    """NodeAgent runs on every node.
+    """NodeAgent runs on every node. Clients normally reach Logs and Exec through the
+    apiserver's Resources service, which proxies to the right agent; the apiserver's
+    Metrics service (and through it `kemuctl top` and the HPA) reads Stats.
     """
 
     def Logs(self, request, context):
@@ -106,7 +110,9 @@ def add_NodeAgentServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class NodeAgent:
-    """NodeAgent runs on every node.
+    """NodeAgent runs on every node. Clients normally reach Logs and Exec through the
+    apiserver's Resources service, which proxies to the right agent; the apiserver's
+    Metrics service (and through it `kemuctl top` and the HPA) reads Stats.
     """
 
     @staticmethod

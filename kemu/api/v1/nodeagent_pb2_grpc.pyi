@@ -32,7 +32,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class NodeAgentStub:
-    """NodeAgent runs on every node."""
+    """NodeAgent runs on every node. Clients normally reach Logs and Exec through the
+    apiserver's Resources service, which proxies to the right agent; the apiserver's
+    Metrics service (and through it `kemuctl top` and the HPA) reads Stats.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -49,7 +52,10 @@ class NodeAgentStub:
 
 @_typing.type_check_only
 class NodeAgentAsyncStub(NodeAgentStub):
-    """NodeAgent runs on every node."""
+    """NodeAgent runs on every node. Clients normally reach Logs and Exec through the
+    apiserver's Resources service, which proxies to the right agent; the apiserver's
+    Metrics service (and through it `kemuctl top` and the HPA) reads Stats.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Logs: _aio.UnaryStreamMultiCallable[_api_pb2.LogsRequest, _api_pb2.LogChunk]  # type: ignore[assignment]
@@ -62,7 +68,10 @@ class NodeAgentAsyncStub(NodeAgentStub):
     """
 
 class NodeAgentServicer(metaclass=_abc_1.ABCMeta):
-    """NodeAgent runs on every node."""
+    """NodeAgent runs on every node. Clients normally reach Logs and Exec through the
+    apiserver's Resources service, which proxies to the right agent; the apiserver's
+    Metrics service (and through it `kemuctl top` and the HPA) reads Stats.
+    """
 
     @_abc_1.abstractmethod
     def Logs(
