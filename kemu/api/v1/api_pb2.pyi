@@ -3,9 +3,14 @@
 isort:skip_file
 The kemu.v1 API: one generic resource service over an envelope that holds any
 kind, plus subresource RPCs. Errors are gRPC status codes with Kubernetes'
-meaning: NOT_FOUND, ALREADY_EXISTS, ABORTED (resourceVersion conflict),
-INVALID_ARGUMENT (the message names the field path), OUT_OF_RANGE (a watch
-resourceVersion too old to resume from; relist).
+meaning: NOT_FOUND, ALREADY_EXISTS, ABORTED (resourceVersion or uid conflict,
+Kubernetes' 409 Conflict), INVALID_ARGUMENT (an invalid object, whose message
+names the field path, or a bad request such as a malformed selector),
+OUT_OF_RANGE (a watch resourceVersion too old to resume from, Kubernetes' 410
+Gone: list again), FAILED_PRECONDITION (the object's state forbids the operation),
+UNAUTHENTICATED (no valid bearer token), UNAVAILABLE (the store or a node agent
+cannot be reached; reads may be retried), DEADLINE_EXCEEDED and
+RESOURCE_EXHAUSTED (a watcher that fell behind).
 """
 
 from collections import abc as _abc

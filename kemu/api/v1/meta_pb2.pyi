@@ -93,20 +93,25 @@ class ObjectMeta(_message.Message):
     uid: _builtins.str
     """Server-assigned unique id, set at creation and never changed."""
     resource_version: _builtins.str
-    """The store revision at which this object was last written. Send it back on
-    update for optimistic concurrency; a stale one is ABORTED.
+    """The store revision at which this object was last written; set by the server.
+    Send it back on update for optimistic concurrency (a stale one is ABORTED), and
+    start a watch from it. Compare it only for equality.
     """
     generation: _builtins.int
     """Incremented by the server whenever the spec changes (never for status or metadata)."""
     deletion_grace_period_seconds: _builtins.int
-    """Seconds the object is given to terminate gracefully (pods)."""
+    """Seconds the object was given to terminate gracefully, set with
+    deletionTimestamp (pods; 0 for other kinds).
+    """
     @_builtins.property
     def creation_timestamp(self) -> _timestamp_pb2.Timestamp:
         """Set by the server at creation."""
 
     @_builtins.property
     def deletion_timestamp(self) -> _timestamp_pb2.Timestamp:
-        """Set by the server when deletion was requested but finalizers remain."""
+        """Set by the server when deletion was requested but the object stays for a while:
+        finalizers remain, or a pod on a node is given its grace period to stop.
+        """
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
