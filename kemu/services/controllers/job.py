@@ -218,11 +218,13 @@ class JobController:
         status.active, status.succeeded, status.failed = active, counts.succeeded, failed
         status.ready = min(counts.ready, active)
         status.terminating = counts.terminating
-        if status != job.status:
-            await self._write_status(obj, status)
         if failure is not None:
+            # The active pods go before Failed is written, so whoever sees a Failed Job
+            # finds its pods terminating (Kubernetes writes Failed once they are gone).
             self.recorder.emit(KIND, job, WARNING, failure[0], failure[1])
             _, error = await self._delete(key, job, counts.active, len(counts.active))
+        if status != job.status:
+            await self._write_status(obj, status)
         if any(c.type in (js.COMPLETE, js.FAILED) and c.status == "True"
                for c in status.conditions):
             if job.spec.HasField("ttl_seconds_after_finished"):

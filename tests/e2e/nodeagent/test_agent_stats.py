@@ -40,14 +40,16 @@ def test_busy_pod_shows_cpu_usage_through_the_apiserver(api: Client, agent: Agen
             return {p.metadata.name: float(sum(quantity.parse(c.usage["cpu"])
                                                for c in p.containers)) for p in resp.items}
 
-        seen = wait_for(lambda: (lambda u: u if u.get("busy", 0) > 0.5 and "idle" in u
-                                 else None)(usage()), 60, "the busy pod to use over 500m")
-        assert seen["idle"] < 0.1
+        # A spinning loop takes a core on an idle machine, but the suite's other tests share
+        # the two cores: 250m is still far above what the sleeping pod uses.
+        seen = wait_for(lambda: (lambda u: u if u.get("busy", 0) > 0.25 and "idle" in u
+                                 else None)(usage()), 60, "the busy pod to use over 250m")
+        assert seen["idle"] < 0.05
 
         nodes = metrics.ListNodeMetrics(metrics_pb2.ListNodeMetricsRequest(
             field_selector=f"metadata.name={agent.node}"), timeout=30)
         [node] = nodes.items
-        assert float(quantity.parse(node.usage["cpu"])) > 0.5
+        assert float(quantity.parse(node.usage["cpu"])) > 0.25
         assert quantity.parse(node.usage["memory"]) > 0
 
     # what a user sees: `kemuctl top pods` (registered here as kemuctl.py registers it)
@@ -59,7 +61,7 @@ def test_busy_pod_shows_cpu_usage_through_the_apiserver(api: Client, agent: Agen
     assert code == 0, err.getvalue()
     header, busy, idle = (line.split() for line in out.getvalue().splitlines())
     assert header == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
-    assert busy[0] == "busy" and int(busy[1].removesuffix("m")) > 500 and idle[0] == "idle"
+    assert busy[0] == "busy" and int(busy[1].removesuffix("m")) > 250 and idle[0] == "idle"
 
     with grpc.insecure_channel(agent.grpc_address) as channel:
         stats = nodeagent_pb2_grpc.NodeAgentStub(channel).Stats(nodeagent_pb2.StatsRequest(),
