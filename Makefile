@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 NAME ?= kemu
 PYTEST_ARGS ?=
 
-.PHONY: up down status test check unit integration e2e bench proto venv docker images lint clean
+.PHONY: up down status test check unit integration e2e bench proto api-docs proto-compat venv docker images lint clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -28,9 +28,17 @@ status: venv
 proto: venv  ## regenerate kemu/api from protos/
 	@$(PY) scripts/genproto.py
 
-lint: venv  ## generated code fresh, ruff, mypy, import layers
+api-docs: venv  ## regenerate docs/api.md from the comments in protos/kemu/v1
+	@$(PY) scripts/gen_api_docs.py
+
+proto-compat: venv  ## breaking changes in protos/kemu/ against protos/released/ (docs/compatibility.md)
+	@$(PY) scripts/protocompat.py
+
+lint: venv  ## generated code and API reference fresh, protos compatible, ruff, mypy, import layers
 	@$(PY) scripts/genproto.py --check
-	@$(VENV)/bin/ruff check kemu tests bench scripts
+	@$(PY) scripts/gen_api_docs.py --check
+	@$(PY) scripts/protocompat.py
+	@$(VENV)/bin/ruff check kemu tests bench scripts examples
 	@$(VENV)/bin/mypy kemu
 	@$(VENV)/bin/lint-imports --no-cache
 
