@@ -2,12 +2,29 @@
 
 The message is the server's, which already reads like Kubernetes' (`deployments.apps
 "web" not found`); `reason` is Kubernetes' StatusReason name, which kemuctl prints as
-kubectl does: `Error from server (NotFound): ...`.
+kubectl does: `Error from server (NotFound): ...`. The apiserver sends the reason, the
+object (`metadata`: kind, group, name, field) and an Invalid error's field violations as
+google.rpc.Status details in the trailer; from a server that sends none, `reason` is the
+class's and the other two are empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import google.rpc.error_details_pb2 as error_details_pb2
+import google.rpc.status_pb2 as status_pb2
 import grpc
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field: `spec.replicas`, `Invalid value: -1: must be ...`."""
+
+    field: str
+    description: str
 
 
 class ClientError(Exception):
@@ -16,11 +33,17 @@ class ClientError(Exception):
     reason = "InternalError"
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+    def __init__(self, message: str, code: grpc.StatusCode | None = None, *,
+                 reason: str = "", metadata: Mapping[str, str] | None = None,
+                 field_violations: Iterable[FieldViolation] = ()) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if reason:
+            self.reason = reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.field_violations: tuple[FieldViolation, ...] = tuple(field_violations)
 
 
 class NotFound(ClientError):
@@ -50,7 +73,7 @@ class Invalid(ClientError):
 class Gone(ClientError):
     """A watch resourceVersion too old to resume from: list again."""
 
-    reason = "Expired"
+    reason = "Gone"
 
 
 class Unavailable(ClientError):
@@ -91,17 +114,36 @@ _BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
 }
 
 
+def _details(err: grpc.RpcError) -> tuple[str, dict[str, str], list[FieldViolation]]:
+    """The reason, ErrorInfo metadata and field violations in the error's trailer (a
+    google.rpc.Status); ("", {}, []) when the server sent none."""
+    try:
+        found: status_pb2.Status | None = rpc_status.from_call(err) \
+            if hasattr(err, "trailing_metadata") else None
+    except ValueError:  # details that disagree with the status: trust the status
+        found = None
+    reason, metadata, violations = "", {}, []
+    for detail in found.details if found is not None else ():
+        info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+        if detail.Unpack(info):
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Unpack(bad):
+            violations += [FieldViolation(v.field, v.description) for v in bad.field_violations]
+    return reason, metadata, violations
+
+
 def from_rpc_error(err: grpc.RpcError, target: str = "") -> ClientError:
     """Translate a gRPC error into the client's exception family."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    details = (err.details() if hasattr(err, "details") else "") or str(code)
+    message = (err.details() if hasattr(err, "details") else "") or str(code)
     # Only the channel's own failures (not a server's UNAVAILABLE message) mean "refused".
-    transport = details.lower().startswith(("failed to connect", "connection refused",
+    transport = message.lower().startswith(("failed to connect", "connection refused",
                                             "dns resolution failed", "connections to all"))
     if code == grpc.StatusCode.UNAVAILABLE and target and transport:
-        details = (f"The connection to the server {target} was refused - did you specify "
+        message = (f"The connection to the server {target} was refused - did you specify "
                    "the right host or port?")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and target:
-        details = f"the server {target} did not answer in time: {details}"
+        message = f"the server {target} did not answer in time: {message}"
     cls = _BY_CODE.get(code, ClientError)
-    return cls(details, code)
+    reason, metadata, violations = _details(err)
+    return cls(message, code, reason=reason, metadata=metadata, field_violations=violations)

@@ -4,8 +4,9 @@ A cluster spread over VMs listens on a routable address, so anyone on that netwo
 register a Node or read Secrets. `--token-file FILE` (as kube-apiserver's
 `--token-auth-file`) closes that: each line is a token (text after a comma is ignored, so a
 Kubernetes `token,user,uid` file works too; blank lines and `#` comments are skipped), and
-every RPC then needs the metadata `authorization: Bearer <token>`. Health and reflection
-stay open, so load balancers, compose health checks and grpcurl work without a secret.
+every RPC then needs the metadata `authorization: Bearer <token>` (else UNAUTHENTICATED, with
+the reason Unauthorized in an ErrorInfo). Health and reflection stay open, so load
+balancers, compose health checks and grpcurl work without a secret.
 There are no users or permissions: a valid token may do everything.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
+from kemu.services.apiserver.errors import status
 
 # Methods anyone may call: liveness probes and tool discovery carry no token.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -63,7 +66,8 @@ def _deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """A handler of the same shape as `handler` that fails with UNAUTHENTICATED."""
 
     async def abort(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, MESSAGE)
+        await context.abort_with_status(
+            status(grpc.StatusCode.UNAUTHENTICATED, MESSAGE, "Unauthorized"))
 
     kw = {"request_deserializer": handler.request_deserializer,
           "response_serializer": handler.response_serializer}

@@ -1,18 +1,42 @@
 """The apiserver's exception family, worded as Kubernetes words its API errors.
 
-Handlers raise these; the servicer layer maps each to one gRPC status code.
+Handlers raise these; the servicer layer maps each to one gRPC status code and a
+Kubernetes StatusReason. What a client in another language needs to branch on travels
+beside the message as google.rpc.Status details (`status` below builds them): an ErrorInfo
+whose metadata is `about`, Kubernetes' StatusDetails (kind, group, name, field), and for
+Invalid a BadRequest with one violation per field error.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import google.rpc.error_details_pb2 as error_details_pb2
+import google.rpc.status_pb2 as status_pb2
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from grpc_status import rpc_status
+
 from kemu.api.kinds import Kind
+
+DOMAIN = "kemu.io"  # ErrorInfo.domain: who defines the reasons
 
 
 class APIError(Exception):
     """Root of the apiserver's errors; the message is what the client sees."""
+
+    about: Mapping[str, str] = {}  # ErrorInfo metadata: which object, which field
+
+
+def _about(kind: Kind, name: str, *, as_kind: bool = False, **more: str) -> dict[str, str]:
+    """Kubernetes' StatusDetails: `kind` is the resource (`deployments`) except where
+    Kubernetes names the Kind (`Deployment`, for Invalid); empty values are left out."""
+    found = {"kind": kind.kind if as_kind else kind.plural, "group": kind.group, "name": name,
+             **more}
+    return {k: v for k, v in found.items() if v}
 
 
 class NotFound(APIError):
@@ -20,6 +44,7 @@ class NotFound(APIError):
 
     def __init__(self, kind: Kind, name: str) -> None:
         super().__init__(f'{kind.qualified} "{name}" not found')
+        self.about = _about(kind, name)
 
 
 class AlreadyExists(APIError):
@@ -27,6 +52,7 @@ class AlreadyExists(APIError):
 
     def __init__(self, kind: Kind, name: str) -> None:
         super().__init__(f'{kind.qualified} "{name}" already exists')
+        self.about = _about(kind, name)
 
 
 class Conflict(APIError):
@@ -36,6 +62,7 @@ class Conflict(APIError):
         detail = detail or ("the object has been modified; please apply your changes to the "
                             "latest version and try again")
         super().__init__(f'Operation cannot be fulfilled on {kind.qualified} "{name}": {detail}')
+        self.about = _about(kind, name)
 
 
 @dataclass(frozen=True)
@@ -49,7 +76,12 @@ class FieldError:
     show_value: bool = False
 
     def __str__(self) -> str:
-        text = f"{self.path}: {self.reason}"
+        return f"{self.path}: {self.description}"
+
+    @property
+    def description(self) -> str:
+        """The text after the path: `Invalid value: -1: must be >= 0`."""
+        text = self.reason
         if self.show_value:  # strings quoted as Kubernetes quotes them: "Bad_Name"
             text += f": {json.dumps(self.value)}" if isinstance(self.value, str) \
                 else f": {self.value}"
@@ -87,6 +119,7 @@ class Invalid(APIError):
         listed = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(map(str, errors)) + "]"
         super().__init__(f'{kind.kind}.{kind.group or "core"} "{name}" is invalid: {listed}'
                          if kind.group else f'{kind.kind} "{name}" is invalid: {listed}')
+        self.about = _about(kind, name, as_kind=True, field=errors[0].path if errors else "")
 
 
 class BadRequest(APIError):
@@ -107,3 +140,22 @@ class NotImplementedYet(APIError):
 
 class FailedPrecondition(APIError):
     """The object is not in a state that allows the operation."""
+
+
+def status(code: grpc.StatusCode, message: str, reason: str, *,
+           about: Mapping[str, str] | None = None,
+           violations: Iterable[FieldError] = ()) -> grpc.Status:
+    """The status to abort with: `code` and `message` as ever, and in the
+    `grpc-status-details-bin` trailer an ErrorInfo (and a BadRequest when there are
+    field errors) that any language's gRPC status library decodes."""
+    details: list[Message] = [
+        error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=about or {})]
+    fields = [error_details_pb2.BadRequest.FieldViolation(field=v.path, description=v.description)
+              for v in violations]
+    if fields:
+        details.append(error_details_pb2.BadRequest(field_violations=fields))
+    packed = [any_pb2.Any() for _ in details]
+    for any_detail, detail in zip(packed, details, strict=True):
+        any_detail.Pack(detail)
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message,
+                                                  details=packed))

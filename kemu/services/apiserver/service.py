@@ -1,5 +1,6 @@
 """Thin gRPC servicers: check the request's shape, delegate to the registry, translate
-errors through one table (kemu.services.apiserver.errors -> gRPC status codes)."""
+errors through one table (kemu.services.apiserver.errors -> gRPC status code and Kubernetes
+StatusReason, sent with the error's object and field violations as status details)."""
 
 from __future__ import annotations
 
@@ -24,38 +25,54 @@ from kemu.services.apiserver.registry import Registry
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STATUS: dict[type[Exception], grpc.StatusCode] = {
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    errors.Conflict: grpc.StatusCode.ABORTED,
-    errors.Invalid: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.Gone: grpc.StatusCode.OUT_OF_RANGE,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
-    cache.Timeout: grpc.StatusCode.DEADLINE_EXCEEDED,
-    cache.WatcherOverflow: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    kinds.UnknownResourceError: grpc.StatusCode.INVALID_ARGUMENT,
+# Each error's gRPC status code and Kubernetes StatusReason (ErrorInfo.reason).
+STATUS: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
+    errors.NotFound: (grpc.StatusCode.NOT_FOUND, "NotFound"),
+    errors.AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, "AlreadyExists"),
+    errors.Conflict: (grpc.StatusCode.ABORTED, "Conflict"),
+    errors.Invalid: (grpc.StatusCode.INVALID_ARGUMENT, "Invalid"),
+    errors.BadRequest: (grpc.StatusCode.INVALID_ARGUMENT, "BadRequest"),
+    errors.Gone: (grpc.StatusCode.OUT_OF_RANGE, "Gone"),
+    errors.Unavailable: (grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable"),
+    errors.FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, "Forbidden"),
+    errors.NotImplementedYet: (grpc.StatusCode.UNIMPLEMENTED, "MethodNotAllowed"),
+    cache.Timeout: (grpc.StatusCode.DEADLINE_EXCEEDED, "Timeout"),
+    cache.WatcherOverflow: (grpc.StatusCode.RESOURCE_EXHAUSTED, "TooManyRequests"),
+    kinds.UnknownResourceError: (grpc.StatusCode.INVALID_ARGUMENT, "BadRequest"),
+}
+INTERNAL = (grpc.StatusCode.INTERNAL, "InternalError")
+
+# The reason for a status that arrives as a bare code: a node agent's, passed on.
+REASON_OF_CODE: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.INVALID_ARGUMENT: "BadRequest",
+    grpc.StatusCode.PERMISSION_DENIED: "Forbidden",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthorized",
+    **{code: reason for code, reason in STATUS.values()
+       if code != grpc.StatusCode.INVALID_ARGUMENT},
 }
 
 
-def status_of(exc: Exception) -> grpc.StatusCode:
+def status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """`exc`'s status code and StatusReason, by the first of its classes in the table."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
-    return grpc.StatusCode.INTERNAL
+    return INTERNAL
 
 
 async def _translate(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, AgentError):  # a node agent's own status passes through unchanged
-        await context.abort(exc.code, str(exc))
-    code = status_of(exc)
+        await context.abort_with_status(errors.status(
+            exc.code, str(exc), REASON_OF_CODE.get(exc.code, INTERNAL[1])))
+    code, reason = status_of(exc)
     if code == grpc.StatusCode.INTERNAL:
         log.exception("%s failed", method)
-        await context.abort(code, f"internal error: {exc}")
-    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    await context.abort(code, message)
+        message = f"internal error: {exc}"
+    else:
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    await context.abort_with_status(errors.status(
+        code, message, reason, about=getattr(exc, "about", None),
+        violations=exc.errors if isinstance(exc, errors.Invalid) else ()))
 
 
 async def run_translated(context: grpc.aio.ServicerContext, method: str,
@@ -247,8 +264,9 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None or first.WhichOneof("input") != "start":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "the first exec message must be `start`")
+            await context.abort_with_status(errors.status(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first exec message must be `start`",
+                "BadRequest"))
             return
         try:
             async for resp in self.proxy.exec(first, requests):
