@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build the Java client example from protos/kemu/v1 with Debian's protoc, grpc-java plugin
+# and jars: no Maven, no download. Output goes to examples/java/build/ (gitignored):
+#   build/classes/           compiled stubs and examples
+#   build/kemu-examples.jar  runnable: java -jar build/kemu-examples.jar (classpath in its manifest)
+#   build/kemu-deployment    launcher script for the same
+# Idempotent: nothing is rebuilt while the protos, the sources, this script and the jars
+# are unchanged (a hash of them is kept in build/.inputs).
+#
+# Debian packages it needs (apt-get install -y --no-install-recommends ...):
+#   default-jdk-headless protobuf-compiler libprotobuf-dev protobuf-compiler-grpc-java-plugin
+#   libprotobuf-java libgrpc-java libnetty-java libperfmark-java libgoogle-gson-java
+#   libgoogle-common-protos-java libjsr305-java libgeronimo-annotation-1.3-spec-java
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PROTOS="$ROOT/protos"
+SRC="$HERE/src/main/java"
+OUT="$HERE/build"
+JARS=${KEMU_JAVA_JARS:-/usr/share/java}
+PROTO_INCLUDE=${KEMU_PROTO_INCLUDE:-/usr/include}
+PLUGIN=${KEMU_GRPC_JAVA_PLUGIN:-/usr/bin/grpc_java_plugin}
+PACKAGES="default-jdk-headless protobuf-compiler libprotobuf-dev protobuf-compiler-grpc-java-plugin libprotobuf-java libgrpc-java libnetty-java libperfmark-java libgoogle-gson-java libgoogle-common-protos-java libjsr305-java libgeronimo-annotation-1.3-spec-java"
+
+# What grpc-java 1.41 with the Netty transport loads at run time (Debian's libgrpc-java
+# does not depend on its transport's packages, so they are listed here one by one).
+RUNTIME_JARS=(
+  grpc-api grpc-context grpc-core grpc-netty grpc-protobuf grpc-protobuf-lite grpc-stub
+  protobuf guava perfmark-api gson proto-google-common-protos
+  netty-buffer netty-codec netty-codec-http netty-codec-http2 netty-codec-socks netty-common
+  netty-handler netty-handler-proxy netty-resolver netty-transport jctools-core
+)
+# Needed by javac only: @javax.annotation.Generated in the grpc stubs, jsr305 annotations.
+COMPILE_JARS=(geronimo-annotation-1.3-spec jsr305 error_prone_annotations)
+
+missing=()
+for tool in protoc javac jar java; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[[ -x "$PLUGIN" ]] || missing+=("$PLUGIN")
+[[ -f "$PROTO_INCLUDE/google/protobuf/timestamp.proto" ]] || missing+=("$PROTO_INCLUDE/google/protobuf/*.proto")
+runtime_cp=""
+for j in "${RUNTIME_JARS[@]}"; do
+  if [[ -f "$JARS/$j.jar" ]]; then runtime_cp+="${runtime_cp:+:}$JARS/$j.jar"; else missing+=("$JARS/$j.jar"); fi
+done
+compile_cp="$runtime_cp"
+for j in "${COMPILE_JARS[@]}"; do
+  if [[ -f "$JARS/$j.jar" ]]; then compile_cp+=":$JARS/$j.jar"; else missing+=("$JARS/$j.jar"); fi
+done
+if (( ${#missing[@]} )); then
+  echo "build.sh: missing ${missing[*]}" >&2
+  echo "build.sh: install them with: apt-get install -y --no-install-recommends $PACKAGES" >&2
+  exit 1
+fi
+
+protos=("$PROTOS"/kemu/v1/*.proto)
+mapfile -t sources < <(find "$SRC" -name '*.java' | sort)
+# Paths relative to the repository, so that how the script is called does not matter; the
+# jars' resolved names carry their versions, so a package upgrade rebuilds too.
+inputs=$( {
+  cd "$ROOT"
+  sha256sum "${HERE#"$ROOT"/}/build.sh" "${protos[@]#"$ROOT"/}" "${sources[@]#"$ROOT"/}"
+  for j in "${RUNTIME_JARS[@]}" "${COMPILE_JARS[@]}"; do readlink -f "$JARS/$j.jar"; done
+  sha256sum "$PLUGIN"; protoc --version; javac -version 2>&1
+} | sha256sum | cut -d' ' -f1)
+if [[ -f "$OUT/.inputs" && "$(cat "$OUT/.inputs")" == "$inputs" && -f "$OUT/kemu-examples.jar" ]]; then
+  echo "build.sh: up to date ($OUT)"
+  exit 0
+fi
+
+echo "build.sh: generating Java code from protos/kemu/v1 ..."
+rm -rf "$OUT/gen" "$OUT/classes" "$OUT/.inputs"
+mkdir -p "$OUT/gen" "$OUT/classes"
+log="$OUT/protoc.log"
+if ! protoc -I"$PROTOS" -I"$PROTO_INCLUDE" --java_out="$OUT/gen" --grpc-java_out="$OUT/gen" \
+    --plugin=protoc-gen-grpc-java="$PLUGIN" "${protos[@]}" 2>"$log"; then
+  cat "$log" >&2
+  exit 1
+fi
+# protoc warns that nodeagent.proto's outer class "Nodeagent" matches a message name
+# when case is ignored (NodeAgent); harmless on Linux, so only other warnings are shown.
+grep -v 'outer class name' "$log" >&2 || true
+
+echo "build.sh: compiling ..."
+find "$OUT/gen" -name '*.java' | sort >"$OUT/sources.txt"
+printf '%s\n' "${sources[@]}" >>"$OUT/sources.txt"
+javac -nowarn -encoding UTF-8 --release 17 -d "$OUT/classes" -cp "$compile_cp" @"$OUT/sources.txt"
+
+# A runnable jar whose manifest names the Debian jars by absolute path.
+{
+  echo "Main-Class: dev.kemu.examples.KemuDeployment"
+  printf 'Class-Path:'
+  for j in "${RUNTIME_JARS[@]}"; do printf ' \n %s' "$JARS/$j.jar"; done
+  echo
+} >"$OUT/manifest.txt"
+rm -f "$OUT/kemu-examples.jar"
+jar --create --file "$OUT/kemu-examples.jar" --manifest "$OUT/manifest.txt" -C "$OUT/classes" .
+
+cat >"$OUT/kemu-deployment" <<EOF
+#!/bin/sh
+# Generated by examples/java/build.sh: the Deployment scenario (see examples/java/README.md).
+exec java -cp "$OUT/classes:$runtime_cp" dev.kemu.examples.KemuDeployment "\$@"
+EOF
+chmod +x "$OUT/kemu-deployment"
+echo "$inputs" >"$OUT/.inputs"
+echo "build.sh: built $OUT/kemu-examples.jar"
