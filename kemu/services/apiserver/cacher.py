@@ -23,6 +23,7 @@ from kemu.api import labels, objects
 from kemu.api.kinds import Kind
 from kemu.api.v1 import api_pb2
 from kemu.services.apiserver import fields
+from kemu.services.apiserver.encryption import TransformError
 from kemu.services.apiserver.errors import APIError, Gone, Unavailable
 from kemu.services.apiserver.registry import decode
 from kemu.services.apiserver.storage import KeyValue, Storage
@@ -121,6 +122,9 @@ class Cacher:
         self._advanced = asyncio.Condition()
         self._want_progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Why the cache cannot be filled (a value it cannot decrypt): client watches fail
+        # with it, and the apiserver still serves everything else.
+        self.error: TransformError | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"cacher-{self.kind.plural}")
@@ -153,13 +157,27 @@ class Cacher:
             except Gone:
                 log.warning("watch cache %s: store compacted past us; relisting", self.kind.plural)
                 relist = True
+            except TransformError as e:
+                log.error("watch cache %s: %s; retrying in %.1fs", self.kind.plural, e, backoff)
+                self._fail(e)
+                relist = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             except Exception as e:  # the store is down or restarting: retry
                 log.warning("watch cache %s: %s; retrying in %.1fs", self.kind.plural, e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    def _fail(self, error: TransformError) -> None:
+        self.error = error
+        for w in list(self.watchers):
+            w.close(error)
+        self.watchers.clear()
+        self.ready.set()
+
     def _reset(self, kvs: list[KeyValue], revision: int) -> None:
         first = not self.ready.is_set()
+        self.error = None
         self.current = {kv.key: decode(kv) for kv in kvs}
         self.events.clear()
         self.revision = self.oldest = revision
@@ -240,6 +258,8 @@ class Cacher:
         """Register a client watch starting after `resource_version` ("" or "0": from now,
         with an ADDED event for each existing object first)."""
         await self.ready.wait()
+        if self.error is not None:
+            raise self.error
         w = Watcher(flt, self.watcher_queue)
         if resource_version in ("", "0"):
             for key in sorted(self.current):

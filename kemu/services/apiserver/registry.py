@@ -390,8 +390,11 @@ class Registry:
                 return objects.fill_type_meta(new)
             return await self._remove(new, rev)
         meta.resource_version = objects.meta(old).resource_version
-        if encode(new) == encode(old):
-            return objects.fill_type_meta(old)  # a no-op write keeps the resourceVersion
+        if encode(new) == encode(old) and \
+                not await self.storage.needs_rewrite(self.key_of(new), rev):
+            # A no-op write keeps the resourceVersion, unless the stored value is stale (an
+            # older encryption key, or plain): that is rewritten, as Kubernetes does.
+            return objects.fill_type_meta(old)
         if dry_run:
             return objects.fill_type_meta(new)
         key = self.key_of(new)

@@ -23,6 +23,7 @@ from kemu.api.v1 import api_pb2, api_pb2_grpc, metrics_pb2, metrics_pb2_grpc
 from kemu.services.apiserver import allocators
 from kemu.services.apiserver.auth import TokenAuthInterceptor
 from kemu.services.apiserver.cacher import Cacher
+from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
 from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
@@ -55,6 +56,9 @@ class APIServerConfig:
     # Bearer tokens every RPC but health and reflection must carry (`--token-file`);
     # empty: no authentication, as on a cluster that only listens on loopback.
     tokens: frozenset[str] = frozenset()
+    # Which resources are encrypted in the store, and with which keys
+    # (`--encryption-provider-config`); None: every value stored as it is.
+    encryption: EncryptionConfig | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,7 +67,7 @@ class APIServer:
 
     def __init__(self, config: APIServerConfig) -> None:
         self.config = config
-        self.storage = Storage(config.store)
+        self.storage = Storage(config.store, encryption=config.encryption)
         net = ipaddress.IPv4Network(config.service_cidr)
         self.ranges = allocators.Ranges(net, *config.node_port_range)
         self.caches = {k.plural: Cacher(k, self.storage, capacity=config.watch_cache_size)

@@ -4,6 +4,8 @@ It speaks the etcd v3 gRPC API, so the same code runs against kemu's embedded st
 against a real etcd cluster. It knows keys, bytes and revisions, nothing of kinds.
 Several endpoints may be given; reads fail over to the next one on UNAVAILABLE, writes
 do not (a write that may have been applied is reported, never silently repeated).
+With an encryption config, values are encrypted on the way in and decrypted on the way out
+here, and nowhere else (see encryption.py): above this line every value is plain.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from kemu.api.etcd import kv_pb2, rpc_pb2, rpc_pb2_grpc
+from kemu.services.apiserver import encryption
+from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import Gone, Unavailable
 
 log = logging.getLogger(__name__)
@@ -39,10 +43,9 @@ class KeyValue:
     value: bytes
     create_revision: int
     mod_revision: int
-
-
-def _kv(kv: kv_pb2.KeyValue) -> KeyValue:
-    return KeyValue(kv.key.decode(), kv.value, kv.create_revision, kv.mod_revision)
+    # Written by anything but the current encryption writer (an older key, or plain):
+    # an update must rewrite it even when the object is unchanged.
+    stale: bool = False
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -58,10 +61,12 @@ def prefix_end(prefix: bytes) -> bytes:
 class Storage:
     """An async etcd v3 client over one or more endpoints."""
 
-    def __init__(self, endpoints: Sequence[str]) -> None:
+    def __init__(self, endpoints: Sequence[str], *,
+                 encryption: EncryptionConfig | None = None) -> None:
         if not endpoints:
             raise ValueError("at least one store endpoint is required")
         self.endpoints = list(endpoints)
+        self.encryption = encryption
         self._channels = [grpc.aio.insecure_channel(e, options=_CHANNEL_OPTIONS)
                           for e in self.endpoints]
         self._current = 0
@@ -75,6 +80,35 @@ class Storage:
 
     def _fail_over(self) -> None:
         self._current = (self._current + 1) % len(self._channels)
+
+    def _plain(self, kv: kv_pb2.KeyValue) -> KeyValue:
+        key = kv.key.decode()
+        value, stale = encryption.from_storage(self.encryption, kv.value, key)
+        return KeyValue(key, value, kv.create_revision, kv.mod_revision, stale)
+
+    def _open_kvs(self, kvs: Iterable[kv_pb2.KeyValue]) -> None:
+        """Decrypt values of a response in place (a store response is ours to change)."""
+        for kv in kvs:
+            if kv.value:
+                kv.value = encryption.from_storage(self.encryption, kv.value,
+                                                   kv.key.decode())[0]
+
+    def _seal(self, ops: Iterable[rpc_pb2.RequestOp]) -> None:
+        """Encrypt the values of a request's puts in place, nested transactions too."""
+        for op in ops:
+            if op.HasField("request_put"):
+                put = op.request_put
+                put.value = encryption.to_storage(self.encryption, put.value, put.key.decode())
+            elif op.HasField("request_txn"):
+                self._seal(op.request_txn.success)
+                self._seal(op.request_txn.failure)
+
+    def _open(self, responses: Iterable[rpc_pb2.ResponseOp]) -> None:
+        for resp in responses:
+            if resp.HasField("response_range"):
+                self._open_kvs(resp.response_range.kvs)
+            elif resp.HasField("response_txn"):
+                self._open(resp.response_txn.responses)
 
     async def close(self) -> None:
         for ch in self._channels:
@@ -100,7 +134,15 @@ class Storage:
     async def get(self, key: str) -> tuple[KeyValue | None, int]:
         """The key's current value (or None) and the store revision of the read."""
         resp = await self._read(rpc_pb2.RangeRequest(key=key.encode()))
-        return (_kv(resp.kvs[0]) if resp.kvs else None), resp.header.revision
+        return (self._plain(resp.kvs[0]) if resp.kvs else None), resp.header.revision
+
+    async def needs_rewrite(self, key: str, mod_revision: int) -> bool:
+        """Whether the value of `key` at `mod_revision` is stale (see KeyValue), so that an
+        update that changes nothing must still write it (as Kubernetes' GuaranteedUpdate)."""
+        if self.encryption is None or self.encryption.for_key(key) is None:
+            return False
+        kv, _ = await self.get(key)
+        return kv is not None and kv.mod_revision == mod_revision and kv.stale
 
     async def list(self, prefix: str, *, revision: int = 0) -> tuple[list[KeyValue], int]:
         """Every key under the prefix, read at one revision in pages."""
@@ -111,7 +153,7 @@ class Storage:
                 key=start, range_end=end, limit=PAGE, revision=revision))
             if revision == 0:
                 revision = resp.header.revision
-            out.extend(_kv(kv) for kv in resp.kvs)
+            out.extend(self._plain(kv) for kv in resp.kvs)
             if not resp.more or not resp.kvs:
                 return out, revision
             start = resp.kvs[-1].key + b"\0"
@@ -124,13 +166,20 @@ class Storage:
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         """Run one transaction; UNAVAILABLE becomes Unavailable without a retry."""
+        sealed = request
+        if self.encryption is not None:  # the caller's request stays as it gave it
+            sealed = rpc_pb2.TxnRequest()
+            sealed.CopyFrom(request)
+            self._seal(sealed.success)
+            self._seal(sealed.failure)
         try:
-            resp: rpc_pb2.TxnResponse = await self._kv.Txn(request, timeout=30)
-            return resp
+            resp: rpc_pb2.TxnResponse = await self._kv.Txn(sealed, timeout=30)
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.UNAVAILABLE:
                 self._fail_over()
             raise Unavailable(f"store write failed: {e.details()}") from e
+        self._open(resp.responses)
+        return resp
 
     async def current_revision(self) -> int:
         resp = await self._read(rpc_pb2.RangeRequest(key=b"\0", count_only=True))
@@ -168,6 +217,8 @@ class Storage:
                     if resp.compact_revision:
                         raise Gone(COMPACTED)
                     raise Unavailable(f"store cancelled the watch: {resp.cancel_reason}")
+                for ev in resp.events:
+                    self._open_kvs((ev.kv, ev.prev_kv))
                 yield resp
         except grpc.aio.AioRpcError as e:
             raise Unavailable(f"store watch failed: {e.details()}") from e
