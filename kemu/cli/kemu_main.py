@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kemu.cli import addons_cli, imagepush, lifecycle, service_url
+from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -78,10 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recent events kept per resource for watches that resume")
     a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that ask for them")
-    a.add_argument("--encryption-provider-config", type=Path, default=None,
-                   help="an EncryptionConfiguration file (as kube-apiserver's): which "
-                        "resources are encrypted in the store, with aesgcm keys; the first "
-                        "key encrypts, every listed key decrypts (default: none)")
     a.add_argument("--token-file", type=Path, default=None,
                    help="bearer tokens, one a line: every call but health and reflection "
                         "must carry one (default: no authentication)")
@@ -125,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     service_url.add_parser(sub)
     addons_cli.add_parser(sub)
+    certs_cli.add_parser(sub)
     return p
 
 
@@ -177,7 +174,6 @@ def dispatch(args: argparse.Namespace) -> int:
         import ipaddress
 
         from kemu.services.apiserver.auth import load_tokens
-        from kemu.services.apiserver.encryption import load as load_encryption
         from kemu.services.apiserver.server import APIServerConfig
         from kemu.services.apiserver.server import run as run_apiserver
 
@@ -187,8 +183,6 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"error: --service-cluster-ip-range: {e}", file=sys.stderr)
             return 2
         tokens = load_tokens(args.token_file) if args.token_file else frozenset[str]()
-        encryption = load_encryption(args.encryption_provider_config) \
-            if args.encryption_provider_config else None
         listen = args.listen or ["127.0.0.1:6443"]
         run_apiserver(APIServerConfig(listen=listen[0], also_listen=tuple(listen[1:]),
                                       store=args.store,
@@ -197,7 +191,6 @@ def dispatch(args: argparse.Namespace) -> int:
                                       watch_cache_size=args.watch_cache_size,
                                       bookmark_interval=args.watch_bookmark_interval,
                                       advertise_address=args.advertise_address or "",
-                                      encryption=encryption,
                                       tokens=tokens))
         return 0
     if args.command == "scheduler":
@@ -224,6 +217,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return service_url.run(args)
     if args.command == "addons":
         return addons_cli.run(args)
+    if args.command == "certs":
+        return certs_cli.run(args)
     raise AssertionError(args.command)
 
 
