@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recent events kept per resource for watches that resume")
     a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that ask for them")
+    a.add_argument("--encryption-provider-config", type=Path, default=None,
+                   help="an EncryptionConfiguration file (as kube-apiserver's): which "
+                        "resources are encrypted in the store, with aesgcm keys; the first "
+                        "key encrypts, every listed key decrypts (default: none)")
     a.add_argument("--token-file", type=Path, default=None,
                    help="bearer tokens, one a line: every call but health and reflection "
                         "must carry one (default: no authentication)")
@@ -174,6 +178,7 @@ def dispatch(args: argparse.Namespace) -> int:
         import ipaddress
 
         from kemu.services.apiserver.auth import load_tokens
+        from kemu.services.apiserver.encryption import load as load_encryption
         from kemu.services.apiserver.server import APIServerConfig
         from kemu.services.apiserver.server import run as run_apiserver
 
@@ -183,6 +188,8 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"error: --service-cluster-ip-range: {e}", file=sys.stderr)
             return 2
         tokens = load_tokens(args.token_file) if args.token_file else frozenset[str]()
+        encryption = load_encryption(args.encryption_provider_config) \
+            if args.encryption_provider_config else None
         listen = args.listen or ["127.0.0.1:6443"]
         run_apiserver(APIServerConfig(listen=listen[0], also_listen=tuple(listen[1:]),
                                       store=args.store,
@@ -191,6 +198,7 @@ def dispatch(args: argparse.Namespace) -> int:
                                       watch_cache_size=args.watch_cache_size,
                                       bookmark_interval=args.watch_bookmark_interval,
                                       advertise_address=args.advertise_address or "",
+                                      encryption=encryption,
                                       tokens=tokens))
         return 0
     if args.command == "scheduler":
