@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from kemu.util.argtypes import run_standalone, seconds
+from kemu.util.leaderflags import add_leader_election_flags, leader_election_options
 
 PROG = "kemu controller-manager"
 
@@ -74,6 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: none; LoadBalancer Services stay <pending>)")
     p.add_argument("--health-listen", default=None, metavar="HOST:PORT",
                    help="serve grpc.health.v1 here (SERVING once the caches are filled)")
+    add_leader_election_flags(p, "kube-controller-manager")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -89,10 +91,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the controller manager from parsed flags; the exit status."""
+    from kemu.client.leaderelection import LeaderElectionConfig, LeaderElectionLost
     from kemu.services.controllers.manager import ControllerManagerConfig
     from kemu.services.controllers.manager import run as run_manager
 
     try:
+        options = leader_election_options(args)
         config = ControllerManagerConfig(
             apiserver=args.apiserver, cluster_cidr=args.cluster_cidr,
             node_cidr_mask_size=args.node_cidr_mask_size,
@@ -113,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
             hpa_sync_period=args.horizontal_pod_autoscaler_sync_period,
             hpa_downscale_stabilization=args.horizontal_pod_autoscaler_downscale_stabilization,
             hpa_tolerance=args.horizontal_pod_autoscaler_tolerance,
-            load_balancer_pool=args.load_balancer_pool)
+            load_balancer_pool=args.load_balancer_pool,
+            leader_election=LeaderElectionConfig(**options) if options is not None else None)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         run_manager(config)
     except KeyboardInterrupt:
         return 130
-    except OSError as e:
+    except (OSError, LeaderElectionLost) as e:  # lost: exit, to be restarted clean
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except RuntimeError as e:

@@ -6,6 +6,11 @@ has listed once, so no controller acts on a half-filled cache (the node IPAM con
 in particular must see every existing podCIDR before it hands one out). A controller
 whose loop ends or raises takes the process down loudly: a manager that silently stopped
 reconciling is worse than one that restarts.
+
+With leader election (the CLI's default, as kube-controller-manager's --leader-elect) the
+informers fill and health says SERVING in every replica, but controllers and their event
+recorders start only in the one holding the Lease; a leader that cannot renew stops with
+LeaderElectionLost, and a graceful stop releases the Lease for a standby to take at once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +31,7 @@ from grpc_reflection.v1alpha import reflection
 from kemu.client.aio import AsyncClient
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
+from kemu.client.leaderelection import LeaderElector
 from kemu.services.controllers import (
     cronjob,
     daemonset,
@@ -43,6 +49,9 @@ from kemu.services.controllers import (
 )
 from kemu.services.controllers.cidrs import CIDRAllocator
 from kemu.util.listen import check_bindable
+
+if TYPE_CHECKING:
+    from kemu.client.leaderelection import LeaderElectionConfig
 
 log = logging.getLogger("kemu.controllers")
 
@@ -97,6 +106,8 @@ class ControllerManagerConfig:
     hpa_tolerance: float = 0.1
     # LoadBalancer addresses (CIDR or FIRST-LAST); empty: LoadBalancer Services stay pending.
     load_balancer_pool: str = ""
+    # Reconcile only while holding this Lease; None: at once, alone (in-process uses).
+    leader_election: LeaderElectionConfig | None = None
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")
@@ -223,8 +234,17 @@ class ControllerManager:
         self.health: health.aio.HealthServicer | None = None
         self.server: grpc.aio.Server | None = None
         self._main: asyncio.Task[None] | None = None
+        self.elector: LeaderElector | None = None
+        self.lease_events: EventRecorder | None = None
+        if config.leader_election is not None:
+            self.lease_events = EventRecorder(self.client, "kube-controller-manager",
+                                              instance=config.leader_election.identity)
+            self.elector = LeaderElector(self.client, config.leader_election,
+                                         events=self.lease_events)
 
     async def start(self) -> None:
+        if self.lease_events is not None:
+            self.lease_events.start()
         if self.config.health_listen is not None:
             await self._start_health(self.config.health_listen)
         for inf in self.informers.values():
@@ -251,14 +271,20 @@ class ControllerManager:
         started = time.perf_counter()
         for inf in self.informers.values():
             await inf.synced.wait()
+        if self.health is not None:
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        if self.elector is None:
+            await self._lead(started)
+        else:
+            await self.elector.run(lambda: self._lead(started))
+
+    async def _lead(self, started: float) -> None:
         for rec in self.recorders:
             rec.start()
         tasks: dict[asyncio.Task[None], str] = {
             asyncio.create_task(c.run(), name=f"controller-{name}"): name
             for name, c in self.controllers.items()}
         self.ready.set()
-        if self.health is not None:
-            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("controller-manager ready apiserver=%s controllers=%s informers=%s "
                  "duration_ms=%.1f", self.config.apiserver, ",".join(self.controllers),
                  ",".join(self.informers), _ms(started))
@@ -293,6 +319,11 @@ class ControllerManager:
         for rec in self.recorders:
             await rec.flush(1.0)
             await rec.stop()
+        if self.elector is not None:
+            await self.elector.release()  # a standby takes over at once
+        if self.lease_events is not None:
+            await self.lease_events.flush(1.0)
+            await self.lease_events.stop()
         for inf in self.informers.values():
             await inf.stop()
         if self.server is not None:

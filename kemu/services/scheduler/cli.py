@@ -13,6 +13,7 @@ from typing import Any
 
 from kemu.services.scheduler.config import SchedulerConfig
 from kemu.util.argtypes import run_standalone
+from kemu.util.leaderflags import add_leader_election_flags, leader_election_options
 
 PROG = "kemu scheduler"
 
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="retry pods that fit nowhere at least this often")
     p.add_argument("--seed", type=_optional_int, default=None,
                    help="seed for breaking score ties (reproducible placement)")
+    add_leader_election_flags(p, "kube-scheduler")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,11 +56,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SchedulerConfig:
     """Raises ValueError with a one-line message on a bad value."""
+    from kemu.client.leaderelection import LeaderElectionConfig
+
+    options = leader_election_options(args)
     return SchedulerConfig(
         apiserver=args.apiserver, scheduler_name=args.scheduler_name,
         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
         health_listen=args.health_listen, bind_concurrency=args.bind_concurrency,
-        unschedulable_retry_seconds=args.unschedulable_retry_seconds, seed=args.seed)
+        unschedulable_retry_seconds=args.unschedulable_retry_seconds, seed=args.seed,
+        leader_election=LeaderElectionConfig(**options) if options is not None else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,12 +74,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    from kemu.client.leaderelection import LeaderElectionLost
     from kemu.services.scheduler.scheduler import run as run_scheduler
 
     try:
         run_scheduler(config)
     except KeyboardInterrupt:
         return 130
+    except LeaderElectionLost as e:  # as kube-scheduler: exit, to be restarted clean
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1

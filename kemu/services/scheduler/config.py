@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kemu.client.leaderelection import LeaderElectionConfig
 
 
 def check_host_port(text: str, what: str) -> None:
@@ -19,6 +23,8 @@ class SchedulerConfig:
     (every node below 100 nodes); 1-100 to cap how many feasible nodes a cycle looks for.
     health_listen: HOST:PORT for grpc.health.v1 (SERVING once the caches are filled), or
     None for no server. seed: a fixed seed makes tie-breaking reproducible.
+    leader_election: schedule only while holding that Lease (the CLI's default, as
+    kube-scheduler's --leader-elect); None schedules at once, alone.
     """
 
     apiserver: str = "127.0.0.1:6443"
@@ -30,6 +36,7 @@ class SchedulerConfig:
     pod_max_backoff_seconds: float = 10.0
     unschedulable_retry_seconds: float = 30.0
     seed: int | None = None
+    leader_election: LeaderElectionConfig | None = None
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")

@@ -32,7 +32,9 @@ from kemu.api import quantity
 from kemu.api.v1 import api_pb2, core_pb2, meta_pb2
 from kemu.client.aio import AsyncClient
 from kemu.client.errors import ClientError, Conflict, NotFound
+from kemu.client.events import EventRecorder as ObjectEventRecorder
 from kemu.client.informer import Informer
+from kemu.client.leaderelection import LeaderElector
 from kemu.client.workqueue import ShutDown
 from kemu.services.scheduler.cache import Cache
 from kemu.services.scheduler.config import SchedulerConfig
@@ -382,7 +384,13 @@ class Scheduler:
 
 
 class SchedulerService:
-    """A running scheduler: client, informers, worker and an optional health server."""
+    """A running scheduler: client, informers, worker and an optional health server.
+
+    With leader election the informers fill and health says SERVING at once, but the
+    worker runs only while this replica holds the Lease: a standby keeps a warm cache and
+    queue, so it schedules within a retry period of taking over. Losing the Lease raises
+    LeaderElectionLost out of the main task (the process exits, as kube-scheduler does).
+    """
 
     def __init__(self, config: SchedulerConfig) -> None:
         self.config = config
@@ -397,8 +405,17 @@ class SchedulerService:
         self.server: grpc.aio.Server | None = None
         self.health_port = 0
         self._main: asyncio.Task[None] | None = None
+        self.elector: LeaderElector | None = None
+        self.lease_events: ObjectEventRecorder | None = None
+        if config.leader_election is not None:
+            self.lease_events = ObjectEventRecorder(self.client, config.scheduler_name,
+                                                    instance=config.leader_election.identity)
+            self.elector = LeaderElector(self.client, config.leader_election,
+                                         events=self.lease_events)
 
     async def start(self) -> None:
+        if self.lease_events is not None:
+            self.lease_events.start()
         if self.config.health_listen is not None:
             self.health = health.aio.HealthServicer()
             self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
@@ -429,6 +446,15 @@ class SchedulerService:
                  self.config.apiserver, self.config.scheduler_name,
                  len(self.scheduler.cache.node_list()), len(self.scheduler.pending),
                  _ms(started))
+        if self.elector is None:
+            await self.scheduler.run()
+        else:
+            await self.elector.run(self._lead)
+
+    async def _lead(self) -> None:
+        assert self.elector is not None
+        log.info("scheduler leading identity=%s pending=%d", self.elector.identity,
+                 len(self.scheduler.pending))
         await self.scheduler.run()
 
     @property
@@ -446,6 +472,11 @@ class SchedulerService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._main
         await self.scheduler.drain()
+        if self.elector is not None:
+            await self.elector.release()  # a standby takes over at once
+        if self.lease_events is not None:
+            await self.lease_events.flush(1.0)
+            await self.lease_events.stop()
         await self.pods.stop()
         await self.nodes.stop()
         if self.server is not None:

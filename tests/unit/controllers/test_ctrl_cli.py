@@ -40,3 +40,21 @@ def test_bad_value_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> Non
                    "replicationcontroller, deployment, daemonset, statefulset, job, "
                    "cronjob, garbagecollector, namespace, nodelifecycle, horizontalpodautoscaling, "
                    "service-lb)\n")
+
+
+def test_leader_election_defaults_as_kube_controller_manager() -> None:
+    args = parse()
+    assert (args.leader_elect, args.leader_elect_resource_name,
+            args.leader_elect_resource_namespace, args.leader_elect_lease_duration,
+            args.leader_elect_renew_deadline, args.leader_elect_retry_period) == (
+        True, "kube-controller-manager", "kube-system", 15.0, 10.0, 2.0)
+    assert parse("--leader-elect=false").leader_elect is False
+
+
+def test_bad_leader_election_timings_one_line_exit_2(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    assert cli.run(parse("--leader-elect-lease-duration", "5s",
+                         "--leader-elect-renew-deadline", "10s")) == 2
+    assert capsys.readouterr().err == (
+        "kemu controller-manager: error: --leader-elect-lease-duration must be greater "
+        "than --leader-elect-renew-deadline\n")
