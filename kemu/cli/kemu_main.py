@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url
@@ -51,6 +52,24 @@ def _node_count(text: str) -> int:
     return int(text)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
+def _non_negative(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kemu", description="kemu: a Kubernetes-style cluster "
                                 "emulator with real networking.")
@@ -85,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--token-file", type=Path, default=None,
                    help="bearer tokens, one a line: every call but health and reflection "
                         "must carry one (default: no authentication)")
+    a.add_argument("--max-request-bytes", type=_positive_int, default=3 * 1024 * 1024,
+                   help="largest request message accepted, in bytes; larger ones fail "
+                        "with RESOURCE_EXHAUSTED (default 3 MiB, as Kubernetes' 3 MB)")
+    a.add_argument("--max-requests-per-second", type=_non_negative(float), default=200.0,
+                   help="requests a second per client (its bearer token, else its IP), "
+                        "a token bucket refilled at this rate; 0: no limit (default 200)")
+    a.add_argument("--burst", type=_positive_int, default=400,
+                   help="requests a client may send at once before the rate applies "
+                        "(default 400)")
+    a.add_argument("--max-watches-per-client", type=_non_negative(int), default=100,
+                   help="open watches per client; 0: no limit (default 100)")
+    a.add_argument("--shutdown-grace", type=_non_negative(float), default=5.0,
+                   help="seconds SIGTERM gives calls to finish; watches end at once "
+                        "with UNAVAILABLE (default 5)")
 
     scheduler_cli.add_parser(sub)
     controllers_cli.add_parser(sub)
@@ -179,6 +212,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
         from kemu.services.apiserver.auth import load_tokens
         from kemu.services.apiserver.encryption import load as load_encryption
+        from kemu.services.apiserver.limits import Limits
         from kemu.services.apiserver.server import APIServerConfig
         from kemu.services.apiserver.server import run as run_apiserver
 
@@ -199,7 +233,11 @@ def dispatch(args: argparse.Namespace) -> int:
                                       bookmark_interval=args.watch_bookmark_interval,
                                       advertise_address=args.advertise_address or "",
                                       encryption=encryption,
-                                      tokens=tokens))
+                                      tokens=tokens,
+                                      max_request_bytes=args.max_request_bytes,
+                                      limits=Limits(args.max_requests_per_second, args.burst,
+                                                    args.max_watches_per_client),
+                                      shutdown_grace=args.shutdown_grace))
         return 0
     if args.command == "scheduler":
         return scheduler_cli.run(args)

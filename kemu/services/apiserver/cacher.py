@@ -125,11 +125,15 @@ class Cacher:
         # Why the cache cannot be filled (a value it cannot decrypt): client watches fail
         # with it, and the apiserver still serves everything else.
         self.error: TransformError | None = None
+        self.stopped = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"cacher-{self.kind.plural}")
 
     async def stop(self) -> None:
+        """End every client watch with UNAVAILABLE (after the events already queued for
+        it) and refuse new ones: the apiserver is draining."""
+        self.stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -260,6 +264,8 @@ class Cacher:
         await self.ready.wait()
         if self.error is not None:
             raise self.error
+        if self.stopped:
+            raise Unavailable("apiserver is shutting down")
         w = Watcher(flt, self.watcher_queue)
         if resource_version in ("", "0"):
             for key in sorted(self.current):
@@ -274,6 +280,8 @@ class Cacher:
             raise Gone(f"invalid resourceVersion {resource_version!r}") from None
         if rv > self.revision:
             await self._wait_for(rv, wait_timeout)
+        if self.stopped:
+            raise Unavailable("apiserver is shutting down")
         if rv < self.oldest:
             raise Gone(f"too old resource version: {rv} ({self.oldest})")
         for change in self.events:  # one synchronous step: no event can slip between

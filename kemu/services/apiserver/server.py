@@ -3,6 +3,12 @@
 `run(config)` is what `kemu apiserver` calls. The server listens at once and reports
 NOT_SERVING on grpc.health.v1 until it has reached the store, created the built-in
 namespaces and filled every watch cache; then SERVING.
+
+Load is bounded three ways: gRPC refuses a request message over `max_request_bytes` with
+its own RESOURCE_EXHAUSTED (as etcd's and Kubernetes' 3 MB object limit), and the limits
+interceptor (limits.py) rate-limits each client and caps its open watches. On SIGTERM the
+server drains: it stops taking calls, lets unary calls finish, ends every watch with
+UNAVAILABLE so clients resume elsewhere or later, and exits within `shutdown_grace`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,6 +32,7 @@ from kemu.services.apiserver.auth import TokenAuthInterceptor
 from kemu.services.apiserver.cacher import Cacher
 from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
+from kemu.services.apiserver.limits import Limits, LimitsInterceptor
 from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
@@ -33,7 +41,8 @@ from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 
 log = logging.getLogger("kemu.apiserver")
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_MAX_MESSAGE = 64 * 1024 * 1024
+_MAX_MESSAGE = 64 * 1024 * 1024  # what the apiserver may send (a large list)
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,13 @@ class APIServerConfig:
     # Which resources are encrypted in the store, and with which keys
     # (`--encryption-provider-config`); None: every value stored as it is.
     encryption: EncryptionConfig | None = None
+    # The largest request message gRPC accepts (`--max-request-bytes`).
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    # Requests a second and open watches per client (`--max-requests-per-second`,
+    # `--burst`, `--max-watches-per-client`; 0 turns one off).
+    limits: Limits = field(default_factory=Limits)
+    # Seconds a SIGTERM gives open calls to finish before they are cancelled.
+    shutdown_grace: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -78,9 +94,13 @@ class APIServer:
             cached_namespace=lambda name: ns_cache.current.get(ns_kind.store_key("", name)))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
-        interceptors = [TokenAuthInterceptor(config.tokens)] if config.tokens else []
+        # Authentication first: a call without a valid token costs its client nothing.
+        interceptors: list[grpc.aio.ServerInterceptor] = \
+            [TokenAuthInterceptor(config.tokens)] if config.tokens else []
+        self.limits = LimitsInterceptor(config.limits)
+        interceptors.append(self.limits)
         self.server = grpc.aio.server(interceptors=interceptors, options=[
-            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_receive_message_length", config.max_request_bytes),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
             ("grpc.so_reuseport", 0),
             *KEEPALIVE_SERVER_OPTIONS,
@@ -185,14 +205,26 @@ class APIServer:
         assert self._bootstrap is not None
         await asyncio.wait_for(asyncio.shield(self._bootstrap), timeout)
 
-    async def stop(self, grace: float = 2.0) -> None:
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new calls, end every watch with UNAVAILABLE, give unary calls
+        until `grace` (default the config's shutdown_grace) to finish, then cancel the
+        rest and close the store connection."""
+        grace = self.config.shutdown_grace if grace is None else grace
+        started = time.monotonic()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._bootstrap is not None:
             self._bootstrap.cancel()
+        stopping = asyncio.create_task(self.server.stop(grace))
+        # Let server.stop begin refusing calls; a watch that still slips in finds its cache
+        # stopped and ends at once with UNAVAILABLE.
+        await asyncio.sleep(0)
+        watches = sum(len(c.watchers) for c in self.caches.values())
         for cache in self.caches.values():
             await cache.stop()
-        await self.server.stop(grace)
+        await stopping
         await self.storage.close()
+        log.info("apiserver stopped in %.2fs (grace %.1fs, %d watches ended)",
+                 time.monotonic() - started, grace, watches)
 
 
 async def serve(config: APIServerConfig) -> APIServer:
