@@ -23,7 +23,6 @@ import time
 from kemu.api.nodes import is_ready
 from kemu.cli import clusterdns
 from kemu.cli.lifecycle import (
-    CONTROL_PLANE_IMAGE,
     Component,
     LifecycleError,
     Ports,
@@ -32,7 +31,7 @@ from kemu.cli.lifecycle import (
     _stop_pid,
     cluster_cidr,
     control_plane_components,
-    ensure_control_plane_image,
+    ensure_images,
     ensure_running,
     in_containers,
     lab_state,
@@ -106,6 +105,7 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
     if nodes == 1 and state is None:
         print("  note       another cluster's agent programs this machine's Services and "
               "routes: this cluster's node runs in a network namespace of its own", flush=True)
+    ensure_images()  # before the lab: the nodes pull them
     lab = Lab(name, nodes=nodes, subnet=subnet, with_registry=True)
     planned = lab.planned_nodes()
     launched: list[int] = []
@@ -126,9 +126,6 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
         gateway = str(lab.plan.gateway)
         comps = control_plane_components(name, ports, api_host=gateway, advertise=gateway)
         if control_plane == "containers":
-            print(f"  image      {CONTROL_PLANE_IMAGE} (built if missing or stale) ...",
-                  flush=True)
-            ensure_control_plane_image()
             comps = in_containers(comps, name)
         comps += [_agent(name, i, n.netns_path, str(n.ip), n.docker_host, gateway,
                          ports.apiserver) for i, n in enumerate(planned, start=1)]

@@ -79,13 +79,16 @@ def container_name(cluster: str, component: str) -> str:
     return f"kemu-{cluster}-{component}"
 
 
-def ensure_control_plane_image() -> None:
-    """The kemu image the control plane runs from, built (or found up to date: the build
-    compares a hash of the sources) before any container starts."""
-    done = subprocess.run([sys.executable, "-m", "kemu.cli.kemu_main", "images", "build",
-                           "kemu"], capture_output=True, text=True, timeout=600)
+def ensure_images() -> None:
+    """kemu's images (the control plane's, the pause image, the DNS pods' and the demo
+    images the walkthrough runs) built when missing or stale (the build compares a hash
+    of each image's sources, so this is quick when they are current)."""
+    print("  images     kemu/kemu, kemu/pause, kemu/tools, kemu/bootcamp "
+          "(built if missing or stale) ...", flush=True)
+    done = subprocess.run([sys.executable, "-m", "kemu.cli.kemu_main", "images", "build"],
+                          capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
-        raise LifecycleError(f"cannot build {CONTROL_PLANE_IMAGE}: "
+        raise LifecycleError(f"cannot build kemu's images: "
                              f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
 
 
@@ -292,9 +295,8 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
     d.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     comps = _components(name, ports or Ports())
+    ensure_images()
     if control_plane == "containers":
-        print(f"  image      {CONTROL_PLANE_IMAGE} (built if missing or stale) ...", flush=True)
-        ensure_control_plane_image()
         comps = in_containers(comps, name)
     launched: list[int] = []
     try:
