@@ -107,14 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-request-bytes", type=_positive_int, default=3 * 1024 * 1024,
                    help="largest request message accepted, in bytes; larger ones fail "
                         "with RESOURCE_EXHAUSTED (default 3 MiB, as Kubernetes' 3 MB)")
-    a.add_argument("--max-requests-per-second", type=_non_negative(float), default=200.0,
+    a.add_argument("--max-requests-per-second", type=_non_negative(float), default=1000.0,
                    help="requests a second per client (its bearer token, else its IP), "
-                        "a token bucket refilled at this rate; 0: no limit (default 200)")
-    a.add_argument("--burst", type=_positive_int, default=400,
+                        "a token bucket refilled at this rate; 0: no limit (default 1000: "
+                        "every component on one machine shares its IP without tokens)")
+    a.add_argument("--burst", type=_positive_int, default=2000,
                    help="requests a client may send at once before the rate applies "
-                        "(default 400)")
-    a.add_argument("--max-watches-per-client", type=_non_negative(int), default=100,
-                   help="open watches per client; 0: no limit (default 100)")
+                        "(default 2000)")
+    a.add_argument("--max-watches-per-client", type=_non_negative(int), default=500,
+                   help="open watches per client; 0: no limit (default 500)")
     a.add_argument("--shutdown-grace", type=_non_negative(float), default=5.0,
                    help="seconds SIGTERM gives calls to finish; watches end at once "
                         "with UNAVAILABLE (default 5)")

@@ -37,9 +37,9 @@ Clock = Callable[[], float]
 class Limits:
     """What one client may do; 0 turns a limit off."""
 
-    requests_per_second: float = 200.0
-    burst: int = 400
-    watches_per_client: int = 100
+    requests_per_second: float = 1000.0
+    burst: int = 2000
+    watches_per_client: int = 500
 
 
 @dataclass(frozen=True)
