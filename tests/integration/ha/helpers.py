@@ -131,6 +131,7 @@ class PodWatch:
         resp = client.list("pods", self.namespace)
         self.pods = {o.pod.metadata.name: o for o in resp.items}
         self.rv = resp.resource_version
+        self._broken = False
         self._count()
 
     def _run(self) -> None:
@@ -145,6 +146,7 @@ class PodWatch:
                             self._apply(ev)
                             if self._stop.is_set():
                                 return
+                        self._broken = False  # ended at its timeout: a healthy stream
                     except Gone:
                         self.relists += 1
                         self._list(client)
