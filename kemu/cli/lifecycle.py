@@ -201,11 +201,14 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
         Component("apiserver", api, ("apiserver", "--listen", api, *also, "--store", store,
                                      *advertised)),
+        # One of each and no supervisor to restart them: without leader election they
+        # ride out an apiserver restart instead of exiting as a leader that lost its Lease.
         Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
                                              "--health-listen", cm,
-                                             "--cluster-cidr", cluster_cidr(name))),
+                                             "--cluster-cidr", cluster_cidr(name),
+                                             "--leader-elect=false")),
         Component("scheduler", sched, ("scheduler", "--apiserver", api,
-                                       "--health-listen", sched)),
+                                       "--health-listen", sched, "--leader-elect=false")),
     ]
 
 
