@@ -18,11 +18,13 @@ from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
 from kemu.services.controllers import cli as controllers_cli
 from kemu.services.scheduler import cli as scheduler_cli
+from kemu.util import tls
 from kemu.util.argtypes import host_port
 
 
 def _endpoints(text: str) -> tuple[str, ...]:
-    parts = tuple(p.strip().removeprefix("http://") for p in text.split(",") if p.strip())
+    parts = tuple(p.strip().removeprefix("http://").removeprefix("https://")
+                  for p in text.split(",") if p.strip())
     if not parts:
         raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...]")
     for p in parts:
@@ -81,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", type=Path, default=Path("kemu-store.data"))
     s.add_argument("--no-fsync", action="store_true",
                    help="do not fsync each commit (survives kill -9, not power loss)")
+    s.add_argument("--cert-file", type=Path, default=None, metavar="FILE",
+                   help="serve TLS with this certificate (as etcd's flag)")
+    s.add_argument("--key-file", type=Path, default=None, metavar="FILE",
+                   help="the key of --cert-file")
+    s.add_argument("--trusted-ca-file", type=Path, default=None, metavar="FILE",
+                   help="CA of the client certificates --client-cert-auth requires")
+    s.add_argument("--client-cert-auth", action="store_true",
+                   help="require a client certificate signed by --trusted-ca-file (the "
+                        "apiserver's --etcd-certfile); without it, TLS only encrypts")
+    s.add_argument("--insecure", action="store_true",
+                   help="serve plaintext with no authentication, saying so in a warning "
+                        "(today's default without TLS flags)")
 
     a = sub.add_parser("apiserver", help="run the API server")
     a.add_argument("--listen", type=host_port, action="append", default=None,
@@ -102,8 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "resources are encrypted in the store, with aesgcm keys; the first "
                         "key encrypts, every listed key decrypts (default: none)")
     a.add_argument("--token-file", type=Path, default=None,
-                   help="bearer tokens, one a line: every call but health and reflection "
-                        "must carry one (default: no authentication)")
+                   help="static bearer tokens, kube-apiserver's format: token,user,uid,"
+                        "\"group1,group2\" a line (a bare token is user admin in "
+                        "system:masters); every call but health and reflection must then "
+                        "authenticate (default: no authentication)")
+    a.add_argument("--tls-cert-file", type=Path, default=None, metavar="FILE",
+                   help="serve TLS with this certificate (kemu certs init makes one)")
+    a.add_argument("--tls-private-key-file", type=Path, default=None, metavar="FILE",
+                   help="the key of --tls-cert-file")
+    a.add_argument("--client-ca-file", type=Path, default=None, metavar="FILE",
+                   help="authenticate callers by client certificates from this CA (CN the "
+                        "user, O the groups); required of every caller unless --token-file "
+                        "is given too, which then wins (gRPC cannot make them optional)")
+    a.add_argument("--insecure", action="store_true",
+                   help="serve plaintext with no authentication, saying so in a warning "
+                        "(today's default without TLS flags)")
+    a.add_argument("--etcd-cafile", type=Path, default=None, metavar="FILE",
+                   help="dial the store over TLS, verifying it with this CA")
+    a.add_argument("--etcd-certfile", type=Path, default=None, metavar="FILE",
+                   help="client certificate for a store with --client-cert-auth")
+    a.add_argument("--etcd-keyfile", type=Path, default=None, metavar="FILE",
+                   help="the key of --etcd-certfile")
+    a.add_argument("--kubelet-certificate-authority", type=Path, default=None, metavar="FILE",
+                   help="dial node agents over TLS, verifying them with this CA")
+    a.add_argument("--kubelet-client-certificate", type=Path, default=None, metavar="FILE",
+                   help="client certificate for agents started with --client-ca-file")
+    a.add_argument("--kubelet-client-key", type=Path, default=None, metavar="FILE",
+                   help="the key of --kubelet-client-certificate")
     a.add_argument("--max-request-bytes", type=_positive_int, default=3 * 1024 * 1024,
                    help="largest request message accepted, in bytes; larger ones fail "
                         "with RESOURCE_EXHAUSTED (default 3 MiB, as Kubernetes' 3 MB)")
@@ -125,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent_cli.add_parser(sub)
     images_cli.add_parser(sub)
     dns_cli.add_parser(sub)
+    for component in ("scheduler", "controller-manager", "dns"):
+        tls.add_client_flags(sub.choices[component])
 
     u = sub.add_parser("up", help="start a cluster on this machine (store + apiserver)")
     u.add_argument("--name", default="kemu")
@@ -202,11 +243,34 @@ def _up(args: argparse.Namespace, ports: lifecycle.Ports) -> int:
     return code
 
 
+def _warn_plaintext(component: str, listen: list[str], server_tls: tls.ServerTLS | None,
+                    insecure: bool, *, authenticated: bool = False) -> None:
+    """The start-up warning of a server without TLS (`--insecure` says it is meant)."""
+    if server_tls is not None:
+        if insecure:
+            raise tls.TLSConfigError("--insecure contradicts the TLS certificate flags")
+        return
+    if authenticated:
+        print(f"WARNING: {component} serving without TLS: bearer tokens cross "
+              f"{', '.join(listen)} in plaintext", file=sys.stderr, flush=True)
+        return
+    tls.warn_insecure(component, listen, explicit=insecure)
+
+
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("scheduler", "controller-manager", "dns"):
+        tls.export_client_flags(args)
     if args.command == "store":
         from kemu.services.store.server import StoreConfig, run
 
-        run(StoreConfig(listen=args.listen, data_dir=args.data_dir, fsync=not args.no_fsync))
+        if args.client_cert_auth and not args.trusted_ca_file:
+            raise tls.TLSConfigError("--client-cert-auth needs --trusted-ca-file")
+        store_tls = tls.server_tls(args.cert_file, args.key_file,
+                                   args.trusted_ca_file if args.client_cert_auth else None,
+                                   flags=("--cert-file", "--key-file", "--trusted-ca-file"))
+        _warn_plaintext("store", [args.listen], store_tls, args.insecure)
+        run(StoreConfig(listen=args.listen, data_dir=args.data_dir, fsync=not args.no_fsync,
+                        tls=store_tls))
         return 0
     if args.command == "apiserver":
         import ipaddress
@@ -226,6 +290,17 @@ def dispatch(args: argparse.Namespace) -> int:
         encryption = load_encryption(args.encryption_provider_config) \
             if args.encryption_provider_config else None
         listen = args.listen or ["127.0.0.1:6443"]
+        api_tls = tls.server_tls(args.tls_cert_file, args.tls_private_key_file,
+                                 args.client_ca_file)
+        _warn_plaintext("apiserver", listen, api_tls, args.insecure, authenticated=bool(tokens))
+        etcd_tls = tls.ClientTLS.of(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile,
+                                    flags=("--etcd-cafile", "--etcd-certfile",
+                                           "--etcd-keyfile"))
+        kubelet_tls = tls.ClientTLS.of(
+            args.kubelet_certificate_authority, args.kubelet_client_certificate,
+            args.kubelet_client_key, flags=("--kubelet-certificate-authority",
+                                            "--kubelet-client-certificate",
+                                            "--kubelet-client-key"))
         run_apiserver(APIServerConfig(listen=listen[0], also_listen=tuple(listen[1:]),
                                       store=args.store,
                                       service_cidr=args.service_cluster_ip_range,
@@ -234,7 +309,8 @@ def dispatch(args: argparse.Namespace) -> int:
                                       bookmark_interval=args.watch_bookmark_interval,
                                       advertise_address=args.advertise_address or "",
                                       encryption=encryption,
-                                      tokens=tokens,
+                                      tokens=tokens, tls=api_tls, etcd_tls=etcd_tls,
+                                      kubelet_tls=kubelet_tls,
                                       max_request_bytes=args.max_request_bytes,
                                       limits=Limits(args.max_requests_per_second, args.burst,
                                                     args.max_watches_per_client),

@@ -78,6 +78,10 @@ def usage() -> str:
               "  -n, --namespace NAME     namespace of the request (default: default)",
               "      --request-timeout D  time limit of one server call, e.g. 30s; 0: none",
               "      --token TOKEN        bearer token (default: $KEMU_TOKEN, then ~/.kemu/config)",
+              "      --certificate-authority FILE  CA of the apiserver: dial TLS (default: "
+              "$KEMU_CERTIFICATE_AUTHORITY, then ~/.kemu/config)",
+              "      --client-certificate FILE, --client-key FILE  authenticate with a "
+              "client certificate",
               "",
               "Usage:",
               "  kemuctl [flags] [command]",
@@ -99,14 +103,16 @@ def build_parser(verb: str) -> cli.Parser:
 
 
 def make_context(args: Any, out: TextIO, err: TextIO, stdin: TextIO) -> Ctx:
-    from kemu.client.config import resolve_server
+    from kemu.client.config import resolve_server, resolve_tls
 
     timeout = 30.0
     if args.request_timeout is not None:
         timeout = cli.parse_duration(args.request_timeout) or 365 * 24 * 3600.0
     return Ctx(server=resolve_server(args.server), namespace=args.namespace or "default",
                namespace_explicit=args.namespace is not None, timeout=timeout,
-               out=out, err=err, stdin=stdin, token=args.token)
+               out=out, err=err, stdin=stdin, token=args.token,
+               tls=resolve_tls(args.certificate_authority, args.client_certificate,
+                               args.client_key))
 
 
 def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:

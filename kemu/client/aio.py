@@ -18,6 +18,7 @@ import grpc
 from kemu.api.v1 import api_pb2, api_pb2_grpc
 from kemu.client.auth import aio_interceptors
 from kemu.client.errors import Unavailable, from_rpc_error
+from kemu.util.tls import ClientTLS, aio_channel
 
 T = TypeVar("T")
 _OPTIONS = [
@@ -34,13 +35,17 @@ class AsyncClient:
     """One grpc.aio connection to an apiserver. Create it inside the running loop."""
 
     def __init__(self, server: str, *, timeout: float = 30.0, read_retry_seconds: float = 30.0,
-                 metadata: tuple[tuple[str, str], ...] = (), token: str | None = None) -> None:
+                 metadata: tuple[tuple[str, str], ...] = (), token: str | None = None,
+                 tls: ClientTLS | None = None) -> None:
+        """`tls`: dial over TLS (None: $KEMU_CERTIFICATE_AUTHORITY and friends, else
+        plaintext)."""
         self.server = server
         self.timeout = timeout
         self.read_retry_seconds = read_retry_seconds
         self.metadata = metadata
-        self.channel = grpc.aio.insecure_channel(server, options=_OPTIONS,
-                                                 interceptors=aio_interceptors(token))
+        self.tls = tls if tls is not None else ClientTLS.from_env()
+        self.channel = aio_channel(server, self.tls, options=_OPTIONS,
+                                   interceptors=aio_interceptors(token))
         self.resources = api_pb2_grpc.ResourcesStub(self.channel)
         self.discovery = api_pb2_grpc.DiscoveryStub(self.channel)
 

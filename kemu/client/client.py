@@ -18,6 +18,7 @@ import grpc
 from kemu.api.v1 import api_pb2, api_pb2_grpc
 from kemu.client.auth import with_token
 from kemu.client.errors import ClientError, Unavailable, from_rpc_error
+from kemu.util.tls import ClientTLS, secure_channel
 
 T = TypeVar("T")
 Object = api_pb2.Object
@@ -33,14 +34,24 @@ class Client:
     """One connection to an apiserver."""
 
     def __init__(self, server: str, *, timeout: float = 30.0, read_retry_seconds: float = 0.0,
-                 metadata: tuple[tuple[str, str], ...] = (), token: str | None = None) -> None:
+                 metadata: tuple[tuple[str, str], ...] = (), token: str | None = None,
+                 tls: ClientTLS | None = None) -> None:
+        """`tls`: dial over TLS (None: $KEMU_CERTIFICATE_AUTHORITY and friends, else
+        plaintext)."""
         self.server = server
         self.timeout = timeout
         self.read_retry_seconds = read_retry_seconds
         self.metadata = with_token(metadata, token)
-        self._channel = grpc.insecure_channel(server, options=_OPTIONS)
+        self.tls = tls if tls is not None else ClientTLS.from_env()
+        self._channel = secure_channel(server, self.tls, options=_OPTIONS) if self.tls \
+            else grpc.insecure_channel(server, options=_OPTIONS)
         self.resources = api_pb2_grpc.ResourcesStub(self._channel)
         self.discovery = api_pb2_grpc.DiscoveryStub(self._channel)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The connection, for stubs of other services (Metrics) on the same server."""
+        return self._channel
 
     def close(self) -> None:
         self._channel.close()

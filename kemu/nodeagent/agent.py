@@ -44,6 +44,7 @@ from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, Runtime
 from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
+from kemu.util.tls import TLSConfigError, add_port
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "kemu.v1.NodeAgent"
@@ -303,10 +304,12 @@ class Agent:
              reflection.SERVICE_NAME), server)
         address = f"{self.config.listen_host}:{self.config.port}"
         try:
-            port = server.add_insecure_port(address)
+            port = add_port(server, address, self.config.tls)
         except RuntimeError as e:
             raise AgentError(f"cannot listen on {address}: address in use or not available"
                              ) from e
+        except TLSConfigError as e:
+            raise AgentError(str(e)) from e
         if port == 0:
             raise AgentError(f"cannot listen on {address}")
         await server.start()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from kemu.nodeagent.config import AgentConfig
+from kemu.util import tls
 from kemu.util.argtypes import host_port
 
 DEFAULT_DATA_ROOT = Path("/var/lib/kemu/agent")
@@ -94,6 +95,18 @@ def configure(a: argparse.ArgumentParser) -> None:
     a.add_argument("--cleanup", action="store_true",
                    help="remove every iptables rule, route and address the agent made on "
                         "this machine, then exit (as kube-proxy --cleanup)")
+    a.add_argument("--tls-cert-file", type=Path, default=None, metavar="FILE",
+                   help="serve the NodeAgent port over TLS with this certificate (its SANs "
+                        "must hold --node-ip), as the kubelet's flag")
+    a.add_argument("--tls-private-key-file", type=Path, default=None, metavar="FILE",
+                   help="the key of --tls-cert-file")
+    a.add_argument("--client-ca-file", type=Path, default=None, metavar="FILE",
+                   help="require client certificates signed by this CA (the apiserver's "
+                        "--kubelet-client-certificate); needs --tls-cert-file")
+    a.add_argument("--insecure", action="store_true",
+                   help="serve the NodeAgent port in plaintext with no authentication, "
+                        "saying so in a warning (today's default without TLS flags)")
+    tls.add_client_flags(a)
     a.add_argument("-v", "--verbose", dest="agent_verbose", action="count", default=0)
 
 
@@ -112,7 +125,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         resync_interval=args.resync_interval, cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr, proxy_mode=args.proxy_mode,
         network_plugin=args.network_plugin,
-        localhost_nodeports=args.iptables_localhost_nodeports)
+        localhost_nodeports=args.iptables_localhost_nodeports,
+        tls=tls.server_tls(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,7 +151,18 @@ def run(args: argparse.Namespace) -> int:
     if verbose <= 1:
         for noisy in ("docker", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = config_from(args)
+    try:
+        config = config_from(args)
+        tls.export_client_flags(args)
+    except tls.TLSConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if config.tls is None:
+        tls.warn_insecure("node agent", [f"{config.listen_host}:{config.port}"],
+                          explicit=args.insecure)
+    elif args.insecure:
+        print("error: --insecure contradicts --tls-cert-file", file=sys.stderr)
+        return 2
     if config.token:
         # The agent's clients take their token from KEMU_TOKEN when given none.
         import os

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kemu.util.tls import ServerTLS
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -41,6 +43,10 @@ class AgentConfig:
     localhost_nodeports: bool = True
     proxy_min_sync_interval: float = 1.0
     proxy_sync_interval: float = 30.0
+    # Serve the NodeAgent port over TLS (the kubelet's `--tls-cert-file
+    # --tls-private-key-file`, and `--client-ca-file` to require the apiserver's client
+    # certificate); None: plaintext.
+    tls: ServerTLS | None = None
 
     @property
     def network_name(self) -> str:

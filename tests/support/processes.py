@@ -2,6 +2,8 @@
 
 Every process is started with its own free loopback port and temporary directory, waited
 for with a deadline (grpc health, or a TCP connect for etcd), and killed by pid at the end.
+Servers serve plaintext with `--insecure` unless a test gives them TLS flags (`tls=`: how
+the health probe dials them then).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kemu.util.tls import ClientTLS, secure_channel
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -41,8 +45,8 @@ def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.0
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def grpc_serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as ch:
+def grpc_serving(address: str, tls: ClientTLS | None = None) -> bool:
+    with (secure_channel(address, tls) if tls else grpc.insecure_channel(address)) as ch:
         try:
             resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
                                                        timeout=0.5)
@@ -68,6 +72,8 @@ class Proc:
     address: str
     popen: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # How the readiness probe dials a server that serves TLS.
+    tls: ClientTLS | None = None
 
     def start(self) -> Proc:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +93,8 @@ class Proc:
         return self.popen is not None and self.popen.poll() is None
 
     def wait_ready(self, timeout: float = 30.0, *, check: str = "grpc") -> Proc:
-        probe = grpc_serving if check == "grpc" else tcp_open
+        def probe(address: str) -> bool:
+            return grpc_serving(address, self.tls) if check == "grpc" else tcp_open(address)
 
         def ready() -> bool:
             if not self.alive():
@@ -119,17 +126,28 @@ class Proc:
             self.kill9()
 
 
-def kemu_store(tmp: Path, *, port: int | None = None, name: str = "store") -> Proc:
+def _security(extra: tuple[str, ...], tls: ClientTLS | None) -> tuple[str, ...]:
+    """`--insecure` unless the server is given TLS (or the test chose itself)."""
+    chosen = tls is not None or any(a in extra for a in (
+        "--insecure", "--tls-cert-file", "--cert-file"))
+    return extra if chosen else ("--insecure", *extra)
+
+
+def kemu_store(tmp: Path, *, port: int | None = None, name: str = "store",
+               extra: tuple[str, ...] = (), tls: ClientTLS | None = None) -> Proc:
     address = f"127.0.0.1:{port or free_port()}"
     return Proc(name, [PYTHON, "-m", "kemu.cli.kemu_main", "store", "--listen", address,
-                       "--data-dir", str(tmp / f"{name}-data")], tmp / f"{name}.log", address)
+                       "--data-dir", str(tmp / f"{name}-data"), *_security(extra, tls)],
+                tmp / f"{name}.log", address, tls=tls)
 
 
 def kemu_apiserver(tmp: Path, store: str, *, port: int | None = None,
-                   name: str = "apiserver", extra: tuple[str, ...] = ()) -> Proc:
+                   name: str = "apiserver", extra: tuple[str, ...] = (),
+                   tls: ClientTLS | None = None) -> Proc:
     address = f"127.0.0.1:{port or free_port()}"
     return Proc(name, [PYTHON, "-m", "kemu.cli.kemu_main", "apiserver", "--listen", address,
-                       "--store", store, *extra], tmp / f"{name}.log", address)
+                       "--store", store, *_security(extra, tls)], tmp / f"{name}.log",
+                address, tls=tls)
 
 
 def etcd(tmp: Path, *, name: str = "etcd") -> Proc:

@@ -159,11 +159,11 @@ def _target(resources: Sequence[str]) -> tuple[str, str]:
 
 def run(ctx: Ctx, args: Any) -> int:
     resource, name = _target(args.resources)
-    with grpc.insecure_channel(ctx.server) as channel:
-        stub = metrics_pb2_grpc.MetricsStub(channel)
-        if resource == "pods":
-            return _top_pods(ctx, stub, args, name)
-        return _top_nodes(ctx, stub, args, name)
+    # The client's own connection: its TLS and client certificate serve this stub too.
+    stub = metrics_pb2_grpc.MetricsStub(ctx.client.channel)
+    if resource == "pods":
+        return _top_pods(ctx, stub, args, name)
+    return _top_nodes(ctx, stub, args, name)
 
 
 def _top_pods(ctx: Ctx, stub: metrics_pb2_grpc.MetricsStub, args: Any, name: str) -> int:

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from kemu.client.client import Client
 from kemu.client.config import resolve_token
+from kemu.util.tls import ClientTLS
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Ctx:
     timeout: float = 30.0
     # None: resolved as kubectl's credentials are (KEMU_TOKEN, then ~/.kemu/config).
     token: str | None = None
+    # TLS to the apiserver, resolved as kubectl's (flags, environment, ~/.kemu/config).
+    tls: ClientTLS | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
@@ -34,7 +37,7 @@ class Ctx:
     def client(self) -> Client:
         if self._client is None:
             self._client = Client(self.server, timeout=self.timeout,
-                                  token=resolve_token(self.token))
+                                  token=resolve_token(self.token), tls=self.tls)
         return self._client
 
     def close(self) -> None:

@@ -18,7 +18,8 @@ from kemu.cli.ctl.errors import CtlError
 from kemu.util.argtypes import seconds
 
 GLOBAL_VALUE_FLAGS = frozenset({"-s", "--server", "-n", "--namespace", "--request-timeout",
-                                "--token"})
+                                "--token", "--certificate-authority", "--client-certificate",
+                                "--client-key"})
 
 
 class UsageError(CtlError):
@@ -84,6 +85,15 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--token", default=None,
                    help="bearer token for an apiserver started with --token-file (default: "
                         "$KEMU_TOKEN, then the cluster's token: in ~/.kemu/config)")
+    g.add_argument("--certificate-authority", default=None, metavar="FILE",
+                   help="CA of the apiserver's certificate: dial TLS (default: "
+                        "$KEMU_CERTIFICATE_AUTHORITY, then certificate-authority: in "
+                        "~/.kemu/config, else plaintext)")
+    g.add_argument("--client-certificate", default=None, metavar="FILE",
+                   help="client certificate to authenticate with (default: "
+                        "$KEMU_CLIENT_CERTIFICATE, then client-certificate: in the config)")
+    g.add_argument("--client-key", default=None, metavar="FILE",
+                   help="its key (default: $KEMU_CLIENT_KEY, then client-key: in the config)")
 
 
 def parse_duration(text: str) -> float:

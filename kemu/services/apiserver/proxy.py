@@ -2,6 +2,10 @@
 to the kubelet. The agent is found from the pod's node: its InternalIP address and the
 port in status.daemonEndpoints.kubeletEndpoint. Errors from the agent pass through with
 their status code; an agent that cannot be reached is UNAVAILABLE naming the node.
+
+Agents that serve TLS are dialled with `tls` (kube-apiserver's `--kubelet-certificate-authority`
+to check the agent's serving certificate for its InternalIP, and `--kubelet-client-certificate`
+/ `--kubelet-client-key` for an agent that requires client certificates).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from kemu.api import kinds, nodes
 from kemu.api.v1 import api_pb2, core_pb2, nodeagent_pb2_grpc
 from kemu.services.apiserver.errors import FailedPrecondition, Unavailable
 from kemu.services.apiserver.registry import Registry
+from kemu.util.tls import ClientTLS, aio_channel
 
 _OPTIONS = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_permit_without_calls", 1)]
 
@@ -21,8 +26,9 @@ _OPTIONS = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_permit_without_
 class NodeAgentProxy:
     """Channels to node agents, one per address, reused across calls."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, *, tls: ClientTLS | None = None) -> None:
         self.registry = registry
+        self.tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def close(self) -> None:
@@ -51,8 +57,7 @@ class NodeAgentProxy:
         target = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         channel = self._channels.get(target)
         if channel is None:
-            channel = self._channels[target] = grpc.aio.insecure_channel(target,
-                                                                         options=_OPTIONS)
+            channel = self._channels[target] = aio_channel(target, self.tls, options=_OPTIONS)
         return nodeagent_pb2_grpc.NodeAgentStub(channel)
 
     async def logs(self, request: api_pb2.LogsRequest) -> AsyncIterator[api_pb2.LogChunk]:

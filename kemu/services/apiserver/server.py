@@ -19,7 +19,7 @@ import ipaddress
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, metrics_pb2, metrics_pb2_grpc
 from kemu.services.apiserver import allocators
-from kemu.services.apiserver.auth import TokenAuthInterceptor
+from kemu.services.apiserver.auth import Authenticator, AuthInterceptor, Tokens
 from kemu.services.apiserver.cacher import Cacher
 from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
@@ -38,6 +38,7 @@ from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
+from kemu.util.tls import ClientTLS, ServerTLS, add_port
 
 log = logging.getLogger("kemu.apiserver")
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -62,9 +63,18 @@ class APIServerConfig:
     # Where pods reach this apiserver (the Endpoints of the `kubernetes` Service); empty
     # leaves that Service without endpoints, as an apiserver only reachable on loopback.
     advertise_address: str = ""
-    # Bearer tokens every RPC but health and reflection must carry (`--token-file`);
-    # empty: no authentication, as on a cluster that only listens on loopback.
-    tokens: frozenset[str] = frozenset()
+    # Bearer tokens and whom they authenticate (`--token-file`; a bare set of tokens means
+    # the user admin in system:masters). With `tls.client_ca_file`, client certificates
+    # authenticate too (see auth.py); with neither, no authentication.
+    tokens: Tokens | frozenset[str] = frozenset()
+    # Serve TLS (`--tls-cert-file --tls-private-key-file [--client-ca-file]`); None:
+    # plaintext, which `--insecure` must ask for.
+    tls: ServerTLS | None = None
+    # Dial the store over TLS (`--etcd-cafile --etcd-certfile --etcd-keyfile`).
+    etcd_tls: ClientTLS | None = None
+    # Dial node agents over TLS (`--kubelet-certificate-authority
+    # --kubelet-client-certificate --kubelet-client-key`).
+    kubelet_tls: ClientTLS | None = None
     # Which resources are encrypted in the store, and with which keys
     # (`--encryption-provider-config`); None: every value stored as it is.
     encryption: EncryptionConfig | None = None
@@ -83,7 +93,8 @@ class APIServer:
 
     def __init__(self, config: APIServerConfig) -> None:
         self.config = config
-        self.storage = Storage(config.store, encryption=config.encryption)
+        self.storage = Storage(config.store, encryption=config.encryption,
+                               tls=config.etcd_tls)
         net = ipaddress.IPv4Network(config.service_cidr)
         self.ranges = allocators.Ranges(net, *config.node_port_range)
         self.caches = {k.plural: Cacher(k, self.storage, capacity=config.watch_cache_size)
@@ -95,8 +106,17 @@ class APIServer:
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
         # Authentication first: a call without a valid token costs its client nothing.
-        interceptors: list[grpc.aio.ServerInterceptor] = \
-            [TokenAuthInterceptor(config.tokens)] if config.tokens else []
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        self.tls = config.tls
+        if config.tls is not None and config.tls.requires_client_cert and config.tokens:
+            # gRPC cannot make client certificates optional: tokens win (see auth.py).
+            log.warning("--client-ca-file with --token-file: client certificates are not "
+                        "asked for; callers authenticate with bearer tokens")
+            self.tls = replace(config.tls, client_ca_file=None)
+        certificates = self.tls is not None and self.tls.requires_client_cert
+        if config.tokens or certificates:
+            interceptors.append(AuthInterceptor(Authenticator(
+                config.tokens, client_certificates=certificates)))
         self.limits = LimitsInterceptor(config.limits)
         interceptors.append(self.limits)
         self.server = grpc.aio.server(interceptors=interceptors, options=[
@@ -111,6 +131,7 @@ class APIServer:
     async def start(self) -> None:
         resources = ResourcesServicer(self.registry, self.caches,
                                       bookmark_interval=self.config.bookmark_interval)
+        resources.proxy.tls = self.config.kubelet_tls
         api_pb2_grpc.add_ResourcesServicer_to_server(resources, self.server)
         metrics_pb2_grpc.add_MetricsServicer_to_server(
             MetricsServicer(self.registry, resources.proxy), self.server)
@@ -126,7 +147,7 @@ class APIServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         for i, address in enumerate((self.config.listen, *self.config.also_listen)):
             try:
-                port = self.server.add_insecure_port(address)
+                port = add_port(self.server, address, self.tls)
             except RuntimeError as e:  # grpc's "Failed to bind to address"
                 raise OSError(f"cannot listen on {address}: address in use or "
                               "not available") from e

@@ -22,6 +22,7 @@ from kemu.api.etcd import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from kemu.services.apiserver import encryption
 from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import Gone, Unavailable
+from kemu.util.tls import ClientTLS, aio_channel
 
 log = logging.getLogger(__name__)
 _MAX_MESSAGE = 64 * 1024 * 1024
@@ -62,12 +63,15 @@ class Storage:
     """An async etcd v3 client over one or more endpoints."""
 
     def __init__(self, endpoints: Sequence[str], *,
-                 encryption: EncryptionConfig | None = None) -> None:
+                 encryption: EncryptionConfig | None = None,
+                 tls: ClientTLS | None = None) -> None:
+        """`tls`: dial the store over TLS (`--etcd-cafile`, with `--etcd-certfile` and
+        `--etcd-keyfile` for a store that wants client certificates)."""
         if not endpoints:
             raise ValueError("at least one store endpoint is required")
         self.endpoints = list(endpoints)
         self.encryption = encryption
-        self._channels = [grpc.aio.insecure_channel(e, options=_CHANNEL_OPTIONS)
+        self._channels = [aio_channel(e, tls, options=_CHANNEL_OPTIONS)
                           for e in self.endpoints]
         self._current = 0
 

@@ -26,6 +26,7 @@ from kemu.services.store import servicers
 from kemu.services.store.errors import ConfigError
 from kemu.services.store.store import Store
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
+from kemu.util.tls import ServerTLS, TLSConfigError, add_port
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class StoreConfig:
     name: str = "default"
     # Seconds between progress notifications to watchers that asked for them.
     progress_notify_interval: float = 5.0
+    # Serve TLS (etcd's `--cert-file --key-file`, and `--trusted-ca-file` with
+    # `--client-cert-auth` to require client certificates); None: plaintext.
+    tls: ServerTLS | None = None
 
 
 @dataclass(slots=True)
@@ -87,9 +91,11 @@ async def serve(config: StoreConfig) -> StoreServer:
         ]
     )
     try:
-        port = server.add_insecure_port(config.listen)
+        port = add_port(server, config.listen, config.tls)
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {config.listen}: {e}") from e
+    except TLSConfigError as e:
+        raise ConfigError(str(e)) from e
     if port == 0:
         raise ConfigError(f"cannot listen on {config.listen}: address in use or unavailable")
     store = Store(
@@ -97,7 +103,9 @@ async def serve(config: StoreConfig) -> StoreServer:
         fsync=config.fsync,
         progress_interval=config.progress_notify_interval,
     )
-    client_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    scheme = "https" if config.tls else "http"
+    client_url = f"{scheme}://{host}:{port}" if ":" not in host else \
+        f"{scheme}://[{host}]:{port}"
     rpc_pb2_grpc.add_KVServicer_to_server(servicers.KVServicer(store), server)
     rpc_pb2_grpc.add_WatchServicer_to_server(servicers.WatchServicer(store), server)
     rpc_pb2_grpc.add_LeaseServicer_to_server(servicers.LeaseServicer(store), server)

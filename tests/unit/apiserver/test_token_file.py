@@ -7,13 +7,32 @@ from pathlib import Path
 
 import pytest
 
-from kemu.services.apiserver.auth import TokenFileError, allowed, bearer, load_tokens
+from kemu.services.apiserver.auth import (
+    TOKEN_ONLY,
+    TokenFileError,
+    allowed,
+    bearer,
+    load_tokens,
+    lookup,
+)
+from kemu.services.apiserver.identity import Identity
 
 
-def test_lines_are_tokens_comments_blanks_and_csv_tails_ignored(tmp_path: Path) -> None:
+def test_lines_are_kubernetes_static_tokens_comments_and_blanks_skipped(
+        tmp_path: Path) -> None:
     f = tmp_path / "tokens"
-    f.write_text("# admins\n\nabc\n  def  \nghi,kubelet,uid-1,\"system:nodes\"\n")
-    assert load_tokens(f) == frozenset({"abc", "def", "ghi"})
+    f.write_text("# admins\n\nabc\n  def  \nghi,kubelet,uid-1,\"system:nodes\"\n"
+                 'jkl,jane,uid-2,"dev,qa"\nmno,bot,uid-3\n')
+    tokens = load_tokens(f)
+    assert tokens == {
+        "abc": TOKEN_ONLY, "def": TOKEN_ONLY,
+        "ghi": Identity("kubelet", ("system:nodes", "system:authenticated")),
+        "jkl": Identity("jane", ("dev", "qa", "system:authenticated")),
+        "mno": Identity("bot", ("system:authenticated",)),
+    }
+    assert Identity("admin", ("system:masters", "system:authenticated")) == TOKEN_ONLY
+    assert lookup(tokens, "jkl") == tokens["jkl"]
+    assert lookup(tokens, "jk") is None and lookup(tokens, "") is None
 
 
 @pytest.mark.parametrize("text", [pytest.param("", id="empty"),
