@@ -25,6 +25,7 @@ from kemu.api.etcd import rpc_pb2, rpc_pb2_grpc
 from kemu.services.store import servicers
 from kemu.services.store.errors import ConfigError
 from kemu.services.store.store import Store
+from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from kemu.util.tls import ServerTLS, TLSConfigError, add_port
 
@@ -83,6 +84,7 @@ async def serve(config: StoreConfig) -> StoreServer:
     """Open the store and start serving on ``config.listen``; returns a handle."""
     host, _ = _split_listen(config.listen)
     server = grpc.aio.server(
+        interceptors=[DecodeErrorInterceptor()],  # undecodable requests: INVALID_ARGUMENT
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", -1),

@@ -159,6 +159,8 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
                     stream.request_progress()
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             raise
+        except grpc.aio.AbortError:  # an undecodable request (grpcdecode): the status is set
+            stream.close()
         except Exception:
             log.exception("watch stream reader failed")
             stream.close()
