@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from kemu.api import names
+
 
 class SelectorError(ValueError):
     """A selector string or LabelSelector that cannot be parsed."""
@@ -92,7 +94,20 @@ def parse(text: str) -> Selector:
             reqs.append(Requirement(m["key"], m["setop"], values))
         else:
             reqs.append(Requirement(m["key"], "exists"))
+    for req in reqs:
+        _check_syntax(req)
     return Selector(tuple(reqs))
+
+
+def _check_syntax(req: Requirement) -> None:
+    """Keys must be qualified names and values label values, as Kubernetes' parser says."""
+    for problem in names.qualified_name(req.key):
+        raise SelectorError(f'unable to parse requirement: key: Invalid value: "{req.key}": '
+                            f"{problem}")
+    for value in sorted(req.values):
+        for problem in names.label_value(value):
+            raise SelectorError(f"unable to parse requirement: values[0][{req.key}]: Invalid "
+                                f'value: "{value}": {problem}')
 
 
 class LabelSelectorLike(Protocol):

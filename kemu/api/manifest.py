@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import reprlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,9 +43,21 @@ class ManifestError(ValueError):
     """A manifest that cannot become a typed object; the message names the problem."""
 
 
+_REPR = reprlib.Repr()  # bounded depth and width (keyword arguments need Python 3.12)
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 40
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError):  # an int past Python's 4300-digit str limit
+        return f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: Any) -> str:
+    """A document's kind, apiVersion or name for a message, whatever its type."""
+    return value if isinstance(value, str) else _describe(value)
 
 
 def _clean_scalar(field: FieldDescriptor, value: Any, path: str, quantity: bool) -> Any:
@@ -144,10 +157,10 @@ def from_dict(doc: Any, *, source: str = "") -> api_pb2.Object:
         raise ManifestError(f"{where}Object 'Kind' is missing")
     if not api_version:
         raise ManifestError(f"{where}Object 'apiVersion' is missing")
-    kind = kinds.by_kind(str(kind_name))
+    kind = kinds.by_kind(kind_name) if isinstance(kind_name, str) else None
     if kind is None or kind.api_version != api_version:
-        raise ManifestError(
-            f'{where}no matches for kind "{kind_name}" in version "{api_version}"')
+        raise ManifestError(f'{where}no matches for kind "{_text(kind_name)}" in version '
+                            f'"{_text(api_version)}"')
     msg_cls = objects.message_class(kind)
     try:
         cleaned = _clean_message(msg_cls.DESCRIPTOR, doc, "")  # type: ignore[arg-type]
@@ -162,7 +175,7 @@ def from_dict(doc: Any, *, source: str = "") -> api_pb2.Object:
 def _name_of(doc: dict[str, Any]) -> str:
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    return f'"{name}": ' if name else ": "
+    return f'"{_text(name)}": ' if name else ": "
 
 
 def iter_documents(text: str, *, source: str = "") -> Iterator[Any]:
@@ -174,6 +187,10 @@ def iter_documents(text: str, *, source: str = "") -> Iterator[Any]:
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ManifestError(f"{source or 'input'}:{where}: invalid YAML: {problem}") from None
+    except ValueError as e:  # PyYAML's constructors: `month: 13` in a timestamp, huge ints
+        raise ManifestError(f"{source or 'input'}: invalid YAML: {e}") from None
+    except RecursionError:
+        raise ManifestError(f"{source or 'input'}: invalid YAML: nested too deeply") from None
     for doc in docs:
         if doc is None:
             continue

@@ -7,7 +7,7 @@ scheduler and the runtime (cpu to millicores, memory to bytes).
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _SUFFIXES: dict[str, Decimal] = {
     "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30,
@@ -17,9 +17,12 @@ _SUFFIXES: dict[str, Decimal] = {
     "P": Decimal("1e15"), "E": Decimal("1e18"),
 }
 _QUANTITY = re.compile(
-    r"^(?P<num>[+-]?(?:\d+\.?\d*|\.\d+))(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)"
-    r"|[eE](?P<exp>[+-]?\d+))?$"
+    r"^(?P<num>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?$"
 )
+# Far past any real capacity (8Ei is 9.2e18), and small enough that turning a quantity
+# into an int stays cheap: `1e999999` as bytes would take int() tens of seconds.
+MAX_ADJUSTED_EXPONENT = 30
 
 
 class QuantityError(ValueError):
@@ -35,11 +38,19 @@ def parse(text: str) -> Decimal:
             "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
     try:
         value = Decimal(m["num"])
-    except InvalidOperation as e:  # pragma: no cover - the regex already checked
-        raise QuantityError(str(e)) from e
-    if m["exp"] is not None:
-        return value * (Decimal(10) ** int(m["exp"]))
-    return value * _SUFFIXES[m["suffix"] or ""]
+        if m["exp"] is not None:
+            exp = m["exp"].lstrip("+")
+            if len(exp.lstrip("-")) > 6:  # int() of thousands of digits is itself an error
+                raise QuantityError("unable to parse numeric part of quantity: exponent "
+                                    "out of range")
+            value = value.scaleb(int(exp))
+        else:
+            value *= _SUFFIXES[m["suffix"] or ""]
+    except ArithmeticError as e:  # decimal.Overflow past the context's Emax
+        raise QuantityError("unable to parse numeric part of quantity: out of range") from e
+    if value and value.adjusted() > MAX_ADJUSTED_EXPONENT:
+        raise QuantityError(f"quantity too large: must be less than 1e{MAX_ADJUSTED_EXPONENT + 1}")
+    return value
 
 
 def millicores(text: str) -> int:

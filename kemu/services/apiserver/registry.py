@@ -50,6 +50,7 @@ Object = api_pb2.Object
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+MAX_GENERATED_PREFIX = 63 - 5  # Kubernetes' maxGeneratedNameLength: room for 5 random chars
 _RETRIES = 20
 LIVE_LOOKUP_SECONDS = 30.0
 
@@ -142,6 +143,7 @@ class Registry:
     def _validate(self, obj: api_pb2.Object, old: api_pb2.Object | None = None) -> None:
         kind, meta = objects.kind_of(obj), objects.meta(obj)
         errs = validation.metadata(meta, kind.envelope_field, kind.namespaced)
+        errs += validation.representable(objects.unwrap(obj))
         check = validation.VALIDATORS.get(kind.envelope_field)
         if check is not None:
             errs += check(objects.unwrap(obj))
@@ -209,8 +211,8 @@ class Registry:
             raise BadRequest("resourceVersion should not be set on objects to be created")
         generated = not meta.name and bool(meta.generate_name)
         for _attempt in range(_RETRIES):
-            if generated:
-                meta.name = meta.generate_name + "".join(
+            if generated:  # as Kubernetes: a long prefix is cut so the name fits 63
+                meta.name = meta.generate_name[:MAX_GENERATED_PREFIX] + "".join(
                     secrets.choice(_NAME_ALPHABET) for _ in range(5))
             self._prepare_create(obj)
             defaults.apply_defaults(obj)
@@ -549,6 +551,9 @@ class Registry:
         meta = objects.meta(request)
         if not meta.name:
             raise Invalid(kind, "", [required("metadata.name")])
+        unrepresentable = validation.representable(objects.unwrap(request))
+        if unrepresentable:  # the merge below works on the JSON form, which cannot hold them
+            raise Invalid(kind, meta.name, unrepresentable)
         config = objects.to_dict(request)
         config["metadata"].pop("resourceVersion", None)
         config["metadata"].get("annotations", {}).pop(LAST_APPLIED, None)
@@ -568,8 +573,7 @@ class Registry:
                     continue
                 return created, api_pb2.ApplyResponse.CREATED
             live_dict = objects.to_dict(live)
-            last_text = objects.meta(live).annotations.get(LAST_APPLIED, "")
-            last = json.loads(last_text) if last_text else {}
+            last = _last_applied(objects.meta(live).annotations.get(LAST_APPLIED, ""))
             merged = three_way_merge(live_dict, last, config)
             merged.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = \
                 applied_text
@@ -609,6 +613,16 @@ def _copy_status(dst: Any, src: Any) -> None:
         dst.status.CopyFrom(src.status)
     else:
         dst.ClearField("status")
+
+
+def _last_applied(text: str) -> dict[str, Any]:
+    """The configuration the last apply recorded; {} when there is none or the annotation
+    is not a JSON object (anyone may write it), so the merge treats it as a first apply."""
+    try:
+        found = json.loads(text) if text else {}
+    except (ValueError, RecursionError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _same_ignoring_annotation(a: api_pb2.Object, b: api_pb2.Object) -> bool:

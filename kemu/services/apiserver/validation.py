@@ -8,6 +8,7 @@ what may not change on update.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -289,15 +290,40 @@ def pod_spec(path: str, spec: Any, *, restart_policies: tuple[str, ...] = (
     return errs
 
 
+def _match_expressions(path: str, exprs: Iterable[Any]) -> Errors:
+    """Kubernetes' ValidateLabelSelectorRequirement: key, operator, values."""
+    errs: Errors = []
+    for i, expr in enumerate(exprs):
+        p = f"{path}[{i}]"
+        errs += [invalid(f"{p}.key", expr.key, e) for e in names.qualified_name(expr.key)]
+        if expr.operator in ("In", "NotIn"):
+            if not expr.values:
+                errs.append(required(f"{p}.values", "must be specified when `operator` is "
+                                     "'In' or 'NotIn'"))
+        elif expr.operator in ("Exists", "DoesNotExist"):
+            if expr.values:
+                errs.append(forbidden(f"{p}.values", "may not be specified when `operator` "
+                                      "is 'Exists' or 'DoesNotExist'"))
+        else:
+            errs.append(invalid(f"{p}.operator", expr.operator,
+                                "not a valid selector operator"))
+        for j, value in enumerate(expr.values):
+            errs += [invalid(f"{p}.values[{j}]", value, e) for e in names.label_value(value)]
+    return errs
+
+
 def selector_matches_template(path: str, sel: Any, template_labels: Mapping[str, str]) -> Errors:
     """A workload's selector must be non-empty and select its own template's labels."""
     if not sel.match_labels and not sel.match_expressions:
         return [required(path)]
+    errs = labels(f"{path}.matchLabels", sel.match_labels)
+    errs += _match_expressions(f"{path}.matchExpressions", sel.match_expressions)
+    if errs:
+        return errs
     try:
         selector = from_label_selector(sel)
     except SelectorError as e:
         return [invalid(path, "", str(e))]
-    errs = labels(f"{path}.matchLabels", sel.match_labels)
     if not selector.matches(template_labels):
         errs.append(invalid("spec.template.metadata.labels", dict(template_labels),
                             "`selector` does not match template `labels`"))
@@ -759,6 +785,52 @@ def event(obj: Any) -> Errors:
         return [invalid("involvedObject.namespace", ref.namespace,
                         "does not match event.namespace")]
     return []
+
+
+# google.protobuf.Timestamp's range: what RFC 3339 (and so the JSON form) can spell.
+_TIMESTAMP_SECONDS = (-62135596800, 253402300799)  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
+
+
+def representable(msg: Any, path: str = "") -> Errors:
+    """Values protobuf carries but the manifest form cannot: times outside years 1-9999 or
+    with nanos outside [0, 1e9), int-or-string values that are neither or not finite.
+    Checked on every write, status included, so every stored object can be shown as YAML
+    or JSON and applied again (a gRPC client can send what no manifest can spell)."""
+    errs: Errors = []
+    for f, value in msg.ListFields():
+        p = f"{path}.{f.json_name}" if path else f.json_name
+        sub = f.message_type
+        if sub is None:
+            continue
+        if sub.GetOptions().map_entry:
+            vf = sub.fields_by_name["value"]
+            if vf.message_type is not None:
+                for key, item in value.items():
+                    errs += _representable_one(vf.message_type.full_name, item, f"{p}.{key}")
+            continue
+        items = value if f.is_repeated else [value]
+        for i, item in enumerate(items):
+            errs += _representable_one(sub.full_name, item,
+                                       f"{p}[{i}]" if f.is_repeated else p)
+    return errs
+
+
+def _representable_one(type_name: str, item: Any, path: str) -> Errors:
+    if type_name == "google.protobuf.Timestamp":
+        low, high = _TIMESTAMP_SECONDS
+        if not low <= item.seconds <= high or not 0 <= item.nanos < 1_000_000_000:
+            return [invalid(path, f"{item.seconds}s {item.nanos}ns",
+                            "must be a time between 0001-01-01T00:00:00Z and "
+                            "9999-12-31T23:59:59Z")]
+        return []
+    if type_name == "google.protobuf.Value":
+        which = item.WhichOneof("kind")
+        if which == "number_value" and not math.isfinite(item.number_value):
+            return [invalid(path, str(item.number_value), "must be a finite number")]
+        if which not in (None, "number_value", "string_value"):
+            return [invalid(path, which, "must be an integer or a string")]
+        return []
+    return representable(item, path)
 
 
 VALIDATORS: dict[str, Callable[[Any], Errors]] = {
