@@ -43,6 +43,7 @@ from kemu.nodeagent.pvc import LocalPathProvisioner
 from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, RuntimeUnavailable
 from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
+from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from kemu.util.tls import TLSConfigError, add_port
 
@@ -74,6 +75,13 @@ def enable_route_localnet() -> None:
         log.warning("cannot set net.ipv4.conf.all.route_localnet=1 (%s): NodePorts will "
                     "not answer on 127.0.0.1", e)
 
+
+
+def new_grpc_server() -> grpc.aio.Server:
+    """The agent's gRPC server: keep-alive as every kemu server, and a request that does not
+    decode answered INVALID_ARGUMENT (grpc.aio's own answer is UNKNOWN and a traceback)."""
+    return grpc.aio.server(interceptors=[DecodeErrorInterceptor()],
+                           options=KEEPALIVE_SERVER_OPTIONS)
 
 class AgentError(Exception):
     """The agent cannot start; the message is the one line the user sees."""
@@ -294,7 +302,7 @@ class Agent:
         return self._service_proxy
 
     async def _serve(self, runtime: DockerRuntime, pods: Informer) -> None:
-        server = self.server = grpc.aio.server(options=KEEPALIVE_SERVER_OPTIONS)
+        server = self.server = new_grpc_server()
         nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
             NodeAgentService(runtime, self.config.node_name, pods), server)
         health_servicer = health.aio.HealthServicer()

@@ -20,9 +20,9 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from kemu.api.v1 import api_pb2, core_pb2, meta_pb2, nodeagent_pb2, nodeagent_pb2_grpc
+from kemu.nodeagent.agent import new_grpc_server
 from kemu.nodeagent.runtime import ContainerInfo
 from kemu.nodeagent.service import NodeAgentService
-from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from tests.fuzz import corpus, frames
 from tests.fuzz.test_grpc_frames import barrage, health_methods
 
@@ -73,7 +73,7 @@ def agent() -> Iterator[tuple[str, ErrorLog]]:
     thread.start()
 
     async def start() -> tuple[grpc.aio.Server, int]:
-        server = grpc.aio.server(options=KEEPALIVE_SERVER_OPTIONS)  # as kemu/nodeagent/agent.py
+        server = new_grpc_server()
         nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
             NodeAgentService(NoContainers(), "n1", OnePod()),  # type: ignore[arg-type]
             server)
@@ -113,9 +113,9 @@ def test_nodeagent_survives_malformed_frames(agent: tuple[str, ErrorLog],
     address, errors = agent
     service = nodeagent_pb2.DESCRIPTOR.services_by_name["NodeAgent"]
     methods = frames.methods(service) + health_methods()
-    seen = barrage(address, methods, seed=13, tolerate_unknown_decode=True)
+    seen = barrage(address, methods, seed=13)
     aimed = barrage(address, [m for m in methods if m.path.endswith(("/Logs", "/Exec"))],
-                    seed=14, tolerate_unknown_decode=True, extra=AIMED)
+                    seed=14, extra=AIMED)
     corpus.report(capsys, f"node agent frames {dict(seen + aimed)}",
                   seen["total"] + aimed["total"])
     unexpected = [m for m in errors.messages if "[DecodeError]" not in m]
