@@ -74,6 +74,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("Ingress", "ingresses", "networking.k8s.io/v1", True, "ingress", ("ing",)),
     Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling/v2", True,
          "horizontal_pod_autoscaler", ("hpa",)),
+    Kind("Role", "roles", "rbac.authorization.k8s.io/v1", True, "role", has_status=False),
+    Kind("ClusterRole", "clusterroles", "rbac.authorization.k8s.io/v1", False, "cluster_role",
+         has_status=False),
+    Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io/v1", True, "role_binding",
+         has_status=False),
+    Kind("ClusterRoleBinding", "clusterrolebindings", "rbac.authorization.k8s.io/v1", False,
+         "cluster_role_binding", has_status=False),
 )
 
 _BY_NAME: dict[str, Kind] = {}
@@ -85,8 +92,7 @@ _BY_KIND = {k.kind: k for k in KINDS}
 # Resource types that kubectl knows but kemu does not serve; named so the error can say so.
 KNOWN_UNSERVED = frozenset({
     "serviceaccounts", "sa", "persistentvolumes", "pv", "storageclasses", "sc",
-    "networkpolicies", "netpol", "roles", "rolebindings",
-    "clusterroles", "clusterrolebindings", "customresourcedefinitions", "crd", "crds",
+    "networkpolicies", "netpol", "customresourcedefinitions", "crd", "crds",
     "poddisruptionbudgets", "pdb", "limitranges", "limits", "resourcequotas", "quota",
 })
 

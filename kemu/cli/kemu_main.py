@@ -72,6 +72,15 @@ def _non_negative(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
+def _authorization_modes(text: str) -> tuple[str, ...]:
+    from kemu.services.apiserver.authorizer import ModeError, parse_modes
+
+    try:
+        return parse_modes(text)
+    except ModeError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--authorization-mode: ")) from e
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kemu", description="kemu: a Kubernetes-style cluster "
                                 "emulator with real networking.")
@@ -111,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recent events kept per resource for watches that resume")
     a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that ask for them")
+    a.add_argument("--authorization-mode", type=_authorization_modes, default=("AlwaysAllow",),
+                   metavar="MODES",
+                   help="authorizers in order, comma-separated as kube-apiserver's: "
+                        "AlwaysAllow (default: every caller may do everything), RBAC "
+                        "(roles and bindings; creates the default roles), Node (node "
+                        "agents, system:node:NAME); system:masters is always allowed")
     a.add_argument("--encryption-provider-config", type=Path, default=None,
                    help="an EncryptionConfiguration file (as kube-apiserver's): which "
                         "resources are encrypted in the store, with aesgcm keys; the first "
@@ -309,6 +324,7 @@ def dispatch(args: argparse.Namespace) -> int:
                                       bookmark_interval=args.watch_bookmark_interval,
                                       advertise_address=args.advertise_address or "",
                                       encryption=encryption,
+                                      authorization_modes=args.authorization_mode,
                                       tokens=tokens, tls=api_tls, etcd_tls=etcd_tls,
                                       kubelet_tls=kubelet_tls,
                                       max_request_bytes=args.max_request_bytes,

@@ -8,9 +8,10 @@ Kubernetes' 409 Conflict), INVALID_ARGUMENT (an invalid object, whose message
 names the field path, or a bad request such as a malformed selector),
 OUT_OF_RANGE (a watch resourceVersion too old to resume from, Kubernetes' 410
 Gone: list again), FAILED_PRECONDITION (the object's state forbids the operation),
-UNAUTHENTICATED (no valid bearer token), UNAVAILABLE (the store or a node agent
-cannot be reached; reads may be retried), DEADLINE_EXCEEDED and
-RESOURCE_EXHAUSTED (a watcher that fell behind).
+UNAUTHENTICATED (no valid bearer token), PERMISSION_DENIED (the caller may not do
+this: Kubernetes' 403 Forbidden), UNAVAILABLE (the store or a node agent cannot be
+reached; reads may be retried), DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (a watcher
+that fell behind).
 """
 
 from collections import abc as _abc
@@ -24,6 +25,7 @@ from kemu.api.v1 import batch_pb2 as _batch_pb2
 from kemu.api.v1 import coordination_pb2 as _coordination_pb2
 from kemu.api.v1 import core_pb2 as _core_pb2
 from kemu.api.v1 import networking_pb2 as _networking_pb2
+from kemu.api.v1 import rbac_pb2 as _rbac_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -98,6 +100,10 @@ class Object(_message.Message):
     LEASE_FIELD_NUMBER: _builtins.int
     INGRESS_FIELD_NUMBER: _builtins.int
     HORIZONTAL_POD_AUTOSCALER_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    CLUSTER_ROLE_FIELD_NUMBER: _builtins.int
+    ROLE_BINDING_FIELD_NUMBER: _builtins.int
+    CLUSTER_ROLE_BINDING_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def namespace(self) -> _core_pb2.Namespace:
         """A core/v1 Namespace (cluster-scoped)."""
@@ -174,6 +180,22 @@ class Object(_message.Message):
     def horizontal_pod_autoscaler(self) -> _autoscaling_pb2.HorizontalPodAutoscaler:
         """An autoscaling/v2 HorizontalPodAutoscaler."""
 
+    @_builtins.property
+    def role(self) -> _rbac_pb2.Role:
+        """An rbac.authorization.k8s.io/v1 Role."""
+
+    @_builtins.property
+    def cluster_role(self) -> _rbac_pb2.ClusterRole:
+        """An rbac.authorization.k8s.io/v1 ClusterRole (cluster-scoped)."""
+
+    @_builtins.property
+    def role_binding(self) -> _rbac_pb2.RoleBinding:
+        """An rbac.authorization.k8s.io/v1 RoleBinding."""
+
+    @_builtins.property
+    def cluster_role_binding(self) -> _rbac_pb2.ClusterRoleBinding:
+        """An rbac.authorization.k8s.io/v1 ClusterRoleBinding (cluster-scoped)."""
+
     def __init__(
         self,
         *,
@@ -196,12 +218,16 @@ class Object(_message.Message):
         lease: _coordination_pb2.Lease | None = ...,
         ingress: _networking_pb2.Ingress | None = ...,
         horizontal_pod_autoscaler: _autoscaling_pb2.HorizontalPodAutoscaler | None = ...,
+        role: _rbac_pb2.Role | None = ...,
+        cluster_role: _rbac_pb2.ClusterRole | None = ...,
+        role_binding: _rbac_pb2.RoleBinding | None = ...,
+        cluster_role_binding: _rbac_pb2.ClusterRoleBinding | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "horizontal_pod_autoscaler", b"horizontal_pod_autoscaler", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cluster_role", b"cluster_role", "cluster_role_binding", b"cluster_role_binding", "config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "horizontal_pod_autoscaler", b"horizontal_pod_autoscaler", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "role", b"role", "role_binding", b"role_binding", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "horizontal_pod_autoscaler", b"horizontal_pod_autoscaler", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_role", b"cluster_role", "cluster_role_binding", b"cluster_role_binding", "config_map", b"config_map", "cron_job", b"cron_job", "daemon_set", b"daemon_set", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "horizontal_pod_autoscaler", b"horizontal_pod_autoscaler", "ingress", b"ingress", "job", b"job", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "replication_controller", b"replication_controller", "role", b"role", "role_binding", b"role_binding", "secret", b"secret", "service", b"service", "stateful_set", b"stateful_set"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "event", "persistent_volume_claim", "replication_controller", "deployment", "replica_set", "daemon_set", "stateful_set", "job", "cron_job", "lease", "ingress", "horizontal_pod_autoscaler"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "event", "persistent_volume_claim", "replication_controller", "deployment", "replica_set", "daemon_set", "stateful_set", "job", "cron_job", "lease", "ingress", "horizontal_pod_autoscaler", "role", "cluster_role", "role_binding", "cluster_role_binding"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1033,6 +1059,109 @@ class ExecResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_output) -> _WhichOneofReturnType_output | None: ...
 
 Global___ExecResponse: _TypeAlias = ExecResponse  # noqa: Y015
+
+@_typing.final
+class AccessReviewRequest(_message.Message):
+    """AccessReviewRequest asks whether a user may do something, as Kubernetes'
+    SelfSubjectAccessReview (the caller) or SubjectAccessReview (`user` set);
+    with `list_rules`, what the user may do in a namespace, as SelfSubjectRulesReview.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERB_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    SUBRESOURCE_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    LIST_RULES_FIELD_NUMBER: _builtins.int
+    verb: _builtins.str
+    """The verb: get, list, watch, create, update, patch, delete, deletecollection, or "*"."""
+    group: _builtins.str
+    """API group of the resource: "" for the core group, "apps", "batch"..."""
+    resource: _builtins.str
+    """Resource, plural as in RBAC rules: "pods", "deployments"."""
+    subresource: _builtins.str
+    """Subresource: "log", "exec", "status", "scale", "binding"; empty for none."""
+    namespace: _builtins.str
+    """Namespace; empty asks about the cluster scope (or all namespaces)."""
+    name: _builtins.str
+    """Object name; empty asks about every object of the resource."""
+    user: _builtins.str
+    """Ask about this user instead of the caller (`kemuctl auth can-i --as`). Only callers
+    in the group system:masters may (PERMISSION_DENIED otherwise).
+    """
+    list_rules: _builtins.bool
+    """Instead of one decision, return the rules that apply to the user in `namespace`."""
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The groups of `user`."""
+
+    def __init__(
+        self,
+        *,
+        verb: _builtins.str = ...,
+        group: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        subresource: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        user: _builtins.str = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+        list_rules: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "groups", b"groups", "list_rules", b"list_rules", "name", b"name", "namespace", b"namespace", "resource", b"resource", "subresource", b"subresource", "user", b"user", "verb", b"verb"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessReviewRequest: _TypeAlias = AccessReviewRequest  # noqa: Y015
+
+@_typing.final
+class AccessReviewResponse(_message.Message):
+    """AccessReviewResponse is the authorizer's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RESOURCE_RULES_FIELD_NUMBER: _builtins.int
+    INCOMPLETE_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    """Whether the request would be allowed."""
+    reason: _builtins.str
+    """Why, e.g. `RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole
+    "cluster-admin" to Group "system:masters"`; empty when nothing said.
+    """
+    incomplete: _builtins.bool
+    """With list_rules: true when the list may be short of what is allowed (rules that
+    authorizers other than RBAC grant, such as the node authorizer's, are not listed).
+    """
+    @_builtins.property
+    def resource_rules(self) -> _containers.RepeatedCompositeFieldContainer[_rbac_pb2.PolicyRule]:
+        """With list_rules: the rules that apply (from every binding of the user, the
+        ClusterRoleBindings' and, in the namespace, the RoleBindings').
+        """
+
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        resource_rules: _abc.Iterable[_rbac_pb2.PolicyRule] | None = ...,
+        incomplete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "incomplete", b"incomplete", "reason", b"reason", "resource_rules", b"resource_rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessReviewResponse: _TypeAlias = AccessReviewResponse  # noqa: Y015
 
 @_typing.final
 class APIResource(_message.Message):

@@ -30,7 +30,8 @@ class ResourcesStub:
     as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
     delete and deletecollection plus the binding, scale, rollback, log and exec
     subresources. Every call needs `authorization: Bearer <token>` metadata when the
-    apiserver runs with --token-file.
+    apiserver runs with --token-file, and with --authorization-mode RBAC or Node the
+    caller must be allowed the call's verb on its resource (PERMISSION_DENIED otherwise).
     """
 
     def __init__(self, channel):
@@ -109,6 +110,11 @@ class ResourcesStub:
                 request_serializer=kemu_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
                 response_deserializer=kemu_dot_v1_dot_api__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/kemu.v1.Resources/AccessReview',
+                request_serializer=kemu_dot_v1_dot_api__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=kemu_dot_v1_dot_api__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
 
 
 class ResourcesServicer:
@@ -116,7 +122,8 @@ class ResourcesServicer:
     as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
     delete and deletecollection plus the binding, scale, rollback, log and exec
     subresources. Every call needs `authorization: Bearer <token>` metadata when the
-    apiserver runs with --token-file.
+    apiserver runs with --token-file, and with --authorization-mode RBAC or Node the
+    caller must be allowed the call's verb on its resource (PERMISSION_DENIED otherwise).
     """
 
     def Create(self, request, context):
@@ -230,6 +237,15 @@ class ResourcesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessReview(self, request, context):
+        """Whether a user may do something (`kemuctl auth can-i`), as a
+        SelfSubjectAccessReview: anyone may ask about themselves; asking about another
+        user needs the group system:masters (PERMISSION_DENIED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourcesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +319,11 @@ def add_ResourcesServicer_to_server(servicer, server):
                     request_deserializer=kemu_dot_v1_dot_api__pb2.ExecRequest.FromString,
                     response_serializer=kemu_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
             ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=kemu_dot_v1_dot_api__pb2.AccessReviewRequest.FromString,
+                    response_serializer=kemu_dot_v1_dot_api__pb2.AccessReviewResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'kemu.v1.Resources', rpc_method_handlers)
@@ -316,7 +337,8 @@ class Resources:
     as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
     delete and deletecollection plus the binding, scale, rollback, log and exec
     subresources. Every call needs `authorization: Bearer <token>` metadata when the
-    apiserver runs with --token-file.
+    apiserver runs with --token-file, and with --authorization-mode RBAC or Node the
+    caller must be allowed the call's verb on its resource (PERMISSION_DENIED otherwise).
     """
 
     @staticmethod
@@ -687,6 +709,33 @@ class Resources:
             '/kemu.v1.Resources/Exec',
             kemu_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
             kemu_dot_v1_dot_api__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kemu.v1.Resources/AccessReview',
+            kemu_dot_v1_dot_api__pb2.AccessReviewRequest.SerializeToString,
+            kemu_dot_v1_dot_api__pb2.AccessReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,9 +8,10 @@ Kubernetes' 409 Conflict), INVALID_ARGUMENT (an invalid object, whose message
 names the field path, or a bad request such as a malformed selector),
 OUT_OF_RANGE (a watch resourceVersion too old to resume from, Kubernetes' 410
 Gone: list again), FAILED_PRECONDITION (the object's state forbids the operation),
-UNAUTHENTICATED (no valid bearer token), UNAVAILABLE (the store or a node agent
-cannot be reached; reads may be retried), DEADLINE_EXCEEDED and
-RESOURCE_EXHAUSTED (a watcher that fell behind).
+UNAUTHENTICATED (no valid bearer token), PERMISSION_DENIED (the caller may not do
+this: Kubernetes' 403 Forbidden), UNAVAILABLE (the store or a node agent cannot be
+reached; reads may be retried), DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (a watcher
+that fell behind).
 """
 
 from collections import abc as _abc
@@ -41,7 +42,8 @@ class ResourcesStub:
     as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
     delete and deletecollection plus the binding, scale, rollback, log and exec
     subresources. Every call needs `authorization: Bearer <token>` metadata when the
-    apiserver runs with --token-file.
+    apiserver runs with --token-file, and with --authorization-mode RBAC or Node the
+    caller must be allowed the call's verb on its resource (PERMISSION_DENIED otherwise).
     """
 
     @_typing.overload
@@ -97,6 +99,11 @@ class ResourcesStub:
     """Read a container's log (pods/log, proxied to the pod's node agent)."""
     Exec: _grpc.StreamStreamMultiCallable[_api_pb2.ExecRequest, _api_pb2.ExecResponse]
     """Run a command in a container (pods/exec, proxied to the pod's node agent)."""
+    AccessReview: _grpc.UnaryUnaryMultiCallable[_api_pb2.AccessReviewRequest, _api_pb2.AccessReviewResponse]
+    """Whether a user may do something (`kemuctl auth can-i`), as a
+    SelfSubjectAccessReview: anyone may ask about themselves; asking about another
+    user needs the group system:masters (PERMISSION_DENIED otherwise).
+    """
 
 @_typing.type_check_only
 class ResourcesAsyncStub(ResourcesStub):
@@ -104,7 +111,8 @@ class ResourcesAsyncStub(ResourcesStub):
     as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
     delete and deletecollection plus the binding, scale, rollback, log and exec
     subresources. Every call needs `authorization: Bearer <token>` metadata when the
-    apiserver runs with --token-file.
+    apiserver runs with --token-file, and with --authorization-mode RBAC or Node the
+    caller must be allowed the call's verb on its resource (PERMISSION_DENIED otherwise).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -157,13 +165,19 @@ class ResourcesAsyncStub(ResourcesStub):
     """Read a container's log (pods/log, proxied to the pod's node agent)."""
     Exec: _aio.StreamStreamMultiCallable[_api_pb2.ExecRequest, _api_pb2.ExecResponse]  # type: ignore[assignment]
     """Run a command in a container (pods/exec, proxied to the pod's node agent)."""
+    AccessReview: _aio.UnaryUnaryMultiCallable[_api_pb2.AccessReviewRequest, _api_pb2.AccessReviewResponse]  # type: ignore[assignment]
+    """Whether a user may do something (`kemuctl auth can-i`), as a
+    SelfSubjectAccessReview: anyone may ask about themselves; asking about another
+    user needs the group system:masters (PERMISSION_DENIED otherwise).
+    """
 
 class ResourcesServicer(metaclass=_abc_1.ABCMeta):
     """Resources is the generic resource service: every kind through one set of verbs,
     as the Kubernetes REST API's get, list, watch, create, update, patch (Apply),
     delete and deletecollection plus the binding, scale, rollback, log and exec
     subresources. Every call needs `authorization: Bearer <token>` metadata when the
-    apiserver runs with --token-file.
+    apiserver runs with --token-file, and with --authorization-mode RBAC or Node the
+    caller must be allowed the call's verb on its resource (PERMISSION_DENIED otherwise).
     """
 
     @_abc_1.abstractmethod
@@ -298,6 +312,17 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_api_pb2.ExecResponse], _abc.AsyncIterator[_api_pb2.ExecResponse]]:
         """Run a command in a container (pods/exec, proxied to the pod's node agent)."""
+
+    @_abc_1.abstractmethod
+    def AccessReview(
+        self,
+        request: _api_pb2.AccessReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.AccessReviewResponse, _abc.Awaitable[_api_pb2.AccessReviewResponse]]:
+        """Whether a user may do something (`kemuctl auth can-i`), as a
+        SelfSubjectAccessReview: anyone may ask about themselves; asking about another
+        user needs the group system:masters (PERMISSION_DENIED otherwise).
+        """
 
 def add_ResourcesServicer_to_server(servicer: ResourcesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

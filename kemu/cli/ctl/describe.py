@@ -9,7 +9,7 @@ from typing import Any
 
 from kemu.api import objects
 from kemu.api.v1 import api_pb2
-from kemu.cli.ctl import describe_autoscaling, describe_core, describe_workloads
+from kemu.cli.ctl import describe_autoscaling, describe_core, describe_rbac, describe_workloads
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.describe_base import Writer, events_section, header
 from kemu.cli.ctl.describe_nodes import describe_node
@@ -34,7 +34,13 @@ DESCRIBERS: dict[str, Describer] = {
     "configmaps": describe_core.describe_configmap,
     "secrets": describe_core.describe_secret,
     "horizontalpodautoscalers": describe_autoscaling.describe_hpa,
+    "roles": describe_rbac.describe_role,
+    "clusterroles": describe_rbac.describe_role,
+    "rolebindings": describe_rbac.describe_binding,
+    "clusterrolebindings": describe_rbac.describe_binding,
 }
+# Kinds whose kubectl describer prints no Events section.
+NO_EVENTS = frozenset({"roles", "clusterroles", "rolebindings", "clusterrolebindings"})
 ACRONYMS = frozenset({"API", "URL", "UID", "OSB", "GUID", "IP", "IPS", "CIDR", "CIDRS", "ID"})
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -104,6 +110,6 @@ def describe(ctx: Ctx, obj: api_pb2.Object, *, show_events: bool = True) -> str:
         describe_generic(w, obj)
     else:
         describer(w, ctx, objects.unwrap(obj), now)
-    if show_events:
+    if show_events and kind.plural not in NO_EVENTS:
         events_section(w, events_for(ctx, obj), now)
     return w.text()

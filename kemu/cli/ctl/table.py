@@ -11,11 +11,18 @@ from typing import Any
 from kemu.api import objects
 from kemu.api.kinds import Kind
 from kemu.api.v1 import api_pb2
-from kemu.cli.ctl import rows_autoscaling, rows_core, rows_net, rows_workloads, tabwriter
+from kemu.cli.ctl import (
+    rows_autoscaling,
+    rows_core,
+    rows_net,
+    rows_rbac,
+    rows_workloads,
+    tabwriter,
+)
 from kemu.cli.ctl.columns import GENERIC, Columns, format_labels
 
 TABLES: dict[str, Columns] = {**rows_core.COLUMNS, **rows_net.COLUMNS, **rows_workloads.COLUMNS,
-                               **rows_autoscaling.COLUMNS}
+                               **rows_autoscaling.COLUMNS, **rows_rbac.COLUMNS}
 
 
 @dataclass(frozen=True)

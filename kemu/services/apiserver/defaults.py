@@ -292,12 +292,30 @@ def horizontal_pod_autoscaler(obj: Any) -> None:
         _scaling_rules(spec.behavior.scale_down, up=False)
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _subjects(subjects: Any) -> None:
+    """SetDefaults_Subject: Users and Groups are of the RBAC API group."""
+    for subject in subjects:
+        if not subject.api_group and subject.kind in ("User", "Group"):
+            subject.api_group = RBAC_GROUP
+
+
+def binding(obj: Any) -> None:
+    """SetDefaults_RoleBinding and _ClusterRoleBinding: roleRef.apiGroup is RBAC's."""
+    if not obj.role_ref.api_group:
+        obj.role_ref.api_group = RBAC_GROUP
+    _subjects(obj.subjects)
+
+
 DEFAULTERS: dict[str, Callable[[Any], None]] = {
     "pod": pod, "service": service, "deployment": deployment, "replica_set": replica_set,
     "replication_controller": replication_controller, "daemon_set": daemon_set,
     "stateful_set": stateful_set, "job": job, "cron_job": cron_job, "namespace": namespace,
     "secret": secret, "persistent_volume_claim": persistent_volume_claim, "event": event,
     "horizontal_pod_autoscaler": horizontal_pod_autoscaler,
+    "role_binding": binding, "cluster_role_binding": binding,
 }
 
 

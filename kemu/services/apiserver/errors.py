@@ -142,6 +142,14 @@ class FailedPrecondition(APIError):
     """The object is not in a state that allows the operation."""
 
 
+class Forbidden(APIError):
+    """The caller may not do this: authorization denied it (Kubernetes' 403 Forbidden)."""
+
+    def __init__(self, message: str, about: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.about = dict(about or {})
+
+
 def status(code: grpc.StatusCode, message: str, reason: str, *,
            about: Mapping[str, str] | None = None,
            violations: Iterable[FieldError] = ()) -> grpc.Status:

@@ -19,22 +19,33 @@ import grpc
 
 from kemu.api import kinds
 from kemu.api.v1 import core_pb2, metrics_pb2, metrics_pb2_grpc, nodeagent_pb2
+from kemu.services.apiserver import identity
+from kemu.services.apiserver.authorizer import Attributes, Authorization
 from kemu.services.apiserver.proxy import NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import run_translated
 
 log = logging.getLogger(__name__)
-AGENT_TIMEOUT = 10.0  # a first sample takes the engine about a second per container
+AGENT_TIMEOUT = 10.0
+GROUP = "metrics.k8s.io"  # a first sample takes the engine about a second per container
 
 
 class MetricsServicer(metrics_pb2_grpc.MetricsServicer):
     """kemu.v1.Metrics."""
 
     def __init__(self, registry: Registry, proxy: NodeAgentProxy, *,
-                 agent_timeout: float = AGENT_TIMEOUT) -> None:
+                 agent_timeout: float = AGENT_TIMEOUT,
+                 authorization: Authorization | None = None) -> None:
         self.registry = registry
         self.proxy = proxy
         self.agent_timeout = agent_timeout
+        self.authorization = authorization
+
+    def _authorize(self, resource: str, namespace: str) -> None:
+        """list of pods or nodes in metrics.k8s.io, as metrics-server's API is authorized."""
+        if self.authorization is not None:
+            self.authorization.check(Attributes(identity.current(), "list", GROUP, resource,
+                                                namespace=namespace))
 
     async def _stats(self, nodes: Iterable[core_pb2.Node]
                      ) -> dict[str, nodeagent_pb2.StatsResponse]:
@@ -69,6 +80,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServicer):
                              context: grpc.aio.ServicerContext
                              ) -> metrics_pb2.ListPodMetricsResponse:
         async def work() -> metrics_pb2.ListPodMetricsResponse:
+            self._authorize("pods", request.namespace)
             listed = await self.registry.list(kinds.resolve("pods"), request.namespace,
                                               request.label_selector, request.field_selector)
             wanted = {(p.pod.metadata.namespace, p.pod.metadata.name): p.pod.metadata.uid
@@ -89,6 +101,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServicer):
                               context: grpc.aio.ServicerContext
                               ) -> metrics_pb2.ListNodeMetricsResponse:
         async def work() -> metrics_pb2.ListNodeMetricsResponse:
+            self._authorize("nodes", "")
             nodes = await self._nodes(request.label_selector, request.field_selector)
             stats = await self._stats(nodes)
             items = []

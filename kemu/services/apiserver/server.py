@@ -27,8 +27,9 @@ from grpc_reflection.v1alpha import reflection
 
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, metrics_pb2, metrics_pb2_grpc
-from kemu.services.apiserver import allocators
+from kemu.services.apiserver import allocators, bootstrappolicy
 from kemu.services.apiserver.auth import Authenticator, AuthInterceptor, Tokens
+from kemu.services.apiserver.authorizer import Authorization, CacheView
 from kemu.services.apiserver.cacher import Cacher
 from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
@@ -78,6 +79,9 @@ class APIServerConfig:
     # Which resources are encrypted in the store, and with which keys
     # (`--encryption-provider-config`); None: every value stored as it is.
     encryption: EncryptionConfig | None = None
+    # Authorizers in order (`--authorization-mode`): AlwaysAllow, RBAC, Node. With RBAC the
+    # default roles and bindings are created at start (bootstrappolicy.py).
+    authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
     # The largest request message gRPC accepts (`--max-request-bytes`).
     max_request_bytes: int = MAX_REQUEST_BYTES
     # Requests a second and open watches per client (`--max-requests-per-second`,
@@ -103,6 +107,7 @@ class APIServer:
         self.registry = Registry(
             self.storage, ranges=self.ranges,
             cached_namespace=lambda name: ns_cache.current.get(ns_kind.store_key("", name)))
+        self.authorization = Authorization(config.authorization_modes, CacheView(self.caches))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
         # Authentication first: a call without a valid token costs its client nothing.
@@ -130,11 +135,13 @@ class APIServer:
 
     async def start(self) -> None:
         resources = ResourcesServicer(self.registry, self.caches,
-                                      bookmark_interval=self.config.bookmark_interval)
+                                      bookmark_interval=self.config.bookmark_interval,
+                                      authorization=self.authorization)
         resources.proxy.tls = self.config.kubelet_tls
         api_pb2_grpc.add_ResourcesServicer_to_server(resources, self.server)
         metrics_pb2_grpc.add_MetricsServicer_to_server(
-            MetricsServicer(self.registry, resources.proxy), self.server)
+            MetricsServicer(self.registry, resources.proxy, authorization=self.authorization),
+            self.server)
         api_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryServicer(self.config.store_kind),
                                                      self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -199,6 +206,8 @@ class APIServer:
             await self.registry.create(svc)
         if self.config.advertise_address:
             await self._reconcile_master_endpoints(port.target_port.number_value)
+        if "RBAC" in self.config.authorization_modes:
+            await bootstrappolicy.ensure(self.registry)
         log.debug("built-in objects present: %s", objects.ref(svc))
 
     async def _reconcile_master_endpoints(self, port: float) -> None:

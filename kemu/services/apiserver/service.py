@@ -1,6 +1,15 @@
-"""Thin gRPC servicers: check the request's shape, delegate to the registry, translate
-errors through one table (kemu.services.apiserver.errors -> gRPC status code and Kubernetes
-StatusReason, sent with the error's object and field violations as status details)."""
+"""Thin gRPC servicers: check the request's shape, authorize it, delegate to the registry,
+translate errors through one table (kemu.services.apiserver.errors -> gRPC status code and
+Kubernetes StatusReason, sent with the error's object and field violations as status details).
+
+Authorization (authorizer.py) sees each RPC as the Kubernetes request it stands for:
+Get/List/Watch are get/list/watch, Create create, Update update, UpdateStatus update of
+`<resource>/status`, Delete delete, DeleteCollection deletecollection, Apply patch (create
+when the object does not exist yet, as kubectl apply creates it), Bind create of
+pods/binding, Scale update of `<resource>/scale`, Rollback create of deployments/rollback,
+Logs get of pods/log, Exec create of pods/exec. AccessReview needs no permission to ask
+about oneself; asking about another user needs the group system:masters (Kubernetes checks
+the impersonate verb; kemu keeps impersonation to the cluster's administrators)."""
 
 from __future__ import annotations
 
@@ -16,9 +25,10 @@ import grpc
 
 import kemu
 from kemu.api import kinds, objects
-from kemu.api.v1 import api_pb2, api_pb2_grpc
+from kemu.api.v1 import api_pb2, api_pb2_grpc, rbac_pb2
 from kemu.services.apiserver import cacher as cache
-from kemu.services.apiserver import errors, fields
+from kemu.services.apiserver import errors, fields, identity
+from kemu.services.apiserver.authorizer import MASTERS, Attributes, Authorization, forbidden
 from kemu.services.apiserver.proxy import AgentError, NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
 
@@ -35,6 +45,7 @@ STATUS: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     errors.Gone: (grpc.StatusCode.OUT_OF_RANGE, "Gone"),
     errors.Unavailable: (grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable"),
     errors.FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, "Forbidden"),
+    errors.Forbidden: (grpc.StatusCode.PERMISSION_DENIED, "Forbidden"),
     errors.NotImplementedYet: (grpc.StatusCode.UNIMPLEMENTED, "MethodNotAllowed"),
     cache.Timeout: (grpc.StatusCode.DEADLINE_EXCEEDED, "Timeout"),
     cache.WatcherOverflow: (grpc.StatusCode.RESOURCE_EXHAUSTED, "TooManyRequests"),
@@ -106,11 +117,37 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
     """kemu.v1.Resources."""
 
     def __init__(self, registry: Registry, caches: dict[str, cache.Cacher], *,
-                 bookmark_interval: float = 10.0) -> None:
+                 bookmark_interval: float = 10.0,
+                 authorization: Authorization | None = None) -> None:
         self.registry = registry
         self.proxy = NodeAgentProxy(registry)
         self.caches = caches
         self.bookmark_interval = bookmark_interval
+        self.authorization = authorization
+
+    def _authorize(self, verb: str, kind: kinds.Kind, namespace: str = "", name: str = "", *,
+                   subresource: str = "", object_name: str = "",
+                   collection: bool = False) -> None:
+        """Raise Forbidden unless the caller may do `verb` on the kind (or subresource).
+        A namespaced request for one object defaults to the namespace "default", as the
+        registry does; a collection request without one spans every namespace."""
+        if self.authorization is None or self.authorization.authorizer is None:
+            return
+        if not kind.namespaced:
+            namespace = ""
+        elif not collection:
+            namespace = namespace or "default"
+        self.authorization.check(Attributes(
+            identity.current(), verb, kind.group, kind.plural, subresource, namespace, name,
+            object_name))
+
+    def _authorize_object(self, verb: str, obj: api_pb2.Object, *, subresource: str = "",
+                          create: bool = False) -> None:
+        kind, meta = objects.kind_of(obj), objects.meta(obj)
+        if create:
+            self._authorize(verb, kind, meta.namespace, object_name=meta.name)
+        else:
+            self._authorize(verb, kind, meta.namespace, meta.name, subresource=subresource)
 
     async def _run(self, context: grpc.aio.ServicerContext, method: str,
                    work: Callable[[], Awaitable[T]]) -> T:
@@ -118,19 +155,26 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     async def Create(self, request: api_pb2.CreateRequest,
                      context: grpc.aio.ServicerContext) -> api_pb2.Object:
-        return await self._run(context, "Create", lambda: self.registry.create(
-            _object(request.object), dry_run=request.dry_run))
+        async def work() -> api_pb2.Object:
+            self._authorize_object("create", _object(request.object), create=True)
+            return await self.registry.create(request.object, dry_run=request.dry_run)
+        return await self._run(context, "Create", work)
 
     async def Get(self, request: api_pb2.GetRequest,
                   context: grpc.aio.ServicerContext) -> api_pb2.Object:
         key = request.key
-        return await self._run(context, "Get", lambda: self.registry.get(
-            _resolve(key.resource), key.namespace, key.name))
+
+        async def work() -> api_pb2.Object:
+            kind = _resolve(key.resource)
+            self._authorize("get", kind, key.namespace, key.name)
+            return await self.registry.get(kind, key.namespace, key.name)
+        return await self._run(context, "Get", work)
 
     async def List(self, request: api_pb2.ListRequest,
                    context: grpc.aio.ServicerContext) -> api_pb2.ListResponse:
         async def work() -> api_pb2.ListResponse:
             kind = _resolve(request.resource)
+            self._authorize("list", kind, request.namespace, collection=True)
             result = await self.registry.list(kind, request.namespace, request.label_selector,
                                               request.field_selector)
             return api_pb2.ListResponse(items=result.items,
@@ -139,13 +183,18 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     async def Update(self, request: api_pb2.UpdateRequest,
                      context: grpc.aio.ServicerContext) -> api_pb2.Object:
-        return await self._run(context, "Update", lambda: self.registry.update(
-            _object(request.object), dry_run=request.dry_run))
+        async def work() -> api_pb2.Object:
+            self._authorize_object("update", _object(request.object))
+            return await self.registry.update(request.object, dry_run=request.dry_run)
+        return await self._run(context, "Update", work)
 
     async def UpdateStatus(self, request: api_pb2.UpdateRequest,
                            context: grpc.aio.ServicerContext) -> api_pb2.Object:
-        return await self._run(context, "UpdateStatus", lambda: self.registry.update(
-            _object(request.object), status=True, dry_run=request.dry_run))
+        async def work() -> api_pb2.Object:
+            self._authorize_object("update", _object(request.object), subresource="status")
+            return await self.registry.update(request.object, status=True,
+                                              dry_run=request.dry_run)
+        return await self._run(context, "UpdateStatus", work)
 
     async def Delete(self, request: api_pb2.DeleteRequest,
                      context: grpc.aio.ServicerContext) -> api_pb2.DeleteResponse:
@@ -153,8 +202,10 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             key = request.key
             grace = request.grace_period_seconds if request.HasField("grace_period_seconds") \
                 else None
+            kind = _resolve(key.resource)
+            self._authorize("delete", kind, key.namespace, key.name)
             obj, deleted = await self.registry.delete(
-                _resolve(key.resource), key.namespace, key.name,
+                kind, key.namespace, key.name,
                 policy=request.propagation_policy, grace_period_seconds=grace,
                 resource_version=request.resource_version, uid=request.uid)
             return api_pb2.DeleteResponse(object=obj, deleted=deleted)
@@ -165,6 +216,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                                ) -> api_pb2.DeleteCollectionResponse:
         async def work() -> api_pb2.DeleteCollectionResponse:
             kind = _resolve(request.resource)
+            self._authorize("deletecollection", kind, request.namespace, collection=True)
             found = await self.registry.list(kind, request.namespace, request.label_selector,
                                              request.field_selector)
             results = []
@@ -181,6 +233,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                     context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
         try:
             kind = _resolve(request.resource)
+            self._authorize("watch", kind, request.namespace, collection=True)
             flt = cache.Filter(
                 namespace=request.namespace if kind.namespaced else "",
                 selector=self.registry.parse_label_selector(request.label_selector),
@@ -198,19 +251,32 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
     async def Apply(self, request: api_pb2.ApplyRequest,
                     context: grpc.aio.ServicerContext) -> api_pb2.ApplyResponse:
         async def work() -> api_pb2.ApplyResponse:
-            obj, result = await self.registry.apply(_object(request.object),
-                                                    dry_run=request.dry_run)
+            await self._authorize_apply(_object(request.object))
+            obj, result = await self.registry.apply(request.object, dry_run=request.dry_run)
             return api_pb2.ApplyResponse(object=obj, result=result)  # type: ignore[arg-type]
         return await self._run(context, "Apply", work)
+
+    async def _authorize_apply(self, obj: api_pb2.Object) -> None:
+        """patch when the object exists, create when apply would create it."""
+        if self.authorization is None or self.authorization.authorizer is None:
+            return
+        kind, meta = objects.kind_of(obj), objects.meta(obj)
+        try:
+            await self.registry.get(kind, meta.namespace or "default", meta.name)
+        except (errors.NotFound, errors.BadRequest):
+            self._authorize_object("create", obj, create=True)
+            return
+        self._authorize_object("patch", obj)
 
     async def Bind(self, request: api_pb2.BindRequest,
                    context: grpc.aio.ServicerContext) -> api_pb2.Object:
         return await self._run(context, "Bind", lambda: self._bind(request))
 
     async def _bind(self, request: api_pb2.BindRequest) -> api_pb2.Object:
+        pods = kinds.resolve("pods")
+        self._authorize("create", pods, request.namespace, request.name, subresource="binding")
         if not request.node_name:
             raise errors.BadRequest("nodeName is required")
-        pods = kinds.resolve("pods")
 
         def change(obj: api_pb2.Object) -> None:
             pod = obj.pod
@@ -229,6 +295,8 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                     context: grpc.aio.ServicerContext) -> api_pb2.Object:
         async def work() -> api_pb2.Object:
             kind = _resolve(request.key.resource)
+            self._authorize("update", kind, request.key.namespace, request.key.name,
+                            subresource="scale")
             if kind.plural not in SCALABLE:
                 raise errors.BadRequest(f"{kind.plural} cannot be scaled: only "
                                         + ", ".join(sorted(SCALABLE)) + " have replicas")
@@ -246,12 +314,18 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                        context: grpc.aio.ServicerContext) -> api_pb2.Object:
         from kemu.services.apiserver.rollback import rollback
 
-        return await self._run(context, "Rollback", lambda: rollback(
-            self.registry, request.namespace, request.name, request.to_revision))
+        async def work() -> api_pb2.Object:
+            self._authorize("create", kinds.resolve("deployments"), request.namespace,
+                            request.name, subresource="rollback")
+            return await rollback(self.registry, request.namespace, request.name,
+                                  request.to_revision)
+        return await self._run(context, "Rollback", work)
 
     async def Logs(self, request: api_pb2.LogsRequest,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
         try:
+            self._authorize("get", kinds.resolve("pods"), request.namespace, request.name,
+                            subresource="log")
             async for chunk in self.proxy.logs(request):
                 yield chunk
         except grpc.aio.AbortError:
@@ -269,12 +343,50 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                 "BadRequest"))
             return
         try:
+            self._authorize("create", kinds.resolve("pods"), first.start.namespace,
+                            first.start.name, subresource="exec")
             async for resp in self.proxy.exec(first, requests):
                 yield resp
         except grpc.aio.AbortError:
             raise
         except Exception as e:
             await _translate(context, e, "Exec")
+
+    async def AccessReview(self, request: api_pb2.AccessReviewRequest,
+                           context: grpc.aio.ServicerContext) -> api_pb2.AccessReviewResponse:
+        async def work() -> api_pb2.AccessReviewResponse:
+            who = self._reviewed(identity.current(), request)
+            if request.list_rules:
+                if self.authorization is None:
+                    return api_pb2.AccessReviewResponse(resource_rules=[
+                        rbac_pb2.PolicyRule(verbs=["*"], api_groups=["*"], resources=["*"]),
+                        rbac_pb2.PolicyRule(verbs=["*"], non_resource_urls=["*"])])
+                rules, incomplete = self.authorization.rules_for(who, request.namespace)
+                return api_pb2.AccessReviewResponse(resource_rules=rules, incomplete=incomplete)
+            if not request.verb or not request.resource:
+                raise errors.BadRequest("verb and resource are required")
+            if self.authorization is None:
+                return api_pb2.AccessReviewResponse(allowed=True)
+            verdict = self.authorization.review(Attributes(
+                who, request.verb, request.group, request.resource, request.subresource,
+                request.namespace, request.name))
+            return api_pb2.AccessReviewResponse(allowed=verdict.allowed, reason=verdict.reason)
+        return await self._run(context, "AccessReview", work)
+
+    @staticmethod
+    def _reviewed(caller: identity.Identity, request: api_pb2.AccessReviewRequest
+                  ) -> identity.Identity:
+        """The caller, or the user asked about when the caller may impersonate."""
+        if not request.user and not request.groups:
+            return caller
+        if not request.user:
+            raise errors.BadRequest("groups were given without a user to impersonate")
+        if MASTERS not in caller.groups:
+            raise forbidden(Attributes(caller, "impersonate", "", "users", name=request.user))
+        groups = tuple(request.groups)
+        if request.user != "system:anonymous" and "system:authenticated" not in groups:
+            groups += ("system:authenticated",)
+        return identity.Identity(request.user, groups)
 
 
 SCALABLE = frozenset({"deployments", "replicasets", "statefulsets", "replicationcontrollers"})

@@ -927,3 +927,142 @@ UPDATE_VALIDATORS: dict[str, Callable[[Any, Any], Errors]] = {
     "stateful_set": _stateful_set_update, "job": _job_update,
     "config_map": _immutable_data, "secret": _immutable_data,
 }
+
+
+# --- rbac.authorization.k8s.io: Role, ClusterRole, RoleBinding, ClusterRoleBinding ------------
+# Kubernetes' pkg/apis/rbac/validation, with its messages.
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def rbac_name(value: str) -> list[str]:
+    """ValidateRBACName (path.IsValidPathSegmentName): `system:node` is a valid name."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
+
+
+_NAME_RULES.update({"role": rbac_name, "cluster_role": rbac_name, "role_binding": rbac_name,
+                    "cluster_role_binding": rbac_name})
+
+
+def policy_rule(path: str, rule: Any, *, namespaced: bool) -> Errors:
+    errs: Errors = []
+    if not rule.verbs:
+        errs.append(required(f"{path}.verbs", "verbs must contain at least one value"))
+    if rule.non_resource_urls:
+        urls = _go_strings(rule.non_resource_urls)
+        if namespaced:
+            errs.append(invalid(f"{path}.nonResourceURLs", urls,
+                                "namespaced rules cannot apply to non-resource URLs"))
+        if rule.api_groups or rule.resources or rule.resource_names:
+            errs.append(invalid(f"{path}.nonResourceURLs", urls, "rules cannot apply to both "
+                                "regular resources and non-resource URLs"))
+        return errs
+    if not rule.api_groups:
+        errs.append(required(f"{path}.apiGroups",
+                             "resource rules must supply at least one api group"))
+    if not rule.resources:
+        errs.append(required(f"{path}.resources",
+                             "resource rules must supply at least one resource"))
+    return errs
+
+
+def role(obj: Any) -> Errors:
+    errs: Errors = []
+    for i, rule in enumerate(obj.rules):
+        errs += policy_rule(f"rules[{i}]", rule, namespaced=True)
+    return errs
+
+
+def cluster_role(obj: Any) -> Errors:
+    errs: Errors = []
+    for i, rule in enumerate(obj.rules):
+        errs += policy_rule(f"rules[{i}]", rule, namespaced=False)
+    if obj.HasField("aggregation_rule"):
+        path = "aggregationRule.clusterRoleSelectors"
+        if not obj.aggregation_rule.cluster_role_selectors:
+            errs.append(required(path, "at least one clusterRoleSelector required if "
+                                 "aggregationRule is non-nil"))
+        for i, sel in enumerate(obj.aggregation_rule.cluster_role_selectors):
+            errs += labels(f"{path}[{i}].matchLabels", sel.match_labels)
+            errs += _match_expressions(f"{path}[{i}].matchExpressions", sel.match_expressions)
+    return errs
+
+
+def _subject(path: str, subject: Any, *, namespaced: bool) -> Errors:
+    """ValidateRoleBindingSubject."""
+    errs: Errors = []
+    if not subject.name:
+        errs.append(required(f"{path}.name"))
+    if subject.kind == "ServiceAccount":
+        if subject.name:
+            errs += [invalid(f"{path}.name", subject.name, e)
+                     for e in names.dns1123_subdomain(subject.name)]
+        if subject.api_group:
+            errs.append(unsupported(f"{path}.apiGroup", subject.api_group, ("",)))
+        if not namespaced and not subject.namespace:
+            errs.append(required(f"{path}.namespace"))
+    elif subject.kind in ("User", "Group"):
+        if subject.api_group != RBAC_GROUP:
+            errs.append(unsupported(f"{path}.apiGroup", subject.api_group, (RBAC_GROUP,)))
+    else:
+        errs.append(unsupported(f"{path}.kind", subject.kind,
+                                ("ServiceAccount", "User", "Group")))
+    return errs
+
+
+def _binding(obj: Any, role_kinds: tuple[str, ...], *, namespaced: bool) -> Errors:
+    errs: Errors = []
+    ref = obj.role_ref
+    if ref.api_group != RBAC_GROUP:
+        errs.append(unsupported("roleRef.apiGroup", ref.api_group, (RBAC_GROUP,)))
+    if ref.kind not in role_kinds:
+        errs.append(unsupported("roleRef.kind", ref.kind, role_kinds))
+    if not ref.name:
+        errs.append(required("roleRef.name"))
+    else:
+        errs += [invalid("roleRef.name", ref.name, e) for e in rbac_name(ref.name)]
+    for i, subject in enumerate(obj.subjects):
+        errs += _subject(f"subjects[{i}]", subject, namespaced=namespaced)
+    return errs
+
+
+def role_binding(obj: Any) -> Errors:
+    return _binding(obj, ("Role", "ClusterRole"), namespaced=True)
+
+
+def cluster_role_binding(obj: Any) -> Errors:
+    return _binding(obj, ("ClusterRole",), namespaced=False)
+
+
+class _GoValue:
+    """An invalid value printed as Kubernetes prints a non-scalar one (Go's %#v)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _go_strings(items: Iterable[str]) -> _GoValue:
+    return _GoValue("[]string{" + ", ".join(f'"{i}"' for i in items) + "}")
+
+
+def _go_role_ref(r: Any) -> _GoValue:
+    return _GoValue(f'rbac.RoleRef{{APIGroup:"{r.api_group}", Kind:"{r.kind}", '
+                    f'Name:"{r.name}"}}')
+
+
+def _role_ref_immutable(new: Any, old: Any) -> Errors:
+    """ValidateRoleBindingUpdate: a binding's role cannot change (delete and recreate)."""
+    if new.role_ref != old.role_ref:
+        return [invalid("roleRef", _go_role_ref(new.role_ref), "cannot change roleRef")]
+    return []
+
+
+VALIDATORS.update({"role": role, "cluster_role": cluster_role, "role_binding": role_binding,
+                   "cluster_role_binding": cluster_role_binding})
+UPDATE_VALIDATORS.update({"role_binding": _role_ref_immutable,
+                          "cluster_role_binding": _role_ref_immutable})

@@ -26,12 +26,13 @@ from kemu.api.v1 import (
     coordination_pb2,
     core_pb2,
     networking_pb2,
+    rbac_pb2,
 )
 
 MANIFESTS = Path(__file__).parent / "manifests"
 MANIFEST_FILES = sorted(MANIFESTS.glob("*.yaml"))
 KIND_MODULES = (core_pb2, apps_pb2, batch_pb2, coordination_pb2, networking_pb2,
-                autoscaling_pb2)
+                autoscaling_pb2, rbac_pb2)
 # Maps of resource name -> quantity. YAML reads `cpu: 1` as an int; the proto wants "1".
 QUANTITY_MAPS = frozenset(
     {"limits", "requests", "capacity", "allocatable", "overhead", "allocatedResources"}
