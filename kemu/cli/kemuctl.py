@@ -39,6 +39,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "describe": ("cmd_describe", "Show details of a specific resource or group of resources"),
     "logs": ("cmd_logs", "Print the logs for a container in a pod"),
     "exec": ("cmd_exec", "Execute a command in a container"),
+    "auth": ("cmd_auth", "Inspect authorization"),
     "scale": ("cmd_scale", "Set a new size for a deployment, replica set, replication "
                            "controller or stateful set"),
     "rollout": ("cmd_rollout", "Manage the rollout of a resource"),
@@ -59,7 +60,7 @@ SECTIONS = (
     ("Basic Commands", ("create", "expose", "run", "set", "get", "edit", "delete")),
     ("Deploy Commands", ("rollout", "scale", "autoscale")),
     ("Cluster Management Commands", ("top", "cordon", "uncordon", "drain")),
-    ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec")),
+    ("Troubleshooting and Debugging Commands", ("describe", "logs", "exec", "auth")),
     ("Advanced Commands", ("apply", "replace")),
     ("Settings Commands", ("label", "annotate")),
     ("Other Commands", ("api-resources", "cluster-info", "version")),
