@@ -131,7 +131,7 @@ def policy() -> list[api_pb2.Object]:
     admin = cluster_role("cluster-admin", [everything])
     admin.cluster_role.rules.add(verbs=["*"], non_resource_urls=["*"])
     scheduler = (
-        rule(("create", "patch", "update"), ["", "events.k8s.io"], ["events"]),
+        rule((*READ, "create", "patch", "update"), ["", "events.k8s.io"], ["events"]),
         rule((*READ, "delete"), [""], ["pods"]),
         rule(("create",), [""], ["pods/binding", "bindings"]),
         rule(("patch", "update"), [""], ["pods/status"]),

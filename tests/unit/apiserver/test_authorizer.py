@@ -275,3 +275,38 @@ def test_bootstrap_policy_validates() -> None:
         inner = getattr(obj, field)
         assert validation.VALIDATORS[field](inner) == [], inner.metadata.name
         assert validation.metadata(inner.metadata, field, False) == []
+
+
+SCHEDULER = Identity("system:kube-scheduler", ("system:authenticated",))
+CONTROLLERS = Identity("system:kube-controller-manager", ("system:authenticated",))
+DNS = Identity("system:serviceaccount:kube-system:kube-dns")
+
+
+@pytest.mark.parametrize("attrs", [
+    pytest.param(a(SCHEDULER, "watch", "pods"), id="scheduler-watches-pods"),
+    pytest.param(a(SCHEDULER, "list", "nodes"), id="scheduler-lists-nodes"),
+    pytest.param(a(SCHEDULER, "create", "pods/binding", "dev", "p"), id="scheduler-binds"),
+    pytest.param(a(SCHEDULER, "update", "pods/status", "dev", "p"), id="scheduler-conditions"),
+    pytest.param(a(SCHEDULER, "get", "events", "dev", "e"), id="scheduler-reads-its-events"),
+    pytest.param(a(SCHEDULER, "update", "events", "dev", "e"), id="scheduler-counts-events"),
+    pytest.param(a(SCHEDULER, "update", "leases", "kube-system", "kube-scheduler",
+                   group="coordination.k8s.io"), id="scheduler-leader-election"),
+    pytest.param(a(CONTROLLERS, "delete", "rolebindings", "dev", "x",
+                   group="rbac.authorization.k8s.io"), id="namespace-controller-deletes-all"),
+    pytest.param(a(CONTROLLERS, "create", "pods", "dev"), id="replicaset-creates-pods"),
+    pytest.param(a(DNS, "watch", "endpoints"), id="dns-watches-endpoints"),
+    pytest.param(a(DNS, "list", "pods"), id="dns-lists-pods"),
+])
+def test_components_may_do_their_work_under_rbac(attrs: Attributes) -> None:
+    """The default bindings give kemu's components (their certificates' users) what their
+    informers and writes need."""
+    assert AUTH.review(attrs).allowed
+
+
+@pytest.mark.parametrize("attrs", [
+    pytest.param(a(SCHEDULER, "delete", "nodes", name="n1"), id="scheduler-no-node-delete"),
+    pytest.param(a(SCHEDULER, "get", "secrets", "dev", "s"), id="scheduler-no-secrets"),
+    pytest.param(a(DNS, "create", "services", "dev"), id="dns-read-only"),
+])
+def test_components_are_limited(attrs: Attributes) -> None:
+    assert not AUTH.review(attrs).allowed
