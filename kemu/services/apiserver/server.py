@@ -38,6 +38,7 @@ from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
+from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from kemu.util.tls import ClientTLS, ServerTLS, add_port
 
@@ -110,8 +111,9 @@ class APIServer:
         self.authorization = Authorization(config.authorization_modes, CacheView(self.caches))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
-        # Authentication first: a call without a valid token costs its client nothing.
-        interceptors: list[grpc.aio.ServerInterceptor] = []
+        # A request that does not decode is INVALID_ARGUMENT (grpc.aio says UNKNOWN); then
+        # authentication: a call without a valid token costs its client nothing.
+        interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
         self.tls = config.tls
         if config.tls is not None and config.tls.requires_client_cert and config.tokens:
             # gRPC cannot make client certificates optional: tokens win (see auth.py).
