@@ -1,6 +1,7 @@
 """`kemuctl create -f FILE` (every document, reporting each; AlreadyExists is worded as
 kubectl words it and the other documents are still created) and the generators:
-`create namespace|deployment|job|configmap|secret generic|service <type>`, with
+`create namespace|deployment|job|configmap|secret generic|service <type>` and the RBAC ones,
+`create role|clusterrole|rolebinding|clusterrolebinding` (generators_rbac.py), with
 `--dry-run=client|server` and `-o`.
 
 `create job NAME --from=cronjob/CRONJOB` is kubectl's way to run a CronJob now: the Job
@@ -24,12 +25,13 @@ from typing import Any
 
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, batch_pb2, meta_pb2
-from kemu.cli.ctl import batch, generators, output, sources
+from kemu.cli.ctl import batch, generators, generators_rbac, output, sources
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
 from kemu.cli.ctl.errors import CtlError
 
-KINDS = ("namespace", "deployment", "job", "configmap", "secret", "service")
+KINDS = ("namespace", "deployment", "job", "configmap", "secret", "service", "role",
+         "clusterrole", "rolebinding", "clusterrolebinding")
 INSTANTIATE = "cronjob.kubernetes.io/instantiate"
 ALIASES = {"ns": "namespace", "deploy": "deployment", "cm": "configmap", "svc": "service"}
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -40,7 +42,9 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("args", nargs="*", metavar="TYPE NAME",
                    help="namespace NAME | deployment NAME --image=IMG | job NAME --image=IMG "
                         "| job NAME --from=cronjob/NAME | configmap NAME | secret generic NAME "
-                        "| service clusterip|nodeport|loadbalancer NAME")
+                        "| service clusterip|nodeport|loadbalancer NAME | role NAME "
+                        "--verb=V --resource=R | clusterrole NAME | rolebinding NAME "
+                        "--clusterrole=R|--role=R | clusterrolebinding NAME --clusterrole=R")
     cli.add_filenames(p, "create")
     cli.add_output(p, "yaml|json|name")
     cli.add_dry_run(p)
@@ -66,6 +70,22 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("--node-port", type=int, default=0, help="node port (service nodeport)")
     p.add_argument("--clusterip", default="", help="cluster IP, or None for headless (service)")
     p.add_argument("--external-name", default="", help="DNS name (service externalname)")
+    p.add_argument("--verb", dest="verbs", action="append", default=[],
+                   help="verbs the rule allows, repeated or comma-separated (role, clusterrole)")
+    p.add_argument("--resource", action="append", default=[], metavar="RESOURCE[.GROUP][/SUB]",
+                   help="resources the rule applies to (role, clusterrole)")
+    p.add_argument("--resource-name", action="append", default=[],
+                   help="only these object names (role, clusterrole)")
+    p.add_argument("--non-resource-url", action="append", default=[],
+                   help="non-resource URLs (clusterrole)")
+    p.add_argument("--aggregation-rule", action="append", default=[], metavar="KEY=VALUE",
+                   help="aggregate the ClusterRoles with these labels (clusterrole)")
+    p.add_argument("--clusterrole", default="", help="the ClusterRole to bind (bindings)")
+    p.add_argument("--role", default="", help="the Role to bind (rolebinding)")
+    p.add_argument("--user", action="append", default=[], help="a user to bind (bindings)")
+    p.add_argument("--group", action="append", default=[], help="a group to bind (bindings)")
+    p.add_argument("--serviceaccount", action="append", default=[], metavar="NAMESPACE:NAME",
+                   help="a service account to bind (bindings)")
 
 
 def generate(args: Any) -> api_pb2.Object:
@@ -87,6 +107,8 @@ def generate(args: Any) -> api_pb2.Object:
     name = rest[0]
     if what == "namespace":
         return generators.namespace(name)
+    if what in ("role", "clusterrole", "rolebinding", "clusterrolebinding"):
+        return _rbac(what, name, args)
     if what == "deployment":
         return generators.deployment(name, args.image, replicas=args.replicas, port=args.port,
                                      command=args.command)
@@ -94,6 +116,20 @@ def generate(args: Any) -> api_pb2.Object:
     if what == "configmap":
         return generators.configmap(name, data)
     return generators.secret(name, data, args.type)
+
+
+def _rbac(what: str, name: str, args: Any) -> api_pb2.Object:
+    g = generators_rbac
+    if what == "role":
+        return g.role(name, g.rules(args.verbs, args.resource, args.resource_name))
+    if what == "clusterrole":
+        rule_list = [] if args.aggregation_rule else g.rules(
+            args.verbs, args.resource, args.resource_name, args.non_resource_url, cluster=True)
+        return g.cluster_role(name, rule_list, args.aggregation_rule)
+    who = {"users": args.user, "groups": args.group, "service_accounts": args.serviceaccount}
+    if what == "rolebinding":
+        return g.role_binding(name, cluster_role=args.clusterrole, role=args.role, **who)
+    return g.cluster_role_binding(name, cluster_role=args.clusterrole, **who)
 
 
 def job(name: str, image: str, command: list[str]) -> api_pb2.Object:

@@ -111,3 +111,16 @@ rules: [{apiGroups: [""], resources: [pods]}]
 """)
     assert bad.code == 1
     assert "rules[0].verbs: Required value: verbs must contain at least one value" in bad.err
+
+
+def test_create_generators(ctl: Kemuctl, ns: str) -> None:
+    assert ctl.ok("create", "role", "pod-reader", "-n", ns, "--verb=get,list",
+                  "--resource=pods,pods/log").out == \
+        "role.rbac.authorization.k8s.io/pod-reader created\n"
+    assert ctl.ok("create", "rolebinding", "readers", "-n", ns, "--role=pod-reader",
+                  "--user=jane", "--serviceaccount", f"{ns}:ci").out == \
+        "rolebinding.rbac.authorization.k8s.io/readers created\n"
+    row = ctl.ok("get", "rolebinding", "readers", "-n", ns, "-o", "wide").lines[1].split()
+    assert row[1] == "Role/pod-reader" and row[3:] == ["jane", f"{ns}/ci"]
+    role = ctl.ok("get", "role", "pod-reader", "-n", ns, "-o", "yaml").out
+    assert "- pods/log" in role and "- list" in role
