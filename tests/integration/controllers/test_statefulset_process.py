@@ -121,24 +121,35 @@ async def test_statefulset_order_claims_rolling_and_scale_down(cluster: Cluster)
         # A rolling update replaces web-2, then web-1, then web-0, each once the one
         # above is ready again.
         # The pods before the update (taken first: the controller may replace web-2 at once).
-        first_uids = {p.metadata.name: p.metadata.uid for p in await live_pods(client, ns)}
+        # The order of replacement is the order the new pods are created in, read from a
+        # watch (polling could see two replacements at once under load).
+        listed = await client.list("pods", ns)
+        first_uids = {o.pod.metadata.name: o.pod.metadata.uid for o in listed.items}
+        replaced: list[str] = []
+
+        async def record_creations() -> None:
+            async for event in client.watch("pods", ns, resource_version=listed.resource_version):
+                pod = event.object.pod
+                if event.type == api_pb2.WatchEvent.ADDED and \
+                        first_uids.get(pod.metadata.name) not in (None, pod.metadata.uid):
+                    replaced.append(pod.metadata.name)
+        recorder = asyncio.create_task(record_creations())
         obj = await sts_status(client, ns)
         old_revision = obj.stateful_set.status.current_revision
         obj.stateful_set.spec.template.spec.containers[0].image = "v2"
         await client.update(obj)
-        replaced: list[str] = []
 
         async def rolled() -> bool:
             current = await live_pods(client, ns)
-            for p in current:
-                if first_uids.get(p.metadata.name) not in (None, p.metadata.uid) and \
-                        p.metadata.name not in replaced:
-                    replaced.append(p.metadata.name)
             await ready_all(client, ns)
             return len(current) == 3 and all(
                 p.spec.containers[0].image == "v2" and p.status.phase == "Running"
                 for p in current)
-        await wait_until("the rolling update", rolled, 30)
+        try:
+            await wait_until("the rolling update", rolled, 30)
+            await wait_until("three replacements seen", lambda: _true(len(replaced) == 3))
+        finally:
+            recorder.cancel()
         assert replaced == ["web-2", "web-1", "web-0"]
         await wait_until("status 3 updated", lambda: status_is(3, 3, 3))
         st = (await sts_status(client, ns)).stateful_set.status
@@ -220,3 +231,7 @@ async def test_pods_answer_by_name_behind_headless_service(cluster: Cluster,
                 await resolve(endpoints_and_dns, f"web-0.web.{ns}.svc.cluster.local") == \
                 ["10.244.7.10"]
         await wait_until("DNS names of web-0 and web-1", answers)
+
+
+async def _true(value: bool) -> bool:
+    return value
