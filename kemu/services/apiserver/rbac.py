@@ -115,7 +115,7 @@ class RBACAuthorizer:
                 continue
             source = (f'ClusterRoleBinding "{b.metadata.name}" of {b.role_ref.kind} '
                       f'"{b.role_ref.name}" to {describe_subject(subject)}')
-            yield Grant(source, self._role_rules(b.role_ref, ""))
+            yield Grant(source, self.role_rules(b.role_ref, ""))
         if not namespace:
             return
         for obj in self.view.objects("rolebindings"):
@@ -127,10 +127,11 @@ class RBACAuthorizer:
                 continue
             source = (f'RoleBinding "{rb.metadata.name}/{namespace}" of {rb.role_ref.kind} '
                       f'"{rb.role_ref.name}" to {describe_subject(subject)}')
-            yield Grant(source, self._role_rules(rb.role_ref, namespace))
+            yield Grant(source, self.role_rules(rb.role_ref, namespace))
 
-    def _role_rules(self, ref: rbac_pb2.RoleRef, namespace: str
-                    ) -> tuple[rbac_pb2.PolicyRule, ...]:
+    def role_rules(self, ref: rbac_pb2.RoleRef, namespace: str
+                   ) -> tuple[rbac_pb2.PolicyRule, ...]:
+        """The rules of the role a binding in `namespace` refers to; none when it is absent."""
         if ref.kind == "Role":
             found = self.view.get("roles", namespace, ref.name) if namespace else None
             return tuple(found.role.rules) if found is not None else ()

@@ -27,7 +27,7 @@ import kemu
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, rbac_pb2
 from kemu.services.apiserver import cacher as cache
-from kemu.services.apiserver import errors, fields, identity
+from kemu.services.apiserver import errors, escalation, fields, identity
 from kemu.services.apiserver.authorizer import MASTERS, Attributes, Authorization, forbidden
 from kemu.services.apiserver.proxy import AgentError, NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
@@ -143,11 +143,16 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     def _authorize_object(self, verb: str, obj: api_pb2.Object, *, subresource: str = "",
                           create: bool = False) -> None:
+        """Authorize writing `obj`; for a role or binding, also that it grants no more than
+        the caller holds (escalation.py)."""
         kind, meta = objects.kind_of(obj), objects.meta(obj)
         if create:
             self._authorize(verb, kind, meta.namespace, object_name=meta.name)
         else:
             self._authorize(verb, kind, meta.namespace, meta.name, subresource=subresource)
+        if self.authorization is not None and self.authorization.authorizer is not None \
+                and not subresource:
+            escalation.check(self.authorization, identity.current(), obj)
 
     async def _run(self, context: grpc.aio.ServicerContext, method: str,
                    work: Callable[[], Awaitable[T]]) -> T:

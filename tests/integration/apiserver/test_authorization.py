@@ -252,3 +252,33 @@ async def test_access_review(served: Served) -> None:
     rules = await served.call(ADMIN, "AccessReview", api_pb2.AccessReviewRequest(
         list_rules=True, namespace="default"))
     assert [list(r.verbs) for r in rules.resource_rules][:1] == [["*"]]
+
+
+async def test_no_escalation_through_roles_and_bindings(served: Served) -> None:
+    await served.create(_ns("esc"))
+    await served.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                         "metadata": {"name": "jane-admin", "namespace": "esc"},
+                         "subjects": [{"kind": "User", "name": "jane"}],
+                         "roleRef": {"kind": "ClusterRole", "name": "admin"}})
+    await served.until_allowed(JANE, "create", "rolebindings", "esc", "",
+                               "rbac.authorization.k8s.io")
+
+    def binding(name: str, role: str) -> api_pb2.CreateRequest:
+        return api_pb2.CreateRequest(object=manifest.from_dict({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": "esc"},
+            "subjects": [{"kind": "User", "name": "bob"}],
+            "roleRef": {"kind": "ClusterRole", "name": role}}))
+    await served.call(JANE, "Create", binding("bob-view", "view"))
+    err = await served.denied(JANE, "Create", binding("bob-root", "cluster-admin"))
+    assert err.details.startswith(
+        'rolebindings.rbac.authorization.k8s.io "bob-root" is forbidden: user "jane" '
+        '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+        "currently held:\n")
+    everything = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                  "metadata": {"name": "all", "namespace": "esc"},
+                  "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}
+    await served.denied(JANE, "Apply", api_pb2.ApplyRequest(
+        object=manifest.from_dict(everything)))
+    everything["rules"] = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    await served.call(JANE, "Apply", api_pb2.ApplyRequest(object=manifest.from_dict(everything)))

@@ -310,3 +310,67 @@ def test_components_may_do_their_work_under_rbac(attrs: Attributes) -> None:
 ])
 def test_components_are_limited(attrs: Attributes) -> None:
     assert not AUTH.review(attrs).allowed
+
+
+def _role_obj(kind: str, name: str, namespace: str, *rules: dict[str, Any]) -> Any:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return manifest.from_dict({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+                               "metadata": meta, "rules": list(rules)})
+
+
+def _binding_obj(kind: str, name: str, namespace: str, role_kind: str, role: str) -> Any:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return manifest.from_dict({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+                               "metadata": meta, "subjects": [{"kind": "User", "name": "x"}],
+                               "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                           "kind": role_kind, "name": role}})
+
+
+@pytest.mark.parametrize(("who", "obj", "allowed"), [
+    pytest.param(JANE, _role_obj("Role", "r", "dev", {"apiGroups": [""], "resources": ["pods"],
+                                                      "verbs": ["get", "list"]}), True,
+                 id="role-within-held-rules"),
+    pytest.param(JANE, _role_obj("Role", "r", "dev", {"apiGroups": [""], "resources": ["pods"],
+                                                      "verbs": ["delete"]}), False,
+                 id="role-with-a-verb-not-held"),
+    pytest.param(JANE, _role_obj("Role", "r", "prod", {"apiGroups": [""],
+                                                       "resources": ["pods"],
+                                                       "verbs": ["get"]}), False,
+                 id="held-in-another-namespace-only"),
+    pytest.param(OPS, _role_obj("Role", "r", "prod", {"apiGroups": [""],
+                                                      "resources": ["services/status"],
+                                                      "verbs": ["update"]}), True,
+                 id="covered-by-star-subresource"),
+    pytest.param(JANE, _binding_obj("RoleBinding", "b", "dev", "Role", "pod-reader"), True,
+                 id="bind-a-role-held"),
+    pytest.param(JANE, _binding_obj("RoleBinding", "b", "dev", "ClusterRole", "cluster-admin"),
+                 False, id="bind-cluster-admin"),
+    pytest.param(JANE, _binding_obj("RoleBinding", "b", "dev", "ClusterRole", "absent"), True,
+                 id="bind-absent-role-grants-nothing"),
+    pytest.param(ADMIN, _binding_obj("ClusterRoleBinding", "b", "", "ClusterRole",
+                                     "cluster-admin"), True, id="masters-may-escalate"),
+])
+def test_escalation(who: Identity, obj: Any, allowed: bool) -> None:
+    from kemu.services.apiserver import escalation
+
+    if allowed:
+        escalation.check(AUTH, who, obj)
+    else:
+        with pytest.raises(Forbidden, match="is attempting to grant RBAC permissions not "
+                                            "currently held"):
+            escalation.check(AUTH, who, obj)
+
+
+def test_escalation_message() -> None:
+    from kemu.services.apiserver import escalation
+
+    obj = _role_obj("Role", "r", "dev", {"apiGroups": ["", "apps"], "resources": ["pods"],
+                                         "verbs": ["get", "delete"]})
+    with pytest.raises(Forbidden) as err:
+        escalation.check(AUTH, JANE, obj)
+    assert str(err.value) == (
+        'roles.rbac.authorization.k8s.io "r" is forbidden: user "jane" (groups=["devs" '
+        '"system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n'
+        '{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}\n'
+        '{APIGroups:["apps"], Resources:["pods"], Verbs:["get"]}\n'
+        '{APIGroups:["apps"], Resources:["pods"], Verbs:["delete"]}')
