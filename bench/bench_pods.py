@@ -230,7 +230,7 @@ def main() -> int:
         api = processes.kemu_apiserver(tmp, store.address)
         port = processes.free_port()
         agent = processes.Proc(
-            "agent", [processes.PYTHON, "-m", "kemu.nodeagent", "--apiserver", "",
+            "agent", [processes.PYTHON, "-m", "kemu.nodeagent", "--insecure", "--apiserver", "",
                       "--node-name", node, "--node-ip", "127.0.0.1", "--port", str(port),
                       "--address", "127.0.0.1", "--data-dir", str(tmp / "agent"),
                       "--pause-image", PAUSE, "--workers", "32"],

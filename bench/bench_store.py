@@ -103,6 +103,7 @@ def start_kemu(data_dir: Path) -> Proc:
             "--data-dir",
             str(data_dir),
             "--fsync",
+            "--insecure",
             "--log-level",
             "WARNING",
         ],

@@ -92,18 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", type=Path, default=Path("kemu-store.data"))
     s.add_argument("--no-fsync", action="store_true",
                    help="do not fsync each commit (survives kill -9, not power loss)")
-    s.add_argument("--cert-file", type=Path, default=None, metavar="FILE",
-                   help="serve TLS with this certificate (as etcd's flag)")
-    s.add_argument("--key-file", type=Path, default=None, metavar="FILE",
-                   help="the key of --cert-file")
-    s.add_argument("--trusted-ca-file", type=Path, default=None, metavar="FILE",
-                   help="CA of the client certificates --client-cert-auth requires")
-    s.add_argument("--client-cert-auth", action="store_true",
-                   help="require a client certificate signed by --trusted-ca-file (the "
-                        "apiserver's --etcd-certfile); without it, TLS only encrypts")
-    s.add_argument("--insecure", action="store_true",
-                   help="serve plaintext with no authentication, saying so in a warning "
-                        "(today's default without TLS flags)")
+    tls.add_etcd_server_flags(s)
 
     a = sub.add_parser("apiserver", help="run the API server")
     a.add_argument("--listen", type=host_port, action="append", default=None,
@@ -143,9 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="authenticate callers by client certificates from this CA (CN the "
                         "user, O the groups); required of every caller unless --token-file "
                         "is given too, which then wins (gRPC cannot make them optional)")
-    a.add_argument("--insecure", action="store_true",
-                   help="serve plaintext with no authentication, saying so in a warning "
-                        "(today's default without TLS flags)")
+    a.add_argument("--insecure", action="store_true", help=tls.INSECURE_HELP)
     a.add_argument("--etcd-cafile", type=Path, default=None, metavar="FILE",
                    help="dial the store over TLS, verifying it with this CA")
     a.add_argument("--etcd-certfile", type=Path, default=None, metavar="FILE",
@@ -258,32 +245,13 @@ def _up(args: argparse.Namespace, ports: lifecycle.Ports) -> int:
     return code
 
 
-def _warn_plaintext(component: str, listen: list[str], server_tls: tls.ServerTLS | None,
-                    insecure: bool, *, authenticated: bool = False) -> None:
-    """The start-up warning of a server without TLS (`--insecure` says it is meant)."""
-    if server_tls is not None:
-        if insecure:
-            raise tls.TLSConfigError("--insecure contradicts the TLS certificate flags")
-        return
-    if authenticated:
-        print(f"WARNING: {component} serving without TLS: bearer tokens cross "
-              f"{', '.join(listen)} in plaintext", file=sys.stderr, flush=True)
-        return
-    tls.warn_insecure(component, listen, explicit=insecure)
-
-
 def dispatch(args: argparse.Namespace) -> int:
     if args.command in ("scheduler", "controller-manager", "dns"):
         tls.export_client_flags(args)
     if args.command == "store":
         from kemu.services.store.server import StoreConfig, run
 
-        if args.client_cert_auth and not args.trusted_ca_file:
-            raise tls.TLSConfigError("--client-cert-auth needs --trusted-ca-file")
-        store_tls = tls.server_tls(args.cert_file, args.key_file,
-                                   args.trusted_ca_file if args.client_cert_auth else None,
-                                   flags=("--cert-file", "--key-file", "--trusted-ca-file"))
-        _warn_plaintext("store", [args.listen], store_tls, args.insecure)
+        store_tls = tls.etcd_server_tls(args)
         run(StoreConfig(listen=args.listen, data_dir=args.data_dir, fsync=not args.no_fsync,
                         tls=store_tls))
         return 0
@@ -307,7 +275,8 @@ def dispatch(args: argparse.Namespace) -> int:
         listen = args.listen or ["127.0.0.1:6443"]
         api_tls = tls.server_tls(args.tls_cert_file, args.tls_private_key_file,
                                  args.client_ca_file)
-        _warn_plaintext("apiserver", listen, api_tls, args.insecure, authenticated=bool(tokens))
+        tls.check_plaintext("apiserver", listen, api_tls, args.insecure,
+                            authenticated=bool(tokens))
         etcd_tls = tls.ClientTLS.of(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile,
                                     flags=("--etcd-cafile", "--etcd-certfile",
                                            "--etcd-keyfile"))

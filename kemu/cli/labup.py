@@ -164,7 +164,7 @@ def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, ga
     node = node_name(name, index)
     return Component(
         f"agent-{index}", f"{ip}:10250",
-        ("agent", "--apiserver", f"{gateway}:{api_port}", "--node-name", node,
+        ("agent", "--insecure", "--apiserver", f"{gateway}:{api_port}", "--node-name", node,
          "--node-ip", ip, "--address", ip, "--docker-host", docker_host,
          "--data-dir", str(state_dir(name) / f"agent-{index}"),
          "--cluster-cidr", cluster_cidr(name)),

@@ -198,8 +198,12 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
     cm = f"127.0.0.1:{ports.controller_manager}"
     advertised = ("--advertise-address", advertise) if advertise else ()
     return [
-        Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"))),
+        # Plaintext with no authentication, said with --insecure: TLS for `kemu up` is to
+        # come (docs/security.md).
+        Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"),
+                                   "--insecure")),
         Component("apiserver", api, ("apiserver", "--listen", api, *also, "--store", store,
+                                     "--insecure",
                                      *advertised)),
         # One of each and no supervisor to restart them: without leader election they
         # ride out an apiserver restart instead of exiting as a leader that lost its Lease.
@@ -238,7 +242,8 @@ def _components(name: str, ports: Ports) -> list[Component]:
     agent = f"127.0.0.1:{ports.agent}"
     return [
         *control_plane_components(name, ports, advertise=docker_bridge_gateway()),
-        Component("agent", agent, ("agent", "--apiserver", api, "--node-name", node_name(name),
+        Component("agent", agent, ("agent", "--insecure", "--apiserver", api,
+                                   "--node-name", node_name(name),
                                    "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
                                    "--port", str(ports.agent), "--data-dir", str(d / "agent"),
                                    "--cluster-cidr", cluster_cidr(name),

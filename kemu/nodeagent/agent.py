@@ -45,7 +45,7 @@ from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
 from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
-from kemu.util.tls import TLSConfigError, add_port
+from kemu.util.tls import TLSConfigError, add_port, warn_insecure
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "kemu.v1.NodeAgent"
@@ -320,6 +320,8 @@ class Agent:
             raise AgentError(str(e)) from e
         if port == 0:
             raise AgentError(f"cannot listen on {address}")
+        if self.config.tls is None:
+            warn_insecure("node agent", [address], explicit=self.config.insecure)
         await server.start()
         for svc in ("", SERVICE_NAME):
             await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)

@@ -103,9 +103,7 @@ def configure(a: argparse.ArgumentParser) -> None:
     a.add_argument("--client-ca-file", type=Path, default=None, metavar="FILE",
                    help="require client certificates signed by this CA (the apiserver's "
                         "--kubelet-client-certificate); needs --tls-cert-file")
-    a.add_argument("--insecure", action="store_true",
-                   help="serve the NodeAgent port in plaintext with no authentication, "
-                        "saying so in a warning (today's default without TLS flags)")
+    a.add_argument("--insecure", action="store_true", help=tls.INSECURE_HELP)
     tls.add_client_flags(a)
     a.add_argument("-v", "--verbose", dest="agent_verbose", action="count", default=0)
 
@@ -126,7 +124,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         service_cidr=args.service_cidr, proxy_mode=args.proxy_mode,
         network_plugin=args.network_plugin,
         localhost_nodeports=args.iptables_localhost_nodeports,
-        tls=tls.server_tls(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file))
+        tls=tls.server_tls(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file),
+        insecure=args.insecure)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,14 +153,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from(args)
         tls.export_client_flags(args)
+        if config.tls is not None and args.insecure:
+            raise tls.TLSConfigError("--insecure contradicts --tls-cert-file: choose one")
+        if config.tls is None and not args.insecure:
+            raise tls.TLSConfigError(
+                "node agent serves TLS: give --tls-cert-file and --tls-private-key-file "
+                "(kemu certs issue system:node:NAME --server ...), or --insecure to serve "
+                "plaintext with no authentication")
     except tls.TLSConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    if config.tls is None:
-        tls.warn_insecure("node agent", [f"{config.listen_host}:{config.port}"],
-                          explicit=args.insecure)
-    elif args.insecure:
-        print("error: --insecure contradicts --tls-cert-file", file=sys.stderr)
         return 2
     if config.token:
         # The agent's clients take their token from KEMU_TOKEN when given none.

@@ -47,6 +47,8 @@ class AgentConfig:
     # --tls-private-key-file`, and `--client-ca-file` to require the apiserver's client
     # certificate); None: plaintext.
     tls: ServerTLS | None = None
+    # Plaintext is meant (`--insecure`): the warning at start then gives no hint.
+    insecure: bool = False
 
     @property
     def network_name(self) -> str:

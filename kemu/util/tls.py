@@ -170,17 +170,73 @@ def aio_channel(target: str, tls: ClientTLS | None, *,
                                    interceptors=interceptors)
 
 
-def warn_insecure(component: str, addresses: Iterable[str], *, explicit: bool,
-                  stream: TextIO | None = None) -> None:
-    """The one line a server prints when it serves plaintext with no authentication."""
+def warn_insecure(component: str, addresses: Iterable[str], *, explicit: bool = True,
+                  authenticated: bool = False, stream: TextIO | None = None) -> None:
+    """The one line a server prints when it serves plaintext (`authenticated`: it still
+    checks bearer tokens, which then cross the network in clear)."""
     where = ", ".join(addresses)
     hint = "" if explicit else " (give TLS flags, or --insecure to say this is meant)"
-    print(f"WARNING: {component} serving without TLS or authentication (--insecure): anyone "
-          f"who can reach {where} has full access{hint}", file=stream or sys.stderr,
-          flush=True)
+    if authenticated:
+        line = (f"WARNING: {component} serving without TLS (--insecure): bearer tokens "
+                f"cross {where} in plaintext{hint}")
+    else:
+        line = (f"WARNING: {component} serving without TLS or authentication (--insecure): "
+                f"anyone who can reach {where} has full access{hint}")
+    print(line, file=stream or sys.stderr, flush=True)
+
+
+def check_plaintext(component: str, addresses: Iterable[str], tls: ServerTLS | None,
+                    insecure: bool, *, authenticated: bool = False) -> None:
+    """A server's command line: TLS, or plaintext only when `--insecure` asks for it (then
+    the warning line); both at once is a contradiction."""
+    if tls is not None:
+        if insecure:
+            raise TLSConfigError(f"--insecure contradicts {tls.flags[0]}: choose one")
+        return
+    if not insecure:
+        raise TLSConfigError(
+            f"{component} serves TLS: give a certificate and key ({DEFAULT_HINT[component]};"
+            f" `kemu certs init` makes them), or --insecure to serve plaintext"
+            f"{'' if authenticated else ' with no authentication'}")
+    warn_insecure(component, addresses, authenticated=authenticated)
+
+
+DEFAULT_HINT = {"store": "--cert-file, --key-file",
+                "apiserver": "--tls-cert-file, --tls-private-key-file",
+                "node agent": "--tls-cert-file, --tls-private-key-file"}
 
 
 # ---- flags ------------------------------------------------------------------------------
+
+INSECURE_HELP = ("serve plaintext: no TLS and, without other authentication, none at all "
+                 "(prints a warning); without it the server needs its TLS flags")
+
+
+def add_etcd_server_flags(p: argparse.ArgumentParser) -> None:
+    """etcd's `--cert-file --key-file --trusted-ca-file --client-cert-auth`, and
+    `--insecure`, for both entry points of the store."""
+    p.add_argument("--cert-file", type=Path, default=None, metavar="FILE",
+                   help="serve TLS with this certificate (as etcd's flag)")
+    p.add_argument("--key-file", type=Path, default=None, metavar="FILE",
+                   help="the key of --cert-file")
+    p.add_argument("--trusted-ca-file", type=Path, default=None, metavar="FILE",
+                   help="CA of the client certificates --client-cert-auth requires")
+    p.add_argument("--client-cert-auth", action="store_true",
+                   help="require a client certificate signed by --trusted-ca-file (the "
+                        "apiserver's --etcd-certfile); without it, TLS only encrypts")
+    p.add_argument("--insecure", action="store_true", help=INSECURE_HELP)
+
+
+def etcd_server_tls(args: argparse.Namespace) -> ServerTLS | None:
+    """The store's TLS from `add_etcd_server_flags`, checked with --insecure."""
+    if args.client_cert_auth and not args.trusted_ca_file:
+        raise TLSConfigError("--client-cert-auth needs --trusted-ca-file")
+    found = server_tls(args.cert_file, args.key_file,
+                       args.trusted_ca_file if args.client_cert_auth else None,
+                       flags=("--cert-file", "--key-file", "--trusted-ca-file"))
+    check_plaintext("store", [args.listen], found, args.insecure)
+    return found
+
 
 def add_client_flags(p: argparse.ArgumentParser, *, what: str = "the apiserver") -> None:
     """kubectl's `--certificate-authority --client-certificate --client-key`."""

@@ -91,7 +91,8 @@ class LabCluster:
         name = self.node_name(node)
         address = f"{node.ip}:10250"
         args = ["nsenter", f"--net={node.netns_path}", "--", PYTHON, "-m", "kemu.nodeagent",
-                "--apiserver", self.apiserver, "--node-name", name, "--node-ip", str(node.ip),
+                "--insecure", "--apiserver", self.apiserver, "--node-name", name,
+                "--node-ip", str(node.ip),
                 "--address", str(node.ip), "--docker-host", node.docker_host,
                 "--data-dir", str(self.tmp / f"agent-{name}"), "--pause-image", PAUSE_IMAGE,
                 "--backoff-initial", "1", "--backoff-max", "8", "--resync-interval", "2",
@@ -124,6 +125,7 @@ def lab_cluster(tmp: Path, *, nodes: int = 2, subnet: str, images: list[str],
         api_port = processes.free_port()
         cluster.apiserver = f"{host}:{api_port}"
         apiserver = Proc("apiserver", [PYTHON, "-m", "kemu.cli.kemu_main", "apiserver",
+                                       "--insecure",
                                        "--listen", cluster.apiserver, "--store", store.address,
                                        "--advertise-address", host],
                          tmp / "apiserver.log", cluster.apiserver)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kemu.services.store.errors import StoreError
 from kemu.services.store.server import StoreConfig, run
+from kemu.util import tls
 
 
 def parse_args(argv: list[str] | None = None) -> StoreConfig:
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> StoreConfig:
         help="seconds between watch progress notifications",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level")
+    tls.add_etcd_server_flags(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
@@ -43,7 +45,12 @@ def parse_args(argv: list[str] | None = None) -> StoreConfig:
     )
     if args.progress_notify_interval <= 0:
         parser.error("--progress-notify-interval must be positive")
+    try:
+        store_tls = tls.etcd_server_tls(args)
+    except tls.TLSConfigError as e:
+        parser.error(str(e))
     return StoreConfig(
+        tls=store_tls,
         listen=args.listen,
         data_dir=args.data_dir,
         fsync=args.fsync,

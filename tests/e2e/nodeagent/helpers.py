@@ -70,7 +70,7 @@ def cleanup_node(client: docker.DockerClient, node: str) -> None:
 
 def agent_args(cluster: Cluster, node: str, port: int, data_dir: Path,
                *extra: str) -> list[str]:
-    return [sys.executable, "-m", "kemu.nodeagent", "--apiserver", cluster.server,
+    return [sys.executable, "-m", "kemu.nodeagent", "--insecure", "--apiserver", cluster.server,
             "--node-name", node, "--node-ip", "127.0.0.1", "--port", str(port),
             "--address", "127.0.0.1", "--data-dir", str(data_dir),
             "--pause-image", PAUSE_IMAGE, "--backoff-initial", "1", "--backoff-max", "8",

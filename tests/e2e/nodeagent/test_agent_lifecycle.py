@@ -187,7 +187,7 @@ def test_no_docker_one_line_and_exit_1(tmp_path: Path) -> None:
     s.bind(str(dead))
     s.close()  # a socket file nobody listens on
     proc = subprocess.run(
-        [sys.executable, "-m", "kemu.nodeagent", "--apiserver", "127.0.0.1:1",
+        [sys.executable, "-m", "kemu.nodeagent", "--insecure", "--apiserver", "127.0.0.1:1",
          "--node-name", "e2e-nodocker", "--node-ip", "127.0.0.1",
          "--docker-host", f"unix://{dead}", "--data-dir", str(tmp_path / "d")],
         capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -247,7 +247,7 @@ def test_sigterm_while_waiting_for_the_apiserver(tmp_path: Path) -> None:
 
     dead = f"127.0.0.1:{processes.free_port()}"
     proc = processes.Proc("agent-noapi", [
-        sys.executable, "-m", "kemu.nodeagent", "--apiserver", dead, "--node-name",
+        sys.executable, "-m", "kemu.nodeagent", "--insecure", "--apiserver", dead, "--node-name",
         "e2e-noapi", "--node-ip", "127.0.0.1", "--port", str(processes.free_port()),
         "--data-dir", str(tmp_path / "d")], tmp_path / "agent.log", dead).start()
     try:

@@ -104,6 +104,7 @@ def start_kemu(
         str(data_dir),
         "--progress-notify-interval",
         "1",
+        "--insecure",
         *(extra or []),
     ]
     return _start("kemu", endpoint, data_dir, argv)

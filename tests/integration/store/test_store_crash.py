@@ -98,7 +98,7 @@ def test_lease_survives_restart_with_full_ttl(tmp_path: Path) -> None:
 
 def _run_store(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kemu.services.store", *args],
+        [sys.executable, "-m", "kemu.services.store", "--insecure", *args],
         capture_output=True,
         text=True,
         timeout=30,

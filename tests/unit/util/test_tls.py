@@ -88,3 +88,35 @@ def test_incomplete_tls_flags_fail_with_one_line(argv: list[str],
     assert kemu_main.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    pytest.param(["store", "--data-dir", "d"], "store serves TLS", id="store"),
+    pytest.param(["apiserver"], "apiserver serves TLS", id="apiserver"),
+    pytest.param(["store", "--data-dir", "d", "--insecure", "--cert-file", "c", "--key-file",
+                  "k"], "--insecure contradicts", id="both"),
+])
+def test_plaintext_needs_insecure(argv: list[str], needle: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert kemu_main.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "--insecure" in err[0], err
+
+
+def test_an_agent_without_tls_needs_insecure(capsys: pytest.CaptureFixture[str]) -> None:
+    from kemu.nodeagent import cli as agent_cli
+
+    assert agent_cli.main(["--apiserver", "127.0.0.1:1", "--node-name", "n",
+                           "--node-ip", "127.0.0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--insecure to serve plaintext" in err[0], err
+
+
+def test_the_store_module_entry_point_needs_insecure_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from kemu.services.store.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--data-dir", "d"])
+    assert "store serves TLS" in capsys.readouterr().err
+    assert parse_args(["--data-dir", "d", "--insecure"]).tls is None
