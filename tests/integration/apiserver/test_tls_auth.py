@@ -316,3 +316,29 @@ def test_the_apiserver_proxies_logs_to_a_tls_agent(agent: str, pki: PKI,
             list(api.logs(api_pb2.LogsRequest(namespace="default", name="p")))
         with Client(without.address) as bare, pytest.raises(Unavailable, match="tls-node"):
             list(bare.logs(api_pb2.LogsRequest(namespace="default", name="p")))
+
+
+# ---- a component as a client ---------------------------------------------------------------
+
+def test_the_scheduler_binds_through_its_client_certificate(servers: Servers, pki: PKI,
+                                                            tmp_path: Path) -> None:
+    """`kemu scheduler --certificate-authority --client-certificate --client-key`: its
+    informers and its Bind calls reach an apiserver that requires client certificates."""
+    from tests.integration.scheduler.conftest import Kube
+
+    crt, key = pki.pair("scheduler")
+    health = f"127.0.0.1:{processes.free_port()}"
+    sched = processes.Proc("scheduler", [
+        processes.PYTHON, "-m", "kemu.cli.kemu_main", "scheduler", "--apiserver",
+        servers.apiserver, "--health-listen", health, "--leader-elect=false",
+        "--certificate-authority", str(pki.ca), "--client-certificate", str(crt),
+        "--client-key", str(key)], tmp_path / "scheduler.log", health,
+        env={"KEMU_CERTIFICATE_AUTHORITY": "", "KEMU_CLIENT_CERTIFICATE": "",
+             "KEMU_CLIENT_KEY": ""})
+    with Client(servers.apiserver, tls=pki.client("admin")) as api, processes.running(sched):
+        api.create(manifest.from_dict({"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "tls-sched"}}))
+        kube = Kube(api, "tls-sched", "tls", sched)
+        node = kube.node("a", cpu="2")
+        kube.pod("p", cpu="100m")
+        assert kube.wait_bound("p", timeout=30) == node
