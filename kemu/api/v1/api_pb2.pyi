@@ -1091,8 +1091,9 @@ class AccessReviewRequest(_message.Message):
     name: _builtins.str
     """Object name; empty asks about every object of the resource."""
     user: _builtins.str
-    """Ask about this user instead of the caller (`kemuctl auth can-i --as`). Only callers
-    in the group system:masters may (PERMISSION_DENIED otherwise).
+    """Ask about this user instead of the caller (`kemuctl auth can-i --as`): the caller
+    needs the impersonate verb on this user and on each of `groups`, as Kubernetes'
+    impersonation (system:masters has it; PERMISSION_DENIED otherwise).
     """
     list_rules: _builtins.bool
     """Instead of one decision, return the rules that apply to the user in `namespace`."""

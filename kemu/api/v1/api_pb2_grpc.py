@@ -240,7 +240,7 @@ class ResourcesServicer:
     def AccessReview(self, request, context):
         """Whether a user may do something (`kemuctl auth can-i`), as a
         SelfSubjectAccessReview: anyone may ask about themselves; asking about another
-        user needs the group system:masters (PERMISSION_DENIED otherwise).
+        user needs the impersonate verb on users and groups (PERMISSION_DENIED otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -102,7 +102,7 @@ class ResourcesStub:
     AccessReview: _grpc.UnaryUnaryMultiCallable[_api_pb2.AccessReviewRequest, _api_pb2.AccessReviewResponse]
     """Whether a user may do something (`kemuctl auth can-i`), as a
     SelfSubjectAccessReview: anyone may ask about themselves; asking about another
-    user needs the group system:masters (PERMISSION_DENIED otherwise).
+    user needs the impersonate verb on users and groups (PERMISSION_DENIED otherwise).
     """
 
 @_typing.type_check_only
@@ -168,7 +168,7 @@ class ResourcesAsyncStub(ResourcesStub):
     AccessReview: _aio.UnaryUnaryMultiCallable[_api_pb2.AccessReviewRequest, _api_pb2.AccessReviewResponse]  # type: ignore[assignment]
     """Whether a user may do something (`kemuctl auth can-i`), as a
     SelfSubjectAccessReview: anyone may ask about themselves; asking about another
-    user needs the group system:masters (PERMISSION_DENIED otherwise).
+    user needs the impersonate verb on users and groups (PERMISSION_DENIED otherwise).
     """
 
 class ResourcesServicer(metaclass=_abc_1.ABCMeta):
@@ -321,7 +321,7 @@ class ResourcesServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_api_pb2.AccessReviewResponse, _abc.Awaitable[_api_pb2.AccessReviewResponse]]:
         """Whether a user may do something (`kemuctl auth can-i`), as a
         SelfSubjectAccessReview: anyone may ask about themselves; asking about another
-        user needs the group system:masters (PERMISSION_DENIED otherwise).
+        user needs the impersonate verb on users and groups (PERMISSION_DENIED otherwise).
         """
 
 def add_ResourcesServicer_to_server(servicer: ResourcesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

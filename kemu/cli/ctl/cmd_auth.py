@@ -1,8 +1,9 @@
 """`kemuctl auth can-i VERB TYPE[/NAME] [NAME]`, as kubectl's: asks the apiserver's
 authorizer (the AccessReview RPC, Kubernetes' SelfSubjectAccessReview) and prints `yes`
 (exit 0) or `no` (exit 1); `--list` prints the rules that apply in the namespace as kubectl's
-table. `--as USER [--as-group GROUP ...]` asks about another user, which the apiserver
-allows to the group system:masters only (Kubernetes checks the impersonate verb instead).
+table. `--as USER [--as-group GROUP ...]` asks about another user, which needs the
+impersonate verb on that user and groups (system:masters has it), as Kubernetes'. Unlike
+kubectl's global --as, it impersonates in the access review only, not in other commands.
 
 kubectl takes the name only as TYPE/NAME; kemuctl also accepts it as a third argument.
 A type the server does not serve draws kubectl's warning and is asked about as given
@@ -41,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing; the exit status tells the answer")
     p.add_argument("--as", dest="as_user", default="", metavar="USER",
-                   help="ask about this user (needs system:masters)")
+                   help="ask about this user (needs the impersonate verb on users)")
     p.add_argument("--as-group", action="append", default=[], metavar="GROUP",
                    help="a group of the --as user; may be repeated")
 

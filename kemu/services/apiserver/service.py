@@ -8,8 +8,8 @@ Get/List/Watch are get/list/watch, Create create, Update update, UpdateStatus up
 when the object does not exist yet, as kubectl apply creates it), Bind create of
 pods/binding, Scale update of `<resource>/scale`, Rollback create of deployments/rollback,
 Logs get of pods/log, Exec create of pods/exec. AccessReview needs no permission to ask
-about oneself; asking about another user needs the group system:masters (Kubernetes checks
-the impersonate verb; kemu keeps impersonation to the cluster's administrators)."""
+about oneself; asking about another user needs the impersonate verb on that user and each
+of the groups, as Kubernetes' impersonation (system:masters has it)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, rbac_pb2
 from kemu.services.apiserver import cacher as cache
 from kemu.services.apiserver import errors, escalation, fields, identity
-from kemu.services.apiserver.authorizer import MASTERS, Attributes, Authorization, forbidden
+from kemu.services.apiserver.authorizer import Attributes, Authorization
 from kemu.services.apiserver.proxy import AgentError, NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
 
@@ -378,16 +378,19 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             return api_pb2.AccessReviewResponse(allowed=verdict.allowed, reason=verdict.reason)
         return await self._run(context, "AccessReview", work)
 
-    @staticmethod
-    def _reviewed(caller: identity.Identity, request: api_pb2.AccessReviewRequest
+    def _reviewed(self, caller: identity.Identity, request: api_pb2.AccessReviewRequest
                   ) -> identity.Identity:
-        """The caller, or the user asked about when the caller may impersonate."""
+        """The caller, or the user asked about when the caller may impersonate them and
+        their groups (Kubernetes' impersonate verb on users and groups)."""
         if not request.user and not request.groups:
             return caller
         if not request.user:
             raise errors.BadRequest("groups were given without a user to impersonate")
-        if MASTERS not in caller.groups:
-            raise forbidden(Attributes(caller, "impersonate", "", "users", name=request.user))
+        wanted = [("users", request.user), *(("groups", g) for g in request.groups)]
+        for resource, name in wanted:
+            attrs = Attributes(caller, "impersonate", "", resource, name=name)
+            if self.authorization is not None:
+                self.authorization.check(attrs)
         groups = tuple(request.groups)
         if request.user != "system:anonymous" and "system:authenticated" not in groups:
             groups += ("system:authenticated",)

@@ -282,3 +282,22 @@ async def test_no_escalation_through_roles_and_bindings(served: Served) -> None:
         object=manifest.from_dict(everything)))
     everything["rules"] = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
     await served.call(JANE, "Apply", api_pb2.ApplyRequest(object=manifest.from_dict(everything)))
+
+
+async def test_impersonate_verb_for_access_reviews(served: Served) -> None:
+    await served.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                         "metadata": {"name": "impersonate-bob"},
+                         "rules": [{"apiGroups": [""], "resources": ["users"],
+                                    "verbs": ["impersonate"], "resourceNames": ["bob"]}]})
+    await served.create({"apiVersion": "rbac.authorization.k8s.io/v1",
+                         "kind": "ClusterRoleBinding", "metadata": {"name": "jane-as-bob"},
+                         "subjects": [{"kind": "User", "name": "jane"}],
+                         "roleRef": {"kind": "ClusterRole", "name": "impersonate-bob"}})
+    await served.until_allowed(JANE, "impersonate", "users", "", "bob")
+    as_bob = api_pb2.AccessReviewRequest(verb="get", resource="pods", namespace="default",
+                                         user="bob")
+    assert not (await served.call(JANE, "AccessReview", as_bob)).allowed
+    err = await served.denied(JANE, "AccessReview", api_pb2.AccessReviewRequest(
+        verb="get", resource="pods", user="bob", groups=["system:masters"]))
+    assert err.details == ('groups "system:masters" is forbidden: User "jane" cannot '
+                           'impersonate resource "groups" in API group "" at the cluster scope')
