@@ -8,7 +8,10 @@ kube-system at the tenth address of the service CIDR (10.96.0.10), in front of e
   Endpoints (a selector-less Service, as for any service outside the cluster).
 An apiserver with `--token-file` (the compose deployment) needs the DNS pods to send a
 token: it lives in the Secret `kube-dns-token` in kube-system, which the pods read as
-KEMU_TOKEN (see kemu.cli.addons_cli, `kemu addons install dns`).
+KEMU_TOKEN (see kemu.cli.addons_cli, `kemu addons install dns`). An apiserver that requires
+client certificates (`kemu up`) needs them to dial TLS with one: `cert_dir` is a directory
+of the node holding ca.crt, tls.crt and tls.key, mounted by hostPath (one node: the
+machine `kemu up` ran on).
 """
 
 from __future__ import annotations
@@ -52,13 +55,25 @@ def dns_token_secret(token: str, *, name: str = DNS_TOKEN_SECRET) -> dict[str, A
             "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()}}
 
 
-def dns_deployment(image: str, *, replicas: int = 2,
-                   token_secret: str | None = None) -> dict[str, Any]:
+CERT_MOUNT = "/etc/kemu/pki"
+
+
+def dns_deployment(image: str, *, replicas: int = 2, token_secret: str | None = None,
+                   cert_dir: str | None = None) -> dict[str, Any]:
     """The `kube-dns` Deployment: `kemu dns` on port 53, ready once it answers TCP; with
-    `token_secret`, its pods send the token in that Secret (key `token`) as KEMU_TOKEN."""
+    `token_secret`, its pods send the token in that Secret (key `token`) as KEMU_TOKEN;
+    with `cert_dir`, they dial TLS with the client certificate found there."""
     env = [] if token_secret is None else [{
         "name": "KEMU_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": token_secret, "key": TOKEN_KEY}}}]
+    tls_args = [] if cert_dir is None else [
+        "--certificate-authority", f"{CERT_MOUNT}/ca.crt",
+        "--client-certificate", f"{CERT_MOUNT}/tls.crt",
+        "--client-key", f"{CERT_MOUNT}/tls.key"]
+    mounts = {} if cert_dir is None else {
+        "volumeMounts": [{"name": "pki", "mountPath": CERT_MOUNT, "readOnly": True}]}
+    volumes = {} if cert_dir is None else {
+        "volumes": [{"name": "pki", "hostPath": {"path": cert_dir, "type": "Directory"}}]}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "kube-dns", "namespace": "kube-system",
@@ -78,8 +93,9 @@ def dns_deployment(image: str, *, replicas: int = 2,
                         "name": "kemu-dns",
                         "image": image,
                         "imagePullPolicy": "IfNotPresent",
-                        "args": ["dns", "--listen", "0.0.0.0:53"],
+                        "args": ["dns", "--listen", "0.0.0.0:53", *tls_args],
                         **({"env": env} if env else {}),
+                        **mounts,
                         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                                   {"name": "dns-tcp", "containerPort": 53,
                                    "protocol": "TCP"}],
@@ -87,6 +103,7 @@ def dns_deployment(image: str, *, replicas: int = 2,
                                            "periodSeconds": 2},
                         "resources": {"requests": {"cpu": "50m", "memory": "70Mi"}},
                     }],
+                    **volumes,
                 },
             },
         },

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kemu.cli import addons
+from kemu.util import tls
 from kemu.util.argtypes import host_port
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     i.add_argument("--replicas", type=int, default=2, help="DNS pods (default 2)")
     i.add_argument("--timeout", type=float, default=300.0,
                    help="seconds to wait for the apiserver (default 300)")
+    tls.add_client_flags(i)
     return p
 
 
@@ -71,7 +73,8 @@ def wait_for_apiserver(client: Client, timeout: float) -> None:
         delay = min(delay * 2, 2.0)
 
 
-def install_dns(client: Client, *, image: str, replicas: int, token: str) -> list[str]:
+def install_dns(client: Client, *, image: str, replicas: int, token: str,
+                cert_dir: str | None = None) -> list[str]:
     """Apply the DNS add-on's objects; one `kind/name created|configured|unchanged` line
     each, as kubectl apply prints."""
     from kemu.api import manifest
@@ -85,11 +88,12 @@ def install_dns(client: Client, *, image: str, replicas: int, token: str) -> lis
         lines.append(f"{name_of(resp.object)} {RESULTS.get(resp.result, 'configured')}")
         return resp.object
 
-    deployment = addons.dns_deployment(image, replicas=replicas)
+    deployment = addons.dns_deployment(image, replicas=replicas, cert_dir=cert_dir)
     if token:
         secret = apply(addons.dns_token_secret(token))
         deployment = addons.dns_deployment(image, replicas=replicas,
-                                           token_secret=addons.DNS_TOKEN_SECRET)
+                                           token_secret=addons.DNS_TOKEN_SECRET,
+                                           cert_dir=cert_dir)
         deployment["spec"]["template"]["metadata"]["annotations"] = {
             TOKEN_VERSION: secret.secret.metadata.resource_version}
     apply(addons.dns_service())
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.replicas < 0:
         raise AddonError(f"--replicas: must be >= 0, got {args.replicas}")
+    tls.export_client_flags(args)
     with Client(args.apiserver, timeout=10.0) as client:
         wait_for_apiserver(client, args.timeout)
         for line in install_dns(client, image=args.image, replicas=args.replicas,

@@ -7,8 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from kemu.cli.lifecycle import LifecycleError
+from kemu.util.tls import ClientTLS
 
 DNS_PROBE = """
 import socket, sys
@@ -21,13 +23,16 @@ sys.exit(0 if any(str(a.rdata) == "10.96.0.1" for a in r.rr) else 1)
 """
 
 
-def install(api: str) -> None:
-    """Apply the kube-dns Service and Deployment (idempotent: `up` again changes nothing)."""
+def install(api: str, *, tls: ClientTLS | None = None, cert_dir: Path | None = None) -> None:
+    """Apply the kube-dns Service and Deployment (idempotent: `up` again changes nothing);
+    `tls` is how this process dials the apiserver, `cert_dir` the DNS pods' certificates
+    on this machine."""
     from kemu.cli.addons_cli import install_dns
     from kemu.client import Client
 
-    with Client(api, timeout=10) as client:
-        install_dns(client, image="kemu/kemu:latest", replicas=2, token="")
+    with Client(api, timeout=10, tls=tls) as client:
+        install_dns(client, image="kemu/kemu:latest", replicas=2, token="",
+                    cert_dir=str(cert_dir) if cert_dir else None)
 
 
 def answers(netns_path: str | None = None) -> bool:

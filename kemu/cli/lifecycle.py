@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kemu.api.nodes import is_ready
+from kemu.cli import clusterpki
+from kemu.cli.clusterpki import ClusterPKI
 from kemu.client import config
 from kemu.util import tty
+from kemu.util.tls import ClientTLS, secure_channel
 
 
 class LifecycleError(RuntimeError):
@@ -46,6 +50,7 @@ class Component:
     probe: str = "grpc"  # "tcp": ready once the address accepts a connection (DNS)
     prefix: tuple[str, ...] = ()  # e.g. nsenter into a lab node's network namespace
     container: str = ""  # run as this Docker container (host network) of the kemu image
+    tls: ClientTLS | None = None  # how the health probe dials a component serving TLS
 
     def argv(self, state: Path) -> list[str]:
         """The command that runs the component in the foreground: `docker run` proxies
@@ -168,12 +173,13 @@ def tcp_open(address: str, timeout: float = 1.0) -> bool:
 
 
 def ready(comp: Component) -> bool:
-    return tcp_open(comp.address) if comp.probe == "tcp" else healthy(comp.address)
+    return tcp_open(comp.address) if comp.probe == "tcp" else healthy(comp.address,
+                                                                        tls=comp.tls)
 
 
-def healthy(address: str, timeout: float = 1.0) -> bool:
+def healthy(address: str, timeout: float = 1.0, *, tls: ClientTLS | None = None) -> bool:
     """True when the address answers grpc.health.v1 with SERVING."""
-    with grpc.insecure_channel(address) as ch:
+    with (secure_channel(address, tls) if tls else grpc.insecure_channel(address)) as ch:
         try:
             resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
                                                        timeout=timeout)
@@ -183,10 +189,13 @@ def healthy(address: str, timeout: float = 1.0) -> bool:
 
 
 def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.0.1",
-                             advertise: str = "") -> list[Component]:
+                             advertise: str = "", pki: ClusterPKI | None = None
+                             ) -> list[Component]:
     """Store, apiserver, controller manager and scheduler of cluster `name`. The apiserver
     listens on `api_host` and, with `advertise`, tells pods where to reach it (a lab's
-    bridge address); the rest stay on loopback."""
+    bridge address); the rest stay on loopback. With `pki` every connection is TLS and
+    every component authenticates with its client certificate; without, plaintext
+    (`--insecure`)."""
     d = state_dir(name)
     store = f"127.0.0.1:{ports.store}"
     api = f"{api_host}:{ports.apiserver}"
@@ -197,22 +206,25 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
     sched = f"127.0.0.1:{ports.scheduler}"
     cm = f"127.0.0.1:{ports.controller_manager}"
     advertised = ("--advertise-address", advertise) if advertise else ()
+    probe = pki.client("admin") if pki else None
     return [
-        # Plaintext with no authentication, said with --insecure: TLS for `kemu up` is to
-        # come (docs/security.md).
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"),
-                                   "--insecure")),
+                                   *(pki.store_flags() if pki else ("--insecure",))),
+                  tls=probe),
         Component("apiserver", api, ("apiserver", "--listen", api, *also, "--store", store,
-                                     "--insecure",
-                                     *advertised)),
+                                     *(pki.apiserver_flags() if pki else ("--insecure",)),
+                                     *advertised), tls=probe),
         # One of each and no supervisor to restart them: without leader election they
         # ride out an apiserver restart instead of exiting as a leader that lost its Lease.
         Component("controller-manager", cm, ("controller-manager", "--apiserver", api,
                                              "--health-listen", cm,
                                              "--cluster-cidr", cluster_cidr(name),
-                                             "--leader-elect=false")),
+                                             "--leader-elect=false",
+                                             *(pki.client_flags("controller-manager")
+                                               if pki else ()))),
         Component("scheduler", sched, ("scheduler", "--apiserver", api,
-                                       "--health-listen", sched, "--leader-elect=false")),
+                                       "--health-listen", sched, "--leader-elect=false",
+                                       *(pki.client_flags("scheduler") if pki else ()))),
     ]
 
 
@@ -234,20 +246,30 @@ def docker_bridge_gateway() -> str:
                          "running with --bridge=none?); pods reach the apiserver there")
 
 
+def cluster_pki(name: str, *, sans: Sequence[str] = ()) -> ClusterPKI:
+    """The one-node cluster's PKI in its state directory, made on first use."""
+    return clusterpki.ensure(state_dir(name) / "pki", sans=sans,
+                             nodes=[(node_name(name), "127.0.0.1")])
+
+
 def _components(name: str, ports: Ports) -> list[Component]:
-    """A one-node cluster on this machine: the control plane and the host's agent. The
-    apiserver serves on loopback for the host and on Docker's bridge for pods."""
+    """A one-node cluster on this machine: the control plane and the host's agent, all
+    over TLS with client certificates. The apiserver serves on loopback for the host and
+    on Docker's bridge for pods."""
     d = state_dir(name)
     api = f"127.0.0.1:{ports.apiserver}"
     agent = f"127.0.0.1:{ports.agent}"
+    gateway = docker_bridge_gateway()
+    pki = cluster_pki(name, sans=[gateway])
     return [
-        *control_plane_components(name, ports, advertise=docker_bridge_gateway()),
-        Component("agent", agent, ("agent", "--insecure", "--apiserver", api,
-                                   "--node-name", node_name(name),
+        *control_plane_components(name, ports, advertise=gateway, pki=pki),
+        Component("agent", agent, ("agent", *pki.agent_flags(node_name(name)),
+                                   "--apiserver", api, "--node-name", node_name(name),
                                    "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
                                    "--port", str(ports.agent), "--data-dir", str(d / "agent"),
                                    "--cluster-cidr", cluster_cidr(name),
-                                   "--labels", "node-role.kubernetes.io/control-plane=")),
+                                   "--labels", "node-role.kubernetes.io/control-plane="),
+                  tls=pki.client("admin")),
     ]
 
 
@@ -313,9 +335,11 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
         from kemu.cli import clusterdns
 
         api = comps[1].address
-        _wait_node_ready(api, node_name(name))
+        pki = cluster_pki(name)
+        admin = pki.client("admin")
+        _wait_node_ready(api, node_name(name), tls=admin)
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
-        clusterdns.install(api)
+        clusterdns.install(api, tls=admin, cert_dir=pki.dns_dir)
         clusterdns.wait_answering(time.monotonic() + 90)
     except BaseException:
         # A half-started cluster is worse than none: stop what this call started (as kind
@@ -328,12 +352,17 @@ def up(name: str, *, ports: Ports | None = None, foreground: bool = False,
         if control_plane == "containers":
             remove_containers(name)
         raise
-    path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
+    crt, key = pki.pair("admin")
+    path = config.save_cluster(config.ClusterEntry(
+        name, api, comps[0].address, certificate_authority=str(pki.ca),
+        client_certificate=str(crt), client_key=str(key)))
     print(tty.paint(f"\ncluster {name!r} is up in {time.monotonic() - started:.1f}s", "green",
                     sys.stdout))
-    print(f"  apiserver  {api}   (kemu.v1 gRPC; health and reflection enabled)")
+    print(f"  apiserver  {api}   (kemu.v1 gRPC over TLS; client certificates in {pki.dir})")
+    etcd_crt, etcd_key = pki.pair("apiserver-etcd-client")
     print(f"  store      {comps[0].address}   (etcd v3 API: "
-          f"ETCDCTL_API=3 etcdctl --endpoints={comps[0].address} get --prefix /registry)")
+          f"ETCDCTL_API=3 etcdctl --endpoints=https://{comps[0].address} --cacert {pki.ca} "
+          f"--cert {etcd_crt} --key {etcd_key} get --prefix /registry)")
     print(f"  node       {node_name(name)}   (pods run on the local dockerd)")
     print("  dns        kube-dns pods behind 10.96.0.10   "
           "(dig @10.96.0.10 kubernetes.default.svc.cluster.local)")
@@ -424,13 +453,16 @@ def status_rows(name: str) -> list[dict[str, str]]:
         addresses: dict[str, str] = json.loads((d / "components.json").read_text())
     except (OSError, ValueError):
         addresses = {}
+    # A one-node cluster's store, apiserver and agent serve TLS to the admin's certificate.
+    pki = ClusterPKI(d / "pki") if (d / "pki" / "ca.crt").exists() else None
     rows = []
     for comp in list(addresses) or COMPONENTS:
         pid = _read_pid(d / f"{comp}.pid")
         alive = pid is not None and _pid_alive(pid)
         probe = "tcp" if comp == "dns" else "grpc"
+        tls = pki.client("admin") if pki and comp in ("store", "apiserver", "agent") else None
         ok = alive and bool(addresses.get(comp)) and ready(Component(comp, addresses[comp], (),
-                                                                     probe))
+                                                                     probe, tls=tls))
         rows.append({"component": comp, "pid": str(pid or "-"),
                      "address": addresses.get(comp) or "-",
                      "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped")})
@@ -463,13 +495,14 @@ def status(name: str, output: str = "") -> int:
     return 0 if all(r["status"] == "Healthy" for r in rows) else 1
 
 
-def _wait_node_ready(api: str, node: str, timeout: float = 60.0) -> None:
+def _wait_node_ready(api: str, node: str, timeout: float = 60.0, *,
+                     tls: ClientTLS | None = None) -> None:
     """Wait until the node is Ready and its pod network has the node's podCIDR, so the
     first pod already gets an address from the cluster CIDR."""
     from kemu.client import Client
 
     deadline = time.monotonic() + timeout
-    with Client(api, timeout=5) as client:
+    with Client(api, timeout=5, tls=tls) as client:
         while time.monotonic() < deadline:
             try:
                 got = client.get("nodes", node).node

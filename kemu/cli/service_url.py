@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from kemu.api.nodes import is_ready
 from kemu.client.client import Client
-from kemu.client.config import resolve_server
+from kemu.client.config import resolve_server, resolve_tls
 from kemu.client.errors import NotFound
 
 
@@ -110,7 +110,8 @@ def table(namespace: str, name: str, rows: Sequence[Row]) -> str:
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    with Client(resolve_server(args.server)) as client:
+    # The server and its TLS as kemuctl finds them ($KEMU_*, then ~/.kemu/config).
+    with Client(resolve_server(args.server), tls=resolve_tls()) as client:
         try:
             svc = client.get("services", args.name, args.namespace).service
         except NotFound:

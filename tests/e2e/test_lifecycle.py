@@ -17,7 +17,9 @@ import yaml
 
 from kemu.api import manifest
 from kemu.client import Client
+from kemu.client.errors import Unavailable
 from kemu.nodeagent.netnslock import NetnsLock
+from kemu.util.tls import ClientTLS
 from tests.support import processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -46,8 +48,16 @@ def test_up_status_down(tmp_path: Path) -> None:
     config = yaml.safe_load((tmp_path / "config").read_text())
     assert config["current-cluster"] == "lab"
     assert config["clusters"]["lab"]["server"] == f"127.0.0.1:{api_port}"
+    # TLS with client certificates from the cluster's PKI: kemuctl finds them in the config.
+    entry = config["clusters"]["lab"]
+    tls = ClientTLS(Path(entry["certificate-authority"]), Path(entry["client-certificate"]),
+                    Path(entry["client-key"]))
+    assert Path(entry["certificate-authority"]).parent == tmp_path / "home/clusters/lab/pki"
     try:
-        with Client(f"127.0.0.1:{api_port}") as client:
+        with Client(f"127.0.0.1:{api_port}", tls=ClientTLS(tls.ca_file)) as stranger, \
+                pytest.raises(Unavailable):
+            stranger.list("nodes")  # TLS without a client certificate: refused
+        with Client(f"127.0.0.1:{api_port}", tls=tls) as client:
             node = client.get("nodes", "lab-node-1").node
             assert any(c.type == "Ready" and c.status == "True"
                        for c in node.status.conditions)
