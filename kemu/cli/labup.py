@@ -21,7 +21,8 @@ import sys
 import time
 
 from kemu.api.nodes import is_ready
-from kemu.cli import clusterdns
+from kemu.cli import clusterdns, clusterpki
+from kemu.cli.clusterpki import ClusterPKI
 from kemu.cli.lifecycle import (
     Component,
     LifecycleError,
@@ -42,6 +43,7 @@ from kemu.client import config
 from kemu.images.build import NODE_IMAGES
 from kemu.lab.harness import LabNode
 from kemu.util import tty
+from kemu.util.tls import ClientTLS
 
 LAB_SUBNETS = tuple(f"198.18.{third}.0/24" for third in range(240, 250))
 """Lab subnets for `kemu up` clusters (the RFC 2544 benchmark range, outside Docker's pools
@@ -124,17 +126,22 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
             lab.nodes = planned
             lab.ensure_registry()
         gateway = str(lab.plan.gateway)
-        comps = control_plane_components(name, ports, api_host=gateway, advertise=gateway)
+        pki = clusterpki.ensure(d / "pki", sans=[gateway], nodes=[
+            (node_name(name, i), str(n.ip)) for i, n in enumerate(planned, start=1)])
+        comps = control_plane_components(name, ports, api_host=gateway, advertise=gateway,
+                                         pki=pki)
         if control_plane == "containers":
             comps = in_containers(comps, name)
         comps += [_agent(name, i, n.netns_path, str(n.ip), n.docker_host, gateway,
-                         ports.apiserver) for i, n in enumerate(planned, start=1)]
+                         ports.apiserver, pki) for i, n in enumerate(planned, start=1)]
         for comp in comps:
             ensure_running(d, comp, launched)
         api = comps[1].address
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
-        clusterdns.install(api)
-        _wait_ready(api, [node_name(name, i) for i in range(1, nodes + 1)], planned[0])
+        admin = pki.client("admin")
+        clusterdns.install(api, tls=admin, cert_dir=pki.dns_dir)
+        _wait_ready(api, [node_name(name, i) for i in range(1, nodes + 1)], planned[0],
+                    tls=admin)
     except BaseException:
         for pid in reversed(launched):
             _stop_pid(pid)
@@ -143,10 +150,14 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
             lab.down()
             (d / "lab.json").unlink(missing_ok=True)
         raise
-    path = config.save_cluster(config.ClusterEntry(name, api, comps[0].address))
+    crt, key = pki.pair("admin")
+    path = config.save_cluster(config.ClusterEntry(
+        name, api, comps[0].address, certificate_authority=str(pki.ca),
+        client_certificate=str(crt), client_key=str(key)))
     print(tty.paint(f"\ncluster {name!r} is up with {nodes} nodes in "
                     f"{time.monotonic() - started:.1f}s", "green", sys.stdout))
-    print(f"  apiserver  {api}   (advertised to pods as the `kubernetes` Service)")
+    print(f"  apiserver  {api}   (advertised to pods as the `kubernetes` Service; TLS, "
+          f"client certificates in {pki.dir})")
     for i, n in enumerate(planned, start=1):
         print(f"  node       {node_name(name, i)}   {n.ip}   (network namespace {n.netns})")
     print("  dns        kube-dns pods behind 10.96.0.10")
@@ -159,23 +170,26 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
 
 
 def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, gateway: str,
-           api_port: int) -> Component:
-    """One node's agent, started inside the node's network namespace."""
+           api_port: int, pki: ClusterPKI) -> Component:
+    """One node's agent, started inside the node's network namespace, serving TLS with
+    its node's certificate."""
     node = node_name(name, index)
     return Component(
         f"agent-{index}", f"{ip}:10250",
-        ("agent", "--insecure", "--apiserver", f"{gateway}:{api_port}", "--node-name", node,
+        ("agent", *pki.agent_flags(node), "--apiserver", f"{gateway}:{api_port}",
+         "--node-name", node,
          "--node-ip", ip, "--address", ip, "--docker-host", docker_host,
          "--data-dir", str(state_dir(name) / f"agent-{index}"),
          "--cluster-cidr", cluster_cidr(name)),
-        prefix=("nsenter", f"--net={netns_path}", "--"))
+        prefix=("nsenter", f"--net={netns_path}", "--"), tls=pki.client("admin"))
 
 
-def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120.0) -> None:
+def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120.0, *,
+                tls: ClientTLS | None = None) -> None:
     from kemu.client import Client
 
     deadline = time.monotonic() + timeout
-    with Client(api, timeout=5) as client:
+    with Client(api, timeout=5, tls=tls) as client:
         while time.monotonic() < deadline:
             try:
                 got = {n.node.metadata.name: n.node for n in client.list("nodes").items}

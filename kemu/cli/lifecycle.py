@@ -453,14 +453,15 @@ def status_rows(name: str) -> list[dict[str, str]]:
         addresses: dict[str, str] = json.loads((d / "components.json").read_text())
     except (OSError, ValueError):
         addresses = {}
-    # A one-node cluster's store, apiserver and agent serve TLS to the admin's certificate.
+    # The store, apiserver and agents serve TLS to the admin's certificate.
     pki = ClusterPKI(d / "pki") if (d / "pki" / "ca.crt").exists() else None
     rows = []
     for comp in list(addresses) or COMPONENTS:
         pid = _read_pid(d / f"{comp}.pid")
         alive = pid is not None and _pid_alive(pid)
         probe = "tcp" if comp == "dns" else "grpc"
-        tls = pki.client("admin") if pki and comp in ("store", "apiserver", "agent") else None
+        tls = pki.client("admin") if pki and (comp in ("store", "apiserver")
+                                             or comp.startswith("agent")) else None
         ok = alive and bool(addresses.get(comp)) and ready(Component(comp, addresses[comp], (),
                                                                      probe, tls=tls))
         rows.append({"component": comp, "pid": str(pid or "-"),

@@ -130,7 +130,10 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert "1 Ready" in other.stdout and "dns        answering" in other.stdout
         other_api = json.loads(kemu(env, "up", "--name", "other", "-o", "json",
                                     *other_ports).stdout)["apiserver"]
-        with Client(other_api) as client:
+        other_entry = yaml.safe_load((tmp_path / "config").read_text())["clusters"]["other"]
+        other_tls = ClientTLS(*(Path(other_entry[k]) for k in (
+            "certificate-authority", "client-certificate", "client-key")))
+        with Client(other_api, tls=other_tls) as client:
             cidr = client.get("nodes", "other-node-1").node.spec.pod_cidr
             assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network("10.245.0.0/16"))
         assert kemu(env, "down", "--name", "other").returncode == 0

@@ -13,9 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kemu.api import manifest
 from kemu.client import Client
+from kemu.util.tls import ClientTLS
 from tests.support import processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -57,7 +59,11 @@ def test_up_three_nodes_status_and_down(tmp_path: Path) -> None:
                       for w in line.split() if w.endswith("/24"))
         api = next(line.split()[1] for line in up.stdout.splitlines()
                    if line.strip().startswith("apiserver") and "advertised" in line)
-        with Client(api) as client:
+        # Over TLS with the admin's certificate that `up` wrote into the config.
+        entry = yaml.safe_load((tmp_path / "config").read_text())["clusters"][name]
+        tls = ClientTLS(*(Path(entry[k]) for k in ("certificate-authority",
+                                                   "client-certificate", "client-key")))
+        with Client(api, tls=tls) as client:
             nodes = client.list("nodes").items
             assert sorted(n.node.metadata.name for n in nodes) == [
                 f"{name}-node-{i}" for i in (1, 2, 3)]
