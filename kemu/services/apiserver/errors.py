@@ -156,10 +156,20 @@ def status(code: grpc.StatusCode, message: str, reason: str, *,
     """The status to abort with: `code` and `message` as ever, and in the
     `grpc-status-details-bin` trailer an ErrorInfo (and a BadRequest when there are
     field errors) that any language's gRPC status library decodes."""
-    details: list[Message] = [
-        error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=about or {})]
-    fields = [error_details_pb2.BadRequest.FieldViolation(field=v.path, description=v.description)
-              for v in violations]
+    message = clip(message, MAX_MESSAGE_BYTES)
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=about or {})
+    details: list[Message] = [info]
+    fields: list[error_details_pb2.BadRequest.FieldViolation] = []
+    budget = MAX_VIOLATION_BYTES
+    every = list(violations)
+    for v in every:
+        field = error_details_pb2.BadRequest.FieldViolation(
+            field=clip(v.path, 256), description=clip(v.description, 256))
+        budget -= field.ByteSize()
+        if budget < 0:
+            info.metadata["omittedFieldErrors"] = str(len(every) - len(fields))
+            break
+        fields.append(field)
     if fields:
         details.append(error_details_pb2.BadRequest(field_violations=fields))
     packed = [any_pb2.Any() for _ in details]
@@ -167,3 +177,19 @@ def status(code: grpc.StatusCode, message: str, reason: str, *,
         any_detail.Pack(detail)
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message,
                                                   details=packed))
+
+
+MAX_MESSAGE_BYTES = 768
+MAX_VIOLATION_BYTES = 1536
+"""The message travels twice (grpc-message, and inside grpc-status-details-bin in base64)
+and gRPC clients refuse trailers over 8 KiB (a RESOURCE_EXHAUSTED of their own instead of
+the error): an object with hundreds of field errors must still come back as Invalid."""
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most about `limit` UTF-8 bytes, saying how much was left out."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    kept = raw[:max(limit - 32, 0)].decode(errors="ignore")
+    return f"{kept}... ({len(raw) - len(kept.encode())} more bytes)"

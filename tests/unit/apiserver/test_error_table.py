@@ -137,3 +137,31 @@ def test_an_error_that_is_no_call_still_translates() -> None:
     err = client_errors.from_rpc_error(grpc.RpcError())
     assert (type(err), err.reason, err.field_violations) == (client_errors.ClientError,
                                                               "InternalError", ())
+
+
+def test_a_huge_invalid_error_still_fits_in_grpc_trailers() -> None:
+    """gRPC clients refuse trailers over 8 KiB with a RESOURCE_EXHAUSTED of their own: an
+    object with hundreds of bad fields must still come back as Invalid, clipped."""
+    import grpc as _grpc
+
+    from kemu.services.apiserver.errors import FieldError, status
+
+    errors_ = [FieldError(f"spec.ports[{i}].name", "Invalid value", "must be no more than 15 "
+                          "characters " * 20) for i in range(500)]
+    message = "Service \"web\" is invalid: " + ", ".join(str(e) for e in errors_)
+    got = status(_grpc.StatusCode.INVALID_ARGUMENT, message, "Invalid", violations=errors_)
+    size = sum(len(k) + len(v if isinstance(v, bytes) else v.encode())
+               for k, v in got.trailing_metadata) + len(got.details.encode())
+    assert size < 6 * 1024, size
+    assert got.details.endswith("more bytes)")
+    from google.rpc import error_details_pb2 as details_pb2
+    from google.rpc import status_pb2 as st_pb2
+
+    decoded = st_pb2.Status.FromString(dict(got.trailing_metadata)["grpc-status-details-bin"])
+    info, bad = details_pb2.ErrorInfo(), details_pb2.BadRequest()
+    decoded.details[0].Unpack(info)
+    decoded.details[1].Unpack(bad)
+    assert info.reason == "Invalid"
+    shown = len(bad.field_violations)
+    assert 0 < shown < 500 and info.metadata["omittedFieldErrors"] == str(500 - shown)
+    assert bad.field_violations[0].field == "spec.ports[0].name"
