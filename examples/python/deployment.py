@@ -10,7 +10,6 @@ exits 1 with one line if anything fails.
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 
@@ -55,6 +54,18 @@ def wait_pods(pods: typed.Resource[core_pb2.Pod], want_running: int,
     raise AssertionError("unreachable")
 
 
+def first_log_lines(client: Client, pod: str, count: int, timeout: float = 15.0) -> list[str]:
+    """Up to `count` lines of the pod's log. A container that has just started may not have
+    written its first line yet, so ask again (briefly) until there is one."""
+    request = api_pb2.LogsRequest(namespace=NAMESPACE, name=pod)
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = b"".join(client.logs(request)).decode().splitlines()
+        if lines or time.monotonic() > deadline:
+            return lines[:count]
+        time.sleep(0.2)
+
+
 def main() -> int:
     server = config.resolve_server(None)  # KEMU_SERVER, else ~/.kemu/config
     with Client(server, timeout=15, read_retry_seconds=10,
@@ -68,8 +79,7 @@ def main() -> int:
         deployments.scale(NAME, 3, NAMESPACE)
         names = wait_pods(pods, 3)
         print(f"logs of {names[0]}:")
-        request = api_pb2.LogsRequest(namespace=NAMESPACE, name=names[0])
-        for line in itertools.islice(b"".join(client.logs(request)).decode().splitlines(), 5):
+        for line in first_log_lines(client, names[0], 5):
             print(f"  | {line}")
         print(f"deleting deployment {NAME}")
         deployments.delete(NAME, NAMESPACE,
