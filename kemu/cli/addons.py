@@ -1,11 +1,9 @@
 """The cluster add-ons kemu installs, as manifests: cluster DNS.
 
 As kubeadm does with CoreDNS, DNS is an ordinary workload: the Service `kube-dns` in
-kube-system at the tenth address of the service CIDR (10.96.0.10), in front of either
-- pods of the Deployment `kube-dns` running `kemu dns` from the kemu/kemu image, which
-  find the apiserver through the `kubernetes` Service as any in-cluster client does; or
-- in embedded mode, a `kemu dns` process on the host, written by hand as the Service's
-  Endpoints (a selector-less Service, as for any service outside the cluster).
+kube-system at the tenth address of the service CIDR (10.96.0.10), in front of the pods
+of the Deployment `kube-dns` running `kemu dns` from the kemu/kemu image, which find the
+apiserver through the `kubernetes` Service as any in-cluster client does.
 An apiserver with `--token-file` (the compose deployment) needs the DNS pods to send a
 token: it lives in the Secret `kube-dns-token` in kube-system, which the pods read as
 KEMU_TOKEN (see kemu.cli.addons_cli, `kemu addons install dns`). An apiserver that requires
@@ -32,15 +30,13 @@ def cluster_dns_ip(service_cidr: str = "10.96.0.0/12") -> str:
     return str(ipaddress.ip_network(service_cidr, strict=False).network_address + 10)
 
 
-def dns_service(*, service_cidr: str = "10.96.0.0/12", selector: bool = True,
-                target_port: int = 53) -> dict[str, Any]:
-    """The `kube-dns` Service (selector-less for the embedded server)."""
+def dns_service(*, service_cidr: str = "10.96.0.0/12") -> dict[str, Any]:
+    """The `kube-dns` Service in front of the DNS pods."""
     spec: dict[str, Any] = {
         "clusterIP": cluster_dns_ip(service_cidr),
-        "ports": [{**p, "targetPort": target_port} for p in DNS_PORTS],
+        "ports": [dict(p) for p in DNS_PORTS],
+        "selector": dict(DNS_LABELS),
     }
-    if selector:
-        spec["selector"] = dict(DNS_LABELS)
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kube-dns", "namespace": "kube-system",
                          "labels": {**DNS_LABELS, "kubernetes.io/name": "KubeDNS"}},
@@ -108,13 +104,3 @@ def dns_deployment(image: str, *, replicas: int = 2, token_secret: str | None = 
             },
         },
     }
-
-
-def embedded_dns_endpoints(address: str, port: int = 53) -> dict[str, Any]:
-    """Endpoints sending `kube-dns` to a `kemu dns` process on the host at address:port."""
-    return {"apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                         "labels": dict(DNS_LABELS)},
-            "subsets": [{"addresses": [{"ip": address}],
-                         "ports": [{"name": p["name"], "port": port,
-                                    "protocol": p["protocol"]} for p in DNS_PORTS]}]}
