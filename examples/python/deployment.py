@@ -14,7 +14,7 @@ import sys
 import time
 
 from kemu.api.v1 import api_pb2, apps_pb2, core_pb2
-from kemu.client import Client, ClientError, config, typed
+from kemu.client import Client, ClientError, NotFound, config, typed
 
 NAME, NAMESPACE, LABELS = "hello-python", "default", {"app": "hello-python"}
 
@@ -66,6 +66,19 @@ def first_log_lines(client: Client, pod: str, count: int, timeout: float = 15.0)
         time.sleep(0.2)
 
 
+def wait_gone(deployments: typed.Resource[apps_pb2.Deployment], timeout: float = 60.0) -> None:
+    """A foreground delete keeps the Deployment (with its deletionTimestamp) until the
+    garbage collector has removed its ReplicaSet and pods; wait until it is gone too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            deployments.get(NAME, NAMESPACE)
+        except NotFound:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"deployment {NAME} still there {timeout:.0f}s after its pods went")
+
+
 def main() -> int:
     server = config.resolve_server(None)  # KEMU_SERVER, else ~/.kemu/config
     with Client(server, timeout=15, read_retry_seconds=10,
@@ -85,6 +98,7 @@ def main() -> int:
         deployments.delete(NAME, NAMESPACE,
                            propagation_policy=api_pb2.FOREGROUND)
         wait_pods(pods, 0)
+        wait_gone(deployments)
         print("done: the deployment and its pods are gone")
     return 0
 
