@@ -211,7 +211,8 @@ def test_leader_that_cannot_renew_exits(tmp_path: Path) -> None:
         api.kill9()
         killed = time.monotonic()
         assert sched.popen is not None
-        assert sched.popen.wait(timeout=helpers.RENEW_S + 3 * RETRY_S + 5) == 1
+        # Slack for a loaded CI machine: the exit itself must come, with the line below.
+        assert sched.popen.wait(timeout=helpers.RENEW_S + 3 * RETRY_S + 15) == 1
         print(f"\nleader exited {time.monotonic() - killed:.2f}s after its apiserver went away")
         assert sched.tail(1) == ("kemu scheduler: error: leaderelection lost: lease "
                                  "kube-system/kube-scheduler not renewed within 2s")
