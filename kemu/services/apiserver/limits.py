@@ -10,10 +10,16 @@ Over a limit the call fails with RESOURCE_EXHAUSTED and the reason TooManyReques
 Kubernetes' 429), worded to name the limit and its flag. Health and reflection are exempt,
 as from authentication. Message size is bounded by gRPC itself (`--max-request-bytes`, see
 server.py); this module needs no part of it.
+
+The interceptor also drains: once `drain()` is called every new call fails at once with
+UNAVAILABLE "apiserver is shutting down" (clients retry elsewhere or later) while the
+calls already admitted finish. Only then does the server stop listening; gRPC itself would
+CANCEL a call that arrives in the instant its server stops, which clients do not retry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import inspect
@@ -149,11 +155,30 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if limits.requests_per_second > 0 else None
         self.watches = WatchCounter(limits.watches_per_client) \
             if limits.watches_per_client > 0 else None
+        self.draining = False
+        self.calls_in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def drain(self) -> None:
+        """Refuse every call from now on with UNAVAILABLE; admitted calls run on."""
+        self.draining = True
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait (up to `timeout` seconds) until no admitted call other than a watch is running."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     @contextlib.asynccontextmanager
     async def admit(self, context: grpc.aio.ServicerContext[Any, Any],
                     method: str) -> AsyncIterator[None]:
         """Abort with RESOURCE_EXHAUSTED, or run the call (holding a watch slot)."""
+        if self.draining:
+            await context.abort_with_status(status(
+                grpc.StatusCode.UNAVAILABLE, "apiserver is shutting down", "ServiceUnavailable"))
         client = client_of(context.peer(), context.invocation_metadata())
         if self.rate is not None and not self.rate.allow(client.key):
             log.info("rate limited %s on %s", client.label, method)
@@ -161,7 +186,17 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 f"rate limit exceeded: {client.label} sent more than "
                 f"{self.limits.requests_per_second:g} requests per second (burst "
                 f"{self.limits.burst}); retry with back-off (--max-requests-per-second)"))
-        if self.watches is None or method != WATCH_METHOD:
+        if method != WATCH_METHOD:
+            self.calls_in_flight += 1
+            self._idle.clear()
+            try:
+                yield
+            finally:
+                self.calls_in_flight -= 1
+                if self.calls_in_flight == 0:
+                    self._idle.set()
+            return
+        if self.watches is None:
             yield
             return
         if not self.watches.acquire(client.key):

@@ -246,14 +246,15 @@ class APIServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._bootstrap is not None:
             self._bootstrap.cancel()
-        stopping = asyncio.create_task(self.server.stop(grace))
-        # Let server.stop begin refusing calls; a watch that still slips in finds its cache
-        # stopped and ends at once with UNAVAILABLE.
-        await asyncio.sleep(0)
+        # Refuse new calls with UNAVAILABLE while still listening, so that no client's call
+        # races the listener closing (gRPC cancels those); end the watches; let admitted
+        # calls finish; only then stop the server, cancelling what outlives the grace.
+        self.limits.drain()
         watches = sum(len(c.watchers) for c in self.caches.values())
         for cache in self.caches.values():
             await cache.stop()
-        await stopping
+        await self.limits.wait_idle(max(0.0, grace - (time.monotonic() - started)))
+        await self.server.stop(max(0.0, grace - (time.monotonic() - started)))
         await self.storage.close()
         log.info("apiserver stopped in %.2fs (grace %.1fs, %d watches ended)",
                  time.monotonic() - started, grace, watches)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from kemu.client import Client
+from kemu.client.errors import NotFound
 from tests.e2e.nodeagent.helpers import (
     APP_IMAGE,
     APP_IMAGE_V2,
@@ -48,7 +50,13 @@ def test_node_registered_with_capacity_labels_and_lease(api: Client, agent: Agen
     conds = {c.type: c for c in node.status.conditions}
     assert conds["Ready"].status == "True" and conds["Ready"].reason == "KubeletReady"
     assert {"MemoryPressure", "DiskPressure", "PIDPressure"} <= set(conds)
-    lease = api.get("leases", agent.node, "kube-node-lease").lease
+
+    def node_lease() -> Any:
+        try:
+            return api.get("leases", agent.node, "kube-node-lease").lease
+        except NotFound:  # the heartbeat runs beside the status writer: may come second
+            return None
+    lease = wait_for(node_lease, 30, "the node's Lease in kube-node-lease")
     assert lease.spec.holder_identity == agent.node
     assert lease.spec.lease_duration_seconds == 40
     first = lease.spec.renew_time.ToNanoseconds()

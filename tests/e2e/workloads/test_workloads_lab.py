@@ -512,8 +512,11 @@ def test_killed_agent_pods_are_recreated_on_the_other_node(cl: LabCluster,
         node = api.get("nodes", b).node
         return any(c.type == "Ready" and c.status == "Unknown" for c in node.status.conditions)
     wait_for(node_unknown, 60, f"{b} Ready=Unknown after its agent died")
-    taints = api.get("nodes", b).node.spec.taints
-    assert any(t.key == "node.kubernetes.io/unreachable" for t in taints), taints
+
+    def tainted_unreachable() -> bool:  # written just after the conditions, as Kubernetes does
+        taints = api.get("nodes", b).node.spec.taints
+        return any(t.key == "node.kubernetes.io/unreachable" for t in taints)
+    wait_for(tainted_unreachable, 30, f"{b} tainted node.kubernetes.io/unreachable")
 
     def replaced_on_a() -> bool:
         pods = live_pods(api, "app=mover")

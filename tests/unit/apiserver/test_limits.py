@@ -140,3 +140,19 @@ async def test_zero_turns_every_limit_off() -> None:
     async with contextlib.AsyncExitStack() as held:
         for _ in range(1000):
             await held.enter_async_context(interceptor.admit(FakeContext(), WATCH_METHOD))
+
+
+async def test_draining_refuses_new_calls_and_waits_for_admitted_ones() -> None:
+    interceptor = LimitsInterceptor(Limits(requests_per_second=0, watches_per_client=0))
+    assert await interceptor.wait_idle(0.01), "nothing admitted yet"
+    async with interceptor.admit(FakeContext(), "/kemu.v1.Resources/Create"):
+        interceptor.drain()
+        assert not await interceptor.wait_idle(0.01), "a call is still running"
+        with pytest.raises(Aborted) as refused:
+            async with interceptor.admit(FakeContext(), "/kemu.v1.Resources/Get"):
+                pass
+    assert await interceptor.wait_idle(0.01)
+    status = refused.value.status
+    assert (status.code, status.details) == (grpc.StatusCode.UNAVAILABLE,
+                                             "apiserver is shutting down")
+    assert _reason(status) == "ServiceUnavailable"
