@@ -153,6 +153,13 @@ class LeaderElector:
         return not self._lost and self._observed.holder_identity == self.identity
 
     @property
+    def lost(self) -> bool:
+        """Leadership was lost: whatever the component still had in flight must not be
+        written now (another leader may be acting), so it exits at once, as Kubernetes'
+        components do, without draining."""
+        return self._lost
+
+    @property
     def holder(self) -> str:
         """The holder we last saw ("" when free or not yet read)."""
         return self._observed.holder_identity

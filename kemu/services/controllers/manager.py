@@ -316,13 +316,18 @@ class ControllerManager:
             self._main.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._main
+        # A leader that lost its Lease writes nothing more (another may be acting): it
+        # drops its queued events and exits at once.
+        lost = self.elector is not None and self.elector.lost
         for rec in self.recorders:
-            await rec.flush(1.0)
+            if not lost:
+                await rec.flush(1.0)
             await rec.stop()
         if self.elector is not None:
             await self.elector.release()  # a standby takes over at once
         if self.lease_events is not None:
-            await self.lease_events.flush(1.0)
+            if not lost:
+                await self.lease_events.flush(1.0)
             await self.lease_events.stop()
         for inf in self.informers.values():
             await inf.stop()

@@ -471,11 +471,14 @@ class SchedulerService:
             self._main.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._main
-        await self.scheduler.drain()
+        lost = self.elector is not None and self.elector.lost
+        if not lost:  # a leader that lost its Lease writes nothing more
+            await self.scheduler.drain()
         if self.elector is not None:
             await self.elector.release()  # a standby takes over at once
         if self.lease_events is not None:
-            await self.lease_events.flush(1.0)
+            if not lost:
+                await self.lease_events.flush(1.0)
             await self.lease_events.stop()
         await self.pods.stop()
         await self.nodes.stop()
