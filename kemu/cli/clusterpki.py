@@ -1,5 +1,8 @@
 """The PKI of a `kemu up` cluster, kept in its state directory (`<state>/pki`), and the
-flags that run each component with it: TLS everywhere, client certificates as identities.
+flags that run each component with it: TLS everywhere, client certificates as identities,
+RBAC and the Node authorizer deciding what each identity may do (as kubeadm's
+`--authorization-mode=Node,RBAC`), and Secrets encrypted at rest with the AES-GCM key in
+`pki/encryption.yaml`.
 
 Made once with `kemu certs`' functions and reused by `kemu up` on a running cluster. The
 DNS pods get their own copy of the CA and a client certificate in `pki/dns` (mounted
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kemu.cli.certs_cli import APISERVER_SANS, CLIENTS
+from kemu.services.apiserver.encryption import write_new_config
 from kemu.util.certs import CertificateAuthority, write_pair
 from kemu.util.tls import ClientTLS
 
@@ -33,6 +37,11 @@ class ClusterPKI:
     def dns_dir(self) -> Path:
         """ca.crt, tls.crt and tls.key of the DNS pods."""
         return self.dir / "dns"
+
+    @property
+    def encryption_config(self) -> Path:
+        """The EncryptionConfiguration (aesgcm for Secrets) the apiserver runs with."""
+        return self.dir / "encryption.yaml"
 
     def pair(self, name: str) -> tuple[Path, Path]:
         return self.dir / f"{name}.crt", self.dir / f"{name}.key"
@@ -62,7 +71,9 @@ class ClusterPKI:
                 "--etcd-keyfile", str(etcd_key),
                 "--kubelet-certificate-authority", ca,
                 "--kubelet-client-certificate", str(kubelet_crt),
-                "--kubelet-client-key", str(kubelet_key))
+                "--kubelet-client-key", str(kubelet_key),
+                "--authorization-mode", "Node,RBAC",
+                "--encryption-provider-config", str(self.encryption_config))
 
     def agent_flags(self, node: str) -> tuple[str, ...]:
         crt, key = self.pair(f"node-{node}")
@@ -97,6 +108,8 @@ def ensure(directory: Path, *, sans: Sequence[str] = (),
         if missing(f"node-{node}"):
             write_pair(directory, f"node-{node}", ca.issue(
                 f"system:node:{node}", groups=["system:nodes"], sans=[ip], server=True))
+    if not pki.encryption_config.exists():
+        write_new_config(pki.encryption_config)
     if not (pki.dns_dir / "tls.key").exists():
         write_pair(pki.dns_dir, "tls", ca.issue(DNS_USER, groups=DNS_GROUPS))
         shutil.copyfile(pki.ca, pki.dns_dir / "ca.crt")

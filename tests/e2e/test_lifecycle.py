@@ -17,7 +17,7 @@ import yaml
 
 from kemu.api import manifest
 from kemu.client import Client
-from kemu.client.errors import Unavailable
+from kemu.client.errors import Forbidden, Unavailable
 from kemu.nodeagent.netnslock import NetnsLock
 from kemu.util.tls import ClientTLS
 from tests.support import processes
@@ -68,6 +68,8 @@ def test_up_status_down(tmp_path: Path) -> None:
                                          "imagePullPolicy": "Never"}]}}))
             processes.wait_for(lambda: client.get("pods", "hello").pod.status.phase
                                == "Running", 60, "pod hello Running (scheduled and started)")
+            _authorization_and_encryption(client, tmp_path / "home/clusters/lab/pki",
+                                          entry["store"])
             # The controller manager gave the node a podCIDR; the pod's IP comes from it.
             cidr = ipaddress.ip_network(client.get("nodes", "lab-node-1").node.spec.pod_cidr)
             assert cidr.subnet_of(ipaddress.ip_network("10.244.0.0/16"))
@@ -204,3 +206,39 @@ def test_a_failed_up_stops_what_it_started(tmp_path: Path) -> None:
         assert not processes.tcp_open(f"127.0.0.1:{ports[ports.index('--apiserver-port') + 1]}")
     finally:
         kemu(env, "down", "--name", "half")
+
+
+def _authorization_and_encryption(admin: Client, pki: Path, store: str) -> None:
+    """Node,RBAC: the node's certificate reads its own Node but may not create workloads,
+    the scheduler's may not read Secrets; a Secret is AES-GCM ciphertext in the store, as
+    the real etcdctl reads it with the apiserver's etcd client certificate."""
+    api = admin.server
+
+    def as_user(name: str) -> Client:
+        return Client(api, tls=ClientTLS(pki / "ca.crt", pki / f"{name}.crt",
+                                         pki / f"{name}.key"))
+    deployment = manifest.from_dict({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sneaky"},
+        "spec": {"selector": {"matchLabels": {"app": "sneaky"}},
+                 "template": {"metadata": {"labels": {"app": "sneaky"}},
+                              "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    with as_user("node-lab-node-1") as node:
+        assert node.get("nodes", "lab-node-1").node.metadata.name == "lab-node-1"
+        with pytest.raises(Forbidden, match="system:node:lab-node-1"):
+            node.create(deployment)
+    with as_user("scheduler") as scheduler, pytest.raises(Forbidden):
+        scheduler.list("secrets", namespace="kube-system")
+
+    admin.create(manifest.from_dict({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vault"},
+        "stringData": {"password": "plaintext-never-stored"}}))
+    got = subprocess.run(
+        ["etcdctl", f"--endpoints=https://{store}", "--cacert", str(pki / "ca.crt"),
+         "--cert", str(pki / "apiserver-etcd-client.crt"),
+         "--key", str(pki / "apiserver-etcd-client.key"),
+         "get", "/registry/secrets/default/vault", "--print-value-only"],
+        capture_output=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.startswith(b"k8s:enc:aesgcm:v1:key1:")
+    assert b"plaintext-never-stored" not in got.stdout
+    assert admin.get("secrets", "vault").secret.data["password"] == b"plaintext-never-stored"

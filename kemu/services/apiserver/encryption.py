@@ -181,6 +181,28 @@ def load(path: Path) -> EncryptionConfig:
         raise EncryptionConfigError(f"{where}: {e}") from e
 
 
+def new_config(*, key_name: str = "key1", resources: tuple[str, ...] = ("secrets",)) -> str:
+    """A fresh EncryptionConfiguration (YAML): `resources` encrypted with a new random
+    AES-256 key, and identity after it so values written before still read."""
+    doc = {"apiVersion": API_VERSION, "kind": KIND, "resources": [{
+        "resources": list(resources),
+        "providers": [
+            {"aesgcm": {"keys": [{"name": key_name,
+                                  "secret": base64.b64encode(os.urandom(32)).decode()}]}},
+            {"identity": {}}]}]}
+    text: str = yaml.safe_dump(doc, sort_keys=False)
+    parse(yaml.safe_load(text))  # what is written must be what load() accepts
+    return text
+
+
+def write_new_config(path: Path, **kw: Any) -> None:
+    """Write `new_config()` to `path`, readable by its owner only (it holds the key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(new_config(**kw))
+
+
 def parse(doc: Any, *, source: str = "") -> EncryptionConfig:
     """An EncryptionConfiguration document (already loaded) as an EncryptionConfig."""
     if not isinstance(doc, dict):

@@ -235,3 +235,20 @@ def test_kemu_apiserver_refuses_a_bad_file_in_one_line(
     assert err == (f"error: --encryption-provider-config {path}: resources[0].providers[0]: "
                    "the aescbc provider is not supported by kemu (supported: aesgcm, "
                    "identity)\n")
+
+
+def test_a_new_config_encrypts_secrets_with_its_own_key(tmp_path: Path) -> None:
+    path = tmp_path / "pki" / "encryption.yaml"
+    encryption.write_new_config(path)
+    assert path.stat().st_mode & 0o777 == 0o600, "it holds the key: owner only"
+    config = encryption.load(path)
+    stored = encryption.to_storage(config, b"value", "/registry/secrets/default/s")
+    assert stored.startswith(b"k8s:enc:aesgcm:v1:key1:") and b"value" not in stored
+    assert encryption.from_storage(config, stored, "/registry/secrets/default/s") == \
+        (b"value", False)
+    assert encryption.to_storage(config, b"v", "/registry/configmaps/default/c") == b"v"
+    other = tmp_path / "other.yaml"
+    encryption.write_new_config(other)
+    assert other.read_text() != path.read_text(), "every config has a fresh key"
+    with pytest.raises(FileExistsError):
+        encryption.write_new_config(path)  # never overwrites a key in use
