@@ -3,10 +3,19 @@
     kemu certs init --dir pki --san 192.0.2.10        # CA, serving and client certificates
     kemu certs issue system:node:node-1 --dir pki --group system:nodes --san 192.0.2.11 --server
     kemu certs show pki/apiserver.crt                 # subject, groups, names, expiry
+    kemu certs encryption-config --out pki/encryption.yaml   # a new aesgcm key
 
 `init` writes what a control plane needs, named as kubeadm names them (without its
 directory nesting); it refuses to replace an existing CA unless `--force`, since every
-certificate signed by the old one would stop being trusted.
+certificate signed by the old one would stop being trusted. `--san` names go into both
+serving certificates (the apiserver's and the store's); `--apiserver-san` and `--store-san`
+into one only (compose/control-plane.yml: the service names `apiserver` and `store`).
+
+`encryption-config` writes the apiserver's `--encryption-provider-config`: an
+EncryptionConfiguration that encrypts Secrets with a new random AES-256 key (aesgcm, key
+`key1`), then `identity` so that Secrets written before still read. It holds the key, so it
+is written readable by its owner only, and never replaced unless `--force` (the Secrets it
+encrypted would no longer read).
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ CLIENTS = (
 )
 """(file name, user, groups) of the control plane's client certificates."""
 
+ENCRYPTION_KEY_NAME = "key1"
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -44,6 +55,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     i.add_argument("--san", action="append", default=[], metavar="NAME|IP",
                    help="another name or IP the apiserver and store are reached by "
                         "(repeatable; loopback and the kubernetes Service are included)")
+    i.add_argument("--apiserver-san", action="append", default=[], metavar="NAME|IP",
+                   help="another name or IP of the apiserver only (repeatable)")
+    i.add_argument("--store-san", action="append", default=[], metavar="NAME|IP",
+                   help="another name or IP of the store only, e.g. each etcd member's "
+                        "(repeatable)")
     i.add_argument("--force", action="store_true", help="replace an existing CA")
     s = sub.add_parser("issue", help="one more certificate signed by the CA in --dir")
     s.add_argument("name", help="the user (CommonName), e.g. system:node:node-1 or jane")
@@ -54,6 +70,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--server", action="store_true", help="also a serving certificate")
     s.add_argument("--out", default="", help="file name without extension (default: NAME "
                    "with ':' replaced by '-')")
+    e = sub.add_parser("encryption-config",
+                       help="an EncryptionConfiguration with a new aesgcm key for Secrets "
+                            "(for kemu apiserver --encryption-provider-config)")
+    e.add_argument("--out", type=Path, required=True, help="the file to write (mode 0600)")
+    e.add_argument("--force", action="store_true",
+                   help="replace an existing file (Secrets its key encrypted stop reading)")
     sh = sub.add_parser("show", help="subject, groups, names and expiry of certificates")
     sh.add_argument("files", nargs="+", type=Path)
     return p
@@ -67,12 +89,31 @@ def _init(args: argparse.Namespace) -> list[str]:
     written = [write_pair(args.dir, "ca", ca.pair)[0]]
     extra = tuple(args.san)
     written.append(write_pair(args.dir, "apiserver", ca.issue(
-        "kube-apiserver", sans=(*APISERVER_SANS, *extra), server=True, client=False))[0])
+        "kube-apiserver", sans=_unique(*APISERVER_SANS, *extra, *args.apiserver_san),
+        server=True, client=False))[0])
     written.append(write_pair(args.dir, "store", ca.issue(
-        "kemu-store", sans=("127.0.0.1", "localhost", *extra), server=True, client=False))[0])
+        "kemu-store", sans=_unique("127.0.0.1", "localhost", *extra, *args.store_san),
+        server=True, client=False))[0])
     for file, user, groups in CLIENTS:
         written.append(write_pair(args.dir, file, ca.issue(user, groups=groups))[0])
     return [f"wrote {p} and its key" for p in written]
+
+
+def _unique(*names: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _encryption_config(args: argparse.Namespace) -> list[str]:
+    from kemu.services.apiserver.encryption import write_new_config
+
+    path: Path = args.out
+    if path.exists():
+        if not args.force:
+            raise CertError(f"{path} exists: Secrets encrypted with its key would no longer "
+                            f"read; pass --force to replace it")
+        path.unlink()
+    write_new_config(path, key_name=ENCRYPTION_KEY_NAME)
+    return [f"wrote {path} (aesgcm key {ENCRYPTION_KEY_NAME} for secrets)"]
 
 
 def _issue(args: argparse.Namespace) -> list[str]:
@@ -100,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         lines = _init(args)
     elif args.certs_command == "issue":
         lines = _issue(args)
+    elif args.certs_command == "encryption-config":
+        lines = _encryption_config(args)
     else:
         lines = []
         for path in args.files:

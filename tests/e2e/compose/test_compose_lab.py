@@ -4,17 +4,26 @@ The control plane runs with docker-compose on the host's dockerd, its apiserver 
 on the lab bridge's host address (what the worker VMs would dial). Each worker is a lab
 namespace with its own dockerd: `DOCKER_HOST=<node engine> docker-compose -f node.yml up`
 puts the agent on that engine, and `network_mode: host` there is the node's namespace, as
-on a VM. Both nodes join with the token, turn Ready, run one bootcamp pod each, and a
-NodePort Service answers on both node IPs from the host. Every compose project is taken
-down with its volumes, and nothing of it may remain. Traffic stays between the host's lab
-address, the lab namespaces and containers. The one-shot `addons` service installs the
-cluster DNS (as kubeadm installs CoreDNS): a pod on each node resolves a Service name and
-`kubernetes.default` through 10.96.0.10, and `up -d` again changes nothing.
+on a VM. Every compose project is taken down with its volumes, and nothing of it may
+remain. Traffic stays between the host's lab address, the lab namespaces and containers.
+
+As docs/lab.md: the one-shot `pki` service makes the cluster's PKI and encryption key in a
+directory of the control plane (here in tmp_path); each worker gets the CA and a node
+certificate issued with `kemu certs issue` there; everything speaks TLS and every caller
+has a certificate. A caller without one is refused, the apiserver authorises with
+Node,RBAC (node 1 cannot change node 2's Node), and a Secret is ciphertext in the store.
+Both nodes turn Ready, run one bootcamp pod each, and a NodePort Service answers on both
+node IPs from the host. The one-shot `addons` service installs the cluster DNS (as kubeadm
+installs CoreDNS), whose pods authenticate with their own certificate from a Secret under
+RBAC: a pod on each node resolves a Service name and `kubernetes.default` through
+10.96.0.10, and `up -d` again changes nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import os
 import secrets
 import shutil
@@ -29,9 +38,11 @@ import pytest
 
 from kemu.api import manifest
 from kemu.client import Client
-from kemu.client.errors import Unauthorized
+from kemu.client.errors import Forbidden, Unavailable
 from kemu.lab import Lab
 from kemu.lab.forward import Forwarder
+from kemu.util.certs import CertificateAuthority, write_pair
+from kemu.util.tls import ClientTLS
 from tests.support import processes
 from tests.support.labcluster import wait_for
 
@@ -43,8 +54,9 @@ NODE = ROOT / "compose" / "node.yml"
 SUBNET = "198.18.254.0/24"
 IMAGES = ["kemu/kemu:latest", "kemu/pause:3.9", "kemu/bootcamp:v1", "kemu/tools:1"]
 COMPONENTS = ("store", "apiserver", "scheduler", "controller-manager")
+PKI = "pki"  # one-shot: exits 0 once the PKI and the encryption key exist
 ADDONS = "addons"  # one-shot: exits 0 once the cluster DNS is applied
-DNS_OBJECTS = ("secret/kube-dns-token", "service/kube-dns", "deployment.apps/kube-dns")
+DNS_OBJECTS = ("secret/kube-dns-tls", "service/kube-dns", "deployment.apps/kube-dns")
 
 
 def _ensure_compose() -> str:
@@ -200,21 +212,74 @@ def compose() -> list[str]:
 
 
 def test_compose_files_validate(compose: list[str], tmp_path: Path) -> None:
-    env = {"KEMU_TOKEN": "t", "KEMU_ADVERTISE_ADDRESS": "192.0.2.10",
-           "KEMU_APISERVER": "192.0.2.10:6443", "KEMU_NODE_IP": "192.0.2.11"}
+    env = {"KEMU_ADVERTISE_ADDRESS": "192.0.2.10", "KEMU_APISERVER": "192.0.2.10:6443",
+           "KEMU_NODE_IP": "192.0.2.11", "KEMU_PKI_DIR": str(tmp_path / "pki")}
     tools = [compose] + ([["docker", "compose"]] if _has_compose_plugin() else [])
     for tool in tools:
         for file in (CONTROL_PLANE, NODE):
-            Project(tool, file, "kemuvalidate", env).run("config", "-q")
+            config = Project(tool, file, "kemuvalidate", env).run("config").stdout
+            # Nothing serves plaintext, and no shared token is left to join with.
+            assert "--insecure" not in config and "KEMU_TOKEN" not in config, config
+            assert str(tmp_path / "pki") in config
         profiles = Project(tool, CONTROL_PLANE, "kemuvalidate",
                            {**env, "COMPOSE_PROFILES": "etcd"}).run("config", "--services")
-        assert set(profiles.stdout.split()) == {*COMPONENTS, ADDONS, "etcd-1", "etcd-2",
+        assert set(profiles.stdout.split()) == {*COMPONENTS, PKI, ADDONS, "etcd-1", "etcd-2",
                                                 "etcd-3"}
-    # A missing token is an error of the file, not a cluster open to anyone.
-    no_token = Project(compose, NODE, "kemuvalidate",
-                       {k: v for k, v in env.items() if k != "KEMU_TOKEN"}).run(
-                           "config", "-q", check=False)
-    assert no_token.returncode != 0 and "KEMU_TOKEN" in no_token.stderr
+    # A missing setting is an error of the file, not a cluster started half-configured.
+    for file, name in ((CONTROL_PLANE, "KEMU_ADVERTISE_ADDRESS"), (NODE, "KEMU_APISERVER"),
+                       (NODE, "KEMU_NODE_IP")):
+        missing = Project(compose, file, "kemuvalidate",
+                          {k: v for k, v in env.items() if k != name}).run(
+                              "config", "-q", check=False)
+        assert missing.returncode != 0 and name in missing.stderr, (file, missing.stderr)
+
+
+def test_an_agent_without_its_certificate_exits_with_one_line(tmp_path: Path) -> None:
+    """A worker whose KEMU_PKI_DIR lacks node.crt does not join an open cluster: the agent
+    (as compose/node.yml runs it) says which file is missing, in one line, and exits."""
+    if shutil.which("docker") is None:
+        pytest.skip("needs docker")
+    empty = tmp_path / "pki"
+    empty.mkdir()
+    done = subprocess.run(
+        ["docker", "run", "--rm", "-v", f"{empty}:/etc/kemu/pki:ro",
+         "-v", "/var/run/docker.sock:/var/run/docker.sock", "--entrypoint", "kemu",
+         "kemu/kemu:latest", "agent", "--apiserver", "192.0.2.10:6443", "--node-name", "n1",
+         "--node-ip", "192.0.2.11", "--tls-cert-file", "/etc/kemu/pki/node.crt",
+         "--tls-private-key-file", "/etc/kemu/pki/node.key", "--client-ca-file",
+         "/etc/kemu/pki/ca.crt", "--certificate-authority", "/etc/kemu/pki/ca.crt",
+         "--client-certificate", "/etc/kemu/pki/node.crt", "--client-key",
+         "/etc/kemu/pki/node.key"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: ")
+    assert "No such file or directory" in done.stderr, done.stderr
+
+
+def _kemu(*args: str) -> str:
+    done = subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemu_main", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _etcdctl_get(pki: Path, store: str, key: str) -> bytes:
+    """The stored value of `key`, read as docs/lab.md reads it: the real etcdctl with the
+    apiserver's etcd client certificate."""
+    if shutil.which("etcdctl") is None:
+        pytest.skip("needs etcdctl (Debian package etcd-client)")
+    done = subprocess.run(
+        ["etcdctl", f"--endpoints=https://{store}", f"--cacert={pki / 'ca.crt'}",
+         f"--cert={pki / 'apiserver-etcd-client.crt'}",
+         f"--key={pki / 'apiserver-etcd-client.key'}", "get", key, "--print-value-only"],
+        capture_output=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
+def _secret(name: str, value: bytes) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"password": base64.b64encode(value).decode()}}
 
 
 def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: Path) -> None:
@@ -223,7 +288,7 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
     # by the nodes' engines as VMs list it in daemon.json), and images go in and out of it
     # by their registry names, as docs/lab.md does.
     lab = Lab(f"c{secrets.token_hex(2)}", nodes=2, subnet=SUBNET, with_registry=True)
-    token = secrets.token_hex(16)
+    pki = tmp_path / "pki"  # the control plane's KEMU_PKI_DIR, made by its `pki` service
     projects: list[Project] = []
     try:
         lab.up()
@@ -243,10 +308,12 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
         subprocess.run(["docker", "tag", "kemu/kemu:latest", kemu_image], check=True)
         host = str(lab.plan.gateway)
         api_port = processes.free_port()
+        store_port = processes.free_port()
         cp = Project(compose, CONTROL_PLANE, f"kemucp{run_id}", {
-            "KEMU_TOKEN": token, "KEMU_ADVERTISE_ADDRESS": host, "KEMU_IMAGE": kemu_image,
+            "KEMU_ADVERTISE_ADDRESS": host, "KEMU_IMAGE": kemu_image,
+            "KEMU_PKI_DIR": str(pki),
             "KEMU_APISERVER_BIND": host, "KEMU_APISERVER_PORT": str(api_port),
-            "KEMU_STORE_PORT": str(processes.free_port())})
+            "KEMU_STORE_PORT": str(store_port)})
         projects.append(cp)
         cp.up = True
         cp.run("up", "-d")
@@ -256,9 +323,33 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                      "every control-plane container healthy", interval=2)
         except AssertionError as e:
             raise AssertionError(f"{e}\n{cp.logs()}") from None
+        assert cp.exited(PKI) == "exited 0", cp.logs()
+        assert (pki / "ca.key").exists() and (pki / "encryption.yaml").exists()
+        ca = pki / "ca.crt"
+        admin = ClientTLS(ca, pki / "admin.crt", pki / "admin.key")
 
-        with Client(server, token="") as anonymous, pytest.raises(Unauthorized):
-            anonymous.list("nodes")
+        # Nobody gets in without a certificate from the cluster's CA: the TLS handshake
+        # fails (gRPC: UNAVAILABLE) for plaintext, for no client certificate, and for one
+        # from another CA. Health stays reachable over TLS, as the compose checks use it.
+        stranger_dir = tmp_path / "stranger"
+        write_pair(stranger_dir, "mallory", CertificateAuthority.create().issue(
+            "mallory", groups=["system:masters"]))
+        for what, tls in (("no client certificate", ClientTLS(ca)),
+                          ("another CA's certificate",
+                           ClientTLS(ca, stranger_dir / "mallory.crt",
+                                     stranger_dir / "mallory.key"))):
+            with Client(server, tls=tls, timeout=5) as caller, pytest.raises(Unavailable):
+                caller.list("nodes")
+                raise AssertionError(f"{what}: let in")
+        with Client(server, token="", tls=None, timeout=5) as plaintext, \
+                pytest.raises(Unavailable):
+            plaintext.get("namespaces", "default")
+        # A certificate from the CA for a user no role names: authenticated, but RBAC
+        # gives it nothing.
+        _kemu("certs", "issue", "jane", "--dir", str(pki))
+        with Client(server, tls=ClientTLS(ca, pki / "jane.crt", pki / "jane.key"),
+                    timeout=5) as jane, pytest.raises(Forbidden):
+            jane.list("secrets", "kube-system")
 
         # The one-shot addons service waited for the apiserver, applied the cluster DNS
         # (its pods wait for nodes) and exited.
@@ -269,20 +360,39 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
             raise AssertionError(f"{e}\n{cp.logs()}") from None
         assert cp.output(ADDONS).splitlines() == [f"{o} created" for o in DNS_OBJECTS]
 
-        def kemuctl(*args: str) -> subprocess.CompletedProcess[str]:
-            """kemuctl with the join token, as the admin checks the cluster (docs/lab.md)."""
-            return subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemuctl", "-s", server,
-                                   *args], capture_output=True, text=True, timeout=60,
-                                  stdin=subprocess.DEVNULL,
-                                  env={**os.environ, "KEMU_TOKEN": token,
-                                       "KEMU_CONFIG": str(tmp_path / "config")})
+        admin_flags = ["--certificate-authority", str(ca), "--client-certificate",
+                       str(pki / "admin.crt"), "--client-key", str(pki / "admin.key")]
 
+        def kemuctl(*args: str) -> subprocess.CompletedProcess[str]:
+            """kemuctl with the admin's certificate, as the admin checks the cluster
+            (docs/lab.md)."""
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KEMU_")}
+            return subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemuctl", "-s", server,
+                                   *admin_flags, *args], capture_output=True, text=True,
+                                  timeout=60, stdin=subprocess.DEVNULL,
+                                  env={**env, "KEMU_CONFIG": str(tmp_path / "config")})
+
+        # Each worker's identity: a node certificate issued on the control plane with the
+        # command docs/lab.md gives, copied with the CA (never ca.key) to the worker.
         names = {}
+        node_pki: dict[str, Path] = {}
         for node in lab.nodes:
             name = names[node.ip] = f"{lab.name}-node-{node.index}"
+            issued = cp.run("run", "--rm", "--entrypoint", "kemu", PKI, "certs", "issue",
+                            f"system:node:{name}", "--group", "system:nodes", "--san",
+                            str(node.ip), "--server", "--dir", "/pki", "--out",
+                            f"node-{name}")
+            assert issued.stdout.strip() == (f"wrote /pki/node-{name}.crt and "
+                                             f"/pki/node-{name}.key"), issued.stdout
+            worker = node_pki[name] = tmp_path / f"node-{node.index}-pki"
+            worker.mkdir()
+            shutil.copyfile(ca, worker / "ca.crt")
+            shutil.copyfile(pki / f"node-{name}.crt", worker / "node.crt")
+            shutil.copyfile(pki / f"node-{name}.key", worker / "node.key")
             project = Project(compose, NODE, f"kemunode{run_id}n{node.index}", {
-                "KEMU_TOKEN": token, "KEMU_APISERVER": server, "KEMU_NODE_IP": str(node.ip),
+                "KEMU_APISERVER": server, "KEMU_NODE_IP": str(node.ip),
                 "KEMU_NODE_NAME": name, "KEMU_IMAGE": kemu_image,
+                "KEMU_PKI_DIR": str(worker),
                 "KEMU_PAUSE_IMAGE": f"{reg}/kemu/pause:3.9",
                 "KEMU_DOCKER_SOCKET": node.docker_host.removeprefix("unix://"),
                 "KEMU_DATA_DIR": str(tmp_path / f"node-{node.index}"),
@@ -292,7 +402,7 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
             project.up = True
             project.run("up", "-d")
 
-        with Client(server, token=token, timeout=15) as api:
+        with Client(server, tls=admin, timeout=15) as api:
             def ready() -> bool:
                 got = api.list("nodes").items
                 return sorted(n.node.metadata.name for n in got if n.node.spec.pod_cidr and any(
@@ -302,6 +412,34 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                 wait_for(ready, 120, "both compose nodes Ready with a podCIDR", interval=1)
             except AssertionError as e:
                 raise AssertionError(f"{e}\n" + "\n".join(p.logs() for p in projects)) from None
+
+            # The Node authorizer: node 1's certificate reads its own Node, but cannot
+            # change node 2's.
+            first, second = (names[n.ip] for n in lab.nodes)
+            one = node_pki[first]
+            with Client(server, tls=ClientTLS(one / "ca.crt", one / "node.crt",
+                                              one / "node.key"), timeout=15) as node1:
+                own = node1.get("nodes", first)
+                assert own.node.metadata.name == first
+                other = node1.get("nodes", second)
+                other.node.metadata.labels["stolen-by"] = first
+                with pytest.raises(Forbidden) as denied:
+                    node1.update(other)
+                assert first in str(denied.value), denied.value
+            assert "stolen-by" not in api.get("nodes", second).node.metadata.labels
+
+            # Secrets are encrypted at rest: the store holds ciphertext, not the value.
+            plain = f"hunter2-{secrets.token_hex(8)}".encode()
+            api.create(manifest.from_dict(_secret("db", plain)))
+            stored = _etcdctl_get(pki, f"127.0.0.1:{store_port}",
+                                  "/registry/secrets/default/db")
+            assert stored.startswith(b"k8s:enc:aesgcm:v1:key1:"), stored[:40]
+            assert plain not in stored and base64.b64encode(plain) not in stored
+            assert api.get("secrets", "db", "default").secret.data["password"] == plain
+            dns_key = (pki / "kube-dns.key").read_bytes()
+            stored = _etcdctl_get(pki, f"127.0.0.1:{store_port}",
+                                  "/registry/secrets/kube-system/kube-dns-tls")
+            assert stored.startswith(b"k8s:enc:aesgcm:v1:key1:") and dns_key not in stored
 
             for i, node in enumerate(lab.nodes):
                 api.create(manifest.from_dict(_deployment(f"web-{i}", names[node.ip],
@@ -321,8 +459,10 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
                 assert "Running on: web-" in body, body
 
             # Cluster DNS: both kube-dns pods ready (they reached the apiserver through the
-            # `kubernetes` Service with the token from their Secret), then a pod on each
-            # node resolves a Service name and kubernetes.default through 10.96.0.10.
+            # `kubernetes` Service with the certificate from their Secret, as the user
+            # system:serviceaccount:kube-system:kube-dns that RBAC lets read services,
+            # endpoints and pods), then a pod on each node resolves a Service name and
+            # kubernetes.default through 10.96.0.10.
             def dns_pods_ready() -> bool:
                 ep = api.get("endpoints", "kube-dns", "kube-system").endpoints
                 return len({a.ip for s in ep.subsets for a in s.addresses}) == 2
@@ -346,13 +486,17 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
             assert f"Name:\tkubernetes.default.svc.cluster.local\nAddress: {kubernetes_ip}\n" \
                 in check.stdout, (check.stdout, check.stderr)
 
-        # Running `up -d` again re-runs the addons service, which changes nothing.
+        # Running `up -d` again re-runs the one-shots: the PKI is kept and the addons
+        # service changes nothing.
+        before = {f.name: f.read_bytes() for f in pki.iterdir()}
         cp.run("up", "-d")
         wait_for(lambda: cp.exited(ADDONS) == "exited 0"
                  and len(cp.output(ADDONS).splitlines()) == 2 * len(DNS_OBJECTS), 120,
                  "the addons service done again", interval=1)
         assert cp.output(ADDONS).splitlines()[len(DNS_OBJECTS):] == \
             [f"{o} unchanged" for o in DNS_OBJECTS]
+        assert cp.exited(PKI) == "exited 0"
+        assert {f.name: f.read_bytes() for f in pki.iterdir()} == before
 
         ctl = kemuctl("get", "nodes")
         assert ctl.returncode == 0, ctl.stderr
@@ -378,16 +522,19 @@ def test_control_plane_and_two_nodes_from_compose(compose: list[str], tmp_path: 
         assert not errors, errors
 
 
-def test_etcd_profile_runs_the_apiserver_on_a_three_member_etcd(compose: list[str]) -> None:
+def test_etcd_profile_runs_the_apiserver_on_a_three_member_etcd(compose: list[str],
+                                                               tmp_path: Path) -> None:
     """`COMPOSE_PROFILES=etcd`: kemu/etcd:3.4 (built offline by compose/etcd/build.sh) as a
-    3-member cluster, and the apiserver's objects land in it."""
+    3-member cluster serving TLS with the store's certificate and requiring a client
+    certificate, and the apiserver's objects land in it, Secrets encrypted."""
     build = subprocess.run([str(ROOT / "compose" / "etcd" / "build.sh")], capture_output=True,
                            text=True, timeout=300)
     if build.returncode != 0:
         pytest.skip(f"no etcd image: {build.stderr.strip()}")
     api_port = processes.free_port()
+    pki = tmp_path / "pki"
     cp = Project(compose, CONTROL_PLANE, f"kemuetcd{os.getpid() % 10000}{secrets.token_hex(2)}",
-                 {"KEMU_TOKEN": "etcd-token", "KEMU_ADVERTISE_ADDRESS": "127.0.0.1",
+                 {"KEMU_ADVERTISE_ADDRESS": "127.0.0.1", "KEMU_PKI_DIR": str(pki),
                   "KEMU_APISERVER_BIND": "127.0.0.1", "KEMU_APISERVER_PORT": str(api_port),
                   "KEMU_STORE_PORT": str(processes.free_port()), "COMPOSE_PROFILES": "etcd",
                   "KEMU_STORE": "etcd-1:2379,etcd-2:2379,etcd-3:2379"})
@@ -400,14 +547,27 @@ def test_etcd_profile_runs_the_apiserver_on_a_three_member_etcd(compose: list[st
                      "the control plane and three etcd members healthy", interval=2)
         except AssertionError as e:
             raise AssertionError(f"{e}\n{cp.logs()}") from None
-        with Client(f"127.0.0.1:{api_port}", token="etcd-token", timeout=15) as api:
+        admin = ClientTLS(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
+        with Client(f"127.0.0.1:{api_port}", tls=admin, timeout=15) as api:
             api.create(manifest.from_dict({"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": "on-etcd"}}))
+            api.create(manifest.from_dict({**_secret("db", b"hunter2-on-etcd"),
+                                           "metadata": {"name": "db",
+                                                        "namespace": "on-etcd"}}))
         members = cp.run("exec", "-T", "etcd-2", "etcdctl", "member", "list").stdout
         assert sorted(line.split(", ")[2] for line in members.splitlines()) == \
             ["etcd-1", "etcd-2", "etcd-3"], members
         keys = cp.run("exec", "-T", "etcd-3", "etcdctl", "get", "--prefix", "--keys-only",
                       "/registry/namespaces/on-etcd").stdout
         assert "/registry/namespaces/on-etcd" in keys, keys
+        got = json.loads(cp.run("exec", "-T", "etcd-1", "etcdctl", "get", "-w", "json",
+                                "/registry/secrets/on-etcd/db").stdout)
+        value = base64.b64decode(got["kvs"][0]["value"])
+        assert value.startswith(b"k8s:enc:aesgcm:v1:key1:") and b"hunter2" not in value
+        # Without a client certificate etcd lets nobody in.
+        bare = cp.run("exec", "-T", "-e", "ETCDCTL_CERT=", "-e", "ETCDCTL_KEY=", "etcd-1",
+                      "etcdctl", "--dial-timeout=3s", "get", "--keys-only", "/registry",
+                      check=False)
+        assert bare.returncode != 0, bare.stdout
     finally:
         cp.down()

@@ -129,3 +129,52 @@ def test_a_mutual_tls_grpc_call_with_the_issued_certificates() -> None:
             health_pb2_grpc.HealthStub(plain).Check(health_pb2.HealthCheckRequest(), timeout=5)
     finally:
         server.stop(0)
+
+
+def _sans(path: Path) -> list[str]:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(n.value) for n in ext]
+
+
+def test_init_puts_apiserver_and_store_only_names_in_their_own_certificate(
+        tmp_path: Path) -> None:
+    """compose/control-plane.yml dials the services by their names `apiserver`, `store`
+    and `etcd-N`: each name goes into the certificate of the server it names only."""
+    pki = tmp_path / "pki"
+    made = kemu("certs", "init", "--dir", str(pki), "--san", "192.0.2.10",
+                "--apiserver-san", "apiserver", "--store-san", "store", "--store-san",
+                "etcd-1", "--san", "192.0.2.10")
+    assert made.returncode == 0, made.stderr
+    api, store = _sans(pki / "apiserver.crt"), _sans(pki / "store.crt")
+    assert api.count("192.0.2.10") == 1 and "apiserver" in api and "10.96.0.1" in api
+    assert "store" not in api and "etcd-1" not in api
+    assert store == ["127.0.0.1", "localhost", "192.0.2.10", "store", "etcd-1"]
+
+
+def test_encryption_config_is_a_new_owner_only_key_the_apiserver_loads(
+        tmp_path: Path) -> None:
+    from kemu.services.apiserver.encryption import load
+
+    path = tmp_path / "pki" / "encryption.yaml"
+    made = kemu("certs", "encryption-config", "--out", str(path))
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == f"wrote {path} (aesgcm key key1 for secrets)\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    config = load(path)
+    chain = config.for_key("/registry/secrets/default/db")
+    assert chain is not None and chain.writer == 'aesgcm key "key1"'
+    stored = chain.to_storage(b"hunter2", "/registry/secrets/default/db")
+    assert stored.startswith(b"k8s:enc:aesgcm:v1:key1:") and b"hunter2" not in stored
+    assert config.for_key("/registry/configmaps/default/x") is None
+    before = path.read_text()
+
+    # The key is never replaced by accident: the Secrets it encrypted would not read.
+    again = kemu("certs", "encryption-config", "--out", str(path))
+    assert again.returncode == 1 and again.stderr.startswith("error: ")
+    assert "pass --force" in again.stderr and len(again.stderr.splitlines()) == 1
+    assert path.read_text() == before
+    forced = kemu("certs", "encryption-config", "--out", str(path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert path.read_text() != before and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load(path).for_key("/registry/secrets/a/b") is not None
