@@ -31,6 +31,7 @@ from kemu.client.workqueue import WorkQueue, run_workers
 from kemu.nodeagent import adopt, naming
 from kemu.nodeagent.clock import SystemClock
 from kemu.nodeagent.config import AgentConfig
+from kemu.nodeagent.fakeruntime import FAKE_RUNTIME_NAME, FakeNodeStatus, FakeRuntime
 from kemu.nodeagent.lbannounce import Announcer
 from kemu.nodeagent.lease import NodeLease
 from kemu.nodeagent.netnslock import NetnsLock
@@ -48,6 +49,7 @@ from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from kemu.util.tls import TLSConfigError, add_port, warn_insecure
 
 log = logging.getLogger(__name__)
+AgentRuntime = DockerRuntime | FakeRuntime
 SERVICE_NAME = "kemu.v1.NodeAgent"
 
 
@@ -97,14 +99,18 @@ class Agent:
         self.stopped = asyncio.Event()
         self.server: grpc.aio.Server | None = None
         self.informers: list[Informer] = []
-        self.runtime: DockerRuntime | None = None
+        self.runtime: AgentRuntime | None = None
         self.client: AsyncClient | None = None
         self._cidr_warned = False
         self._network_plugin_active = False
         self._netns_lock: NetnsLock | None = None
         self._service_proxy: ServiceProxy | None = None
 
-    async def _connect_runtime(self) -> DockerRuntime:
+    async def _connect_runtime(self) -> AgentRuntime:
+        if self.config.runtime == FAKE_RUNTIME_NAME:
+            log.warning("node %s uses the FAKE runtime: no container runs, pods only look "
+                        "Running (for scale tests)", self.config.node_name)
+            return FakeRuntime()
         where = self.config.docker_host or "unix:///var/run/docker.sock"
         try:
             runtime = DockerRuntime(self.config.docker_host)
@@ -126,9 +132,9 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _ensure_network(self, runtime: DockerRuntime, pod_cidr: str) -> None:
+    async def _ensure_network(self, runtime: AgentRuntime, pod_cidr: str) -> None:
         name = self.config.network_name
-        if self.config.owns_network:
+        if self.config.owns_network or isinstance(runtime, FakeRuntime):
             # With the host-gw plugin our own rule masquerades only traffic leaving the
             # cluster CIDR; Docker's would also rewrite pod-to-pod traffic across nodes.
             await runtime.ensure_network(name, pod_cidr, {naming.NETWORK_OWNER:
@@ -139,7 +145,7 @@ class Agent:
         if not any(n.get("Name") == name for n in nets):
             raise AgentError(f"docker network {name!r} (--network) does not exist")
 
-    async def _follow_pod_cidr(self, runtime: DockerRuntime, cidr: str) -> None:
+    async def _follow_pod_cidr(self, runtime: AgentRuntime, cidr: str) -> None:
         """A podCIDR assigned after the agent made its network (the node IPAM controller
         runs after registration): remake the network with that subnet once no container is
         attached to it; until then pods keep the addresses they have."""
@@ -173,7 +179,8 @@ class Agent:
         client = self.client = AsyncClient(cfg.apiserver, token=cfg.token or None)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self._claim_host_networking()
-        node = NodeStatus(cfg, client, runtime, self.clock)
+        node = (FakeNodeStatus if isinstance(runtime, FakeRuntime) else NodeStatus)(
+            cfg, client, runtime, self.clock)
         await self._register(node)
         await self._ensure_network(runtime, node.pod_cidr)
         node.on_pod_cidr = lambda cidr: self._follow_pod_cidr(runtime, cidr)
@@ -259,8 +266,9 @@ class Agent:
             self.tasks.append(asyncio.create_task(service_proxy.run(), name="service-proxy"))
         self._queue, self._recorder, self._probes, self._worker = queue, recorder, probes, worker
         await self._serve(runtime, pods)
-        log.info("node agent %s ready: apiserver %s, NodeAgent on %s:%d, network %s",
-                 cfg.node_name, cfg.apiserver, cfg.listen_host, cfg.port, cfg.network_name)
+        log.info("node agent %s ready: apiserver %s, NodeAgent on %s:%d, network %s, "
+                 "runtime %s", cfg.node_name, cfg.apiserver, cfg.listen_host, cfg.port,
+                 cfg.network_name, cfg.runtime)
 
     def _claim_host_networking(self) -> None:
         """Service rules and pod routes belong to one agent per network namespace: a second
@@ -301,7 +309,7 @@ class Agent:
             resync_interval=cfg.proxy_sync_interval)
         return self._service_proxy
 
-    async def _serve(self, runtime: DockerRuntime, pods: Informer) -> None:
+    async def _serve(self, runtime: AgentRuntime, pods: Informer) -> None:
         server = self.server = new_grpc_server()
         nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
             NodeAgentService(runtime, self.config.node_name, pods), server)
@@ -326,7 +334,7 @@ class Agent:
         for svc in ("", SERVICE_NAME):
             await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
-    async def _watch_runtime(self, runtime: DockerRuntime, queue: WorkQueue[str]) -> None:
+    async def _watch_runtime(self, runtime: AgentRuntime, queue: WorkQueue[str]) -> None:
         """Docker's event stream as the kubelet's PLEG: a container of ours that dies (or is
         removed behind our back) queues its pod; starts are the agent's own doing."""
         delay = 0.5
@@ -345,7 +353,7 @@ class Agent:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    async def _resync(self, runtime: DockerRuntime, pods: Informer,
+    async def _resync(self, runtime: AgentRuntime, pods: Informer,
                       queue: WorkQueue[str]) -> None:
         while True:
             await asyncio.sleep(self.config.resync_interval)

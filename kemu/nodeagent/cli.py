@@ -62,6 +62,12 @@ def configure(a: argparse.ArgumentParser) -> None:
     a.add_argument("--docker-host", default="",
                    help="Docker endpoint, e.g. unix:///var/run/docker.sock (default: $DOCKER_HOST"
                         " or the local socket)")
+    a.add_argument("--runtime", choices=("docker", "fake"), default="docker",
+                   help="docker (default) runs pods as containers; fake runs NOTHING, for "
+                        "scale tests only: pods look Running at once, the Node says "
+                        "containerRuntimeVersion fake://kemu-simulated, and Service rules "
+                        "and the pod network are off (--proxy-mode none --network-plugin "
+                        "none). For many nodes in one process: kemu simulate nodes")
     a.add_argument("--token", default=None,
                    help="bearer token for an apiserver started with --token-file (default: "
                         "$KEMU_TOKEN)")
@@ -112,17 +118,19 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
     import os
 
     docker_host = args.docker_host or os.environ.get("DOCKER_HOST", "")
+    fake = args.runtime == "fake"  # networking off: nothing runs to route or serve
     return AgentConfig(
         apiserver=args.apiserver, node_name=args.node_name, node_ip=args.node_ip,
-        docker_host=docker_host, token=args.token or os.environ.get("KEMU_TOKEN", ""),
+        docker_host=docker_host, runtime=args.runtime,
+        token=args.token or os.environ.get("KEMU_TOKEN", ""),
         labels=args.labels, port=args.port,
         listen_host=args.address,
         data_dir=args.data_dir or DEFAULT_DATA_ROOT / args.node_name,
         pause_image=args.pause_image, network=args.network, workers=args.workers,
         backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
         resync_interval=args.resync_interval, cluster_cidr=args.cluster_cidr,
-        service_cidr=args.service_cidr, proxy_mode=args.proxy_mode,
-        network_plugin=args.network_plugin,
+        service_cidr=args.service_cidr, proxy_mode="none" if fake else args.proxy_mode,
+        network_plugin="none" if fake else args.network_plugin,
         localhost_nodeports=args.iptables_localhost_nodeports,
         tls=tls.server_tls(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file),
         insecure=args.insecure)

@@ -16,6 +16,8 @@ class AgentConfig:
     node_name: str
     node_ip: str
     docker_host: str = ""
+    # "docker" runs pods; "fake" (fakeruntime.py) runs nothing, for scale tests only.
+    runtime: str = "docker"
     # Bearer token for an apiserver started with --token-file (the VM's join token).
     token: str = ""
     labels: dict[str, str] = field(default_factory=dict)
