@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
-from kemu.cli.ctl.errors import KNOWN, Reported, one_line
+from kemu.cli.ctl.errors import KNOWN, CtlError, Reported, one_line
 
 
 class VerbModule(Protocol):
@@ -106,12 +106,16 @@ def build_parser(verb: str) -> cli.Parser:
 def make_context(args: Any, out: TextIO, err: TextIO, stdin: TextIO) -> Ctx:
     from kemu.client.config import resolve_server, resolve_tls
 
+    if args.as_group and not args.as_user:
+        raise CtlError("requesting groups for the request without impersonating a user: "
+                       "give --as too")
     timeout = 30.0
     if args.request_timeout is not None:
         timeout = cli.parse_duration(args.request_timeout) or 365 * 24 * 3600.0
     return Ctx(server=resolve_server(args.server), namespace=args.namespace or "default",
                namespace_explicit=args.namespace is not None, timeout=timeout,
                out=out, err=err, stdin=stdin, token=args.token,
+               as_user=args.as_user, as_groups=tuple(args.as_group),
                tls=resolve_tls(args.certificate_authority, args.client_certificate,
                                args.client_key))
 

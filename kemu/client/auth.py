@@ -79,3 +79,11 @@ def aio_interceptors(token: str | None) -> Sequence[grpc.aio.ClientInterceptor]:
     if not token:
         return []
     return [cls(token) for cls in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+
+
+def impersonation(user: str, groups: tuple[str, ...] | list[str] = ()
+                  ) -> tuple[tuple[str, str], ...]:
+    """The metadata that asks the apiserver to run a call as `user` in `groups` (kubectl's
+    --as and --as-group; the caller needs the impersonate verb on them)."""
+    return ((("impersonate-user", user),) if user else ()) + \
+        tuple(("impersonate-group", g) for g in groups)

@@ -1,9 +1,8 @@
 """`kemuctl auth can-i VERB TYPE[/NAME] [NAME]`, as kubectl's: asks the apiserver's
 authorizer (the AccessReview RPC, Kubernetes' SelfSubjectAccessReview) and prints `yes`
 (exit 0) or `no` (exit 1); `--list` prints the rules that apply in the namespace as kubectl's
-table. `--as USER [--as-group GROUP ...]` asks about another user, which needs the
-impersonate verb on that user and groups (system:masters has it), as Kubernetes'. Unlike
-kubectl's global --as, it impersonates in the access review only, not in other commands.
+table. kemuctl's global `--as USER [--as-group GROUP ...]` asks about another user, which
+needs the impersonate verb on that user and groups (system:masters has it), as Kubernetes'.
 
 kubectl takes the name only as TYPE/NAME; kemuctl also accepts it as a third argument.
 A type the server does not serve draws kubectl's warning and is asked about as given
@@ -41,10 +40,6 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("--no-headers", action="store_true", help="--list without the header")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing; the exit status tells the answer")
-    p.add_argument("--as", dest="as_user", default="", metavar="USER",
-                   help="ask about this user (needs the impersonate verb on users)")
-    p.add_argument("--as-group", action="append", default=[], metavar="GROUP",
-                   help="a group of the --as user; may be repeated")
 
 
 def _review(ctx: Ctx, request: api_pb2.AccessReviewRequest) -> api_pb2.AccessReviewResponse:
@@ -69,17 +64,12 @@ def _resource(ctx: Ctx, text: str) -> tuple[str, str, kinds.Kind | None]:
 
 
 def run(ctx: Ctx, args: Any) -> int:
-    if args.as_group and not args.as_user:
-        raise CtlError("requesting groups for the request without impersonating a user: "
-                       "give --as too")
     namespace = "" if args.all_namespaces else ctx.namespace
-    who = {"user": args.as_user, "groups": args.as_group}
     if args.list:
         if args.words:
             raise CtlError("--list does not take arguments: list the rules in a namespace "
                            "with -n")
-        resp = _review(ctx, api_pb2.AccessReviewRequest(list_rules=True, namespace=namespace,
-                                                        **who))
+        resp = _review(ctx, api_pb2.AccessReviewRequest(list_rules=True, namespace=namespace))
         if resp.incomplete:
             ctx.err.write("warning: the list may be incomplete: rules that the node "
                           "authorizer grants through pods are not listed\n")
@@ -104,7 +94,7 @@ def run(ctx: Ctx, args: Any) -> int:
         namespace = ""
     resp = _review(ctx, api_pb2.AccessReviewRequest(
         verb=verb, group=group, resource=resource, subresource=args.subresource,
-        namespace=namespace, name=name, **who))
+        namespace=namespace, name=name))
     if not args.quiet:
         ctx.line("yes" if resp.allowed else "no" + (f" - {resp.reason}" if resp.reason else ""))
     return 0 if resp.allowed else 1

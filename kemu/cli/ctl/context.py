@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from kemu.client.auth import impersonation
 from kemu.client.client import Client
 from kemu.client.config import resolve_token
 from kemu.util.tls import ClientTLS
@@ -27,6 +28,9 @@ class Ctx:
     token: str | None = None
     # TLS to the apiserver, resolved as kubectl's (flags, environment, ~/.kemu/config).
     tls: ClientTLS | None = None
+    # kubectl's --as and --as-group: sent with every call as impersonation metadata.
+    as_user: str = ""
+    as_groups: tuple[str, ...] = ()
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
@@ -37,7 +41,8 @@ class Ctx:
     def client(self) -> Client:
         if self._client is None:
             self._client = Client(self.server, timeout=self.timeout,
-                                  token=resolve_token(self.token), tls=self.tls)
+                                  token=resolve_token(self.token), tls=self.tls,
+                                  metadata=impersonation(self.as_user, self.as_groups))
         return self._client
 
     def close(self) -> None:

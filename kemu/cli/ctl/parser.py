@@ -19,7 +19,7 @@ from kemu.util.argtypes import seconds
 
 GLOBAL_VALUE_FLAGS = frozenset({"-s", "--server", "-n", "--namespace", "--request-timeout",
                                 "--token", "--certificate-authority", "--client-certificate",
-                                "--client-key"})
+                                "--client-key", "--as", "--as-group"})
 
 
 class UsageError(CtlError):
@@ -94,6 +94,10 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
                         "$KEMU_CLIENT_CERTIFICATE, then client-certificate: in the config)")
     g.add_argument("--client-key", default=None, metavar="FILE",
                    help="its key (default: $KEMU_CLIENT_KEY, then client-key: in the config)")
+    g.add_argument("--as", dest="as_user", default="", metavar="USER",
+                   help="act as this user (the apiserver checks you may impersonate them)")
+    g.add_argument("--as-group", action="append", default=[], metavar="GROUP",
+                   help="a group to act in, with --as; may be repeated")
 
 
 def parse_duration(text: str) -> float:

@@ -28,8 +28,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hmac
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from kemu.services.apiserver import identity
 from kemu.services.apiserver.errors import status
 from kemu.services.apiserver.identity import Identity
 from kemu.util.certs import identity as cert_identity
+from kemu.util.grpchandlers import AroundInterceptor
 
 # Methods anyone may call: liveness probes and tool discovery carry no credentials.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -145,75 +145,26 @@ class Authenticator:
         return MESSAGE
 
 
-def _authenticated(behavior: Callable[..., Any], auth: Authenticator) -> Callable[..., Any]:
-    """`behavior` run as its caller: refused with UNAUTHENTICATED, or with the caller's
-    identity set for the handler's task. Keeps its shape (async generator or coroutine),
-    which grpc.aio looks at."""
+class AuthInterceptor(AroundInterceptor):
+    """Authenticates every call but health and reflection (see the module docstring):
+    refused with UNAUTHENTICATED, or run with the caller's identity set for the handler's
+    own task, where authorization reads it."""
 
-    async def enter(context: grpc.aio.ServicerContext[Any, Any]
-                    ) -> Any:
-        who = auth.authenticate(context)
-        if isinstance(who, str):
-            await context.abort_with_status(
-                status(grpc.StatusCode.UNAUTHENTICATED, who, "Unauthorized"))
-        return identity.set_current(who)  # type: ignore[arg-type]
-
-    def leave(token: Any) -> None:
-        with contextlib.suppress(ValueError):  # a generator closed from another context
-            identity.reset(token)
-
-    if inspect.isasyncgenfunction(behavior):
-        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]
-                         ) -> AsyncIterator[Any]:
-            token = await enter(context)
-            try:
-                async for item in behavior(request, context):
-                    yield item
-            finally:
-                leave(token)
-        return stream
-
-    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = await enter(context)
-        try:
-            result = behavior(request, context)
-            return await result if inspect.isawaitable(result) else result
-        finally:
-            leave(token)
-    return call
-
-
-def authenticated(handler: grpc.RpcMethodHandler, auth: Authenticator
-                  ) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that authenticates its caller first."""
-    kw = {"request_deserializer": handler.request_deserializer,
-          "response_serializer": handler.response_serializer}
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            _authenticated(handler.unary_unary, auth), **kw)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            _authenticated(handler.unary_stream, auth), **kw)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            _authenticated(handler.stream_unary, auth), **kw)
-    return grpc.stream_stream_rpc_method_handler(
-        _authenticated(handler.stream_stream, auth), **kw)
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Authenticates every call but health and reflection (see the module docstring)."""
+    exempt = OPEN_PREFIXES
 
     def __init__(self, auth: Authenticator) -> None:
         self.auth = auth
 
-    async def intercept_service(
-            self, continuation: Callable[[grpc.HandlerCallDetails],
-                                         Awaitable[grpc.RpcMethodHandler]],
-            handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or method.startswith(OPEN_PREFIXES):
-            return handler
-        return authenticated(handler, self.auth)
-
+    @contextlib.asynccontextmanager
+    async def around(self, context: grpc.aio.ServicerContext[Any, Any],
+                     method: str) -> AsyncIterator[None]:
+        who = self.auth.authenticate(context)
+        if isinstance(who, str):
+            await context.abort_with_status(
+                status(grpc.StatusCode.UNAUTHENTICATED, who, "Unauthorized"))
+        token = identity.set_current(who)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):  # a generator closed from another context
+                identity.reset(token)

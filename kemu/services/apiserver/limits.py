@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ import grpc
 
 from kemu.services.apiserver.auth import OPEN_PREFIXES, bearer
 from kemu.services.apiserver.errors import status
+from kemu.util.grpchandlers import AroundInterceptor
 
 log = logging.getLogger(__name__)
 WATCH_METHOD = "/kemu.v1.Resources/Watch"
@@ -145,9 +145,11 @@ def _too_many(message: str) -> grpc.Status:
     return status(grpc.StatusCode.RESOURCE_EXHAUSTED, message, "TooManyRequests")
 
 
-class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class LimitsInterceptor(AroundInterceptor):
     """Admits a call when its client has a request token left and, for a watch, a free
     watch slot held until the watch ends."""
+
+    exempt = OPEN_PREFIXES
 
     def __init__(self, limits: Limits, *, clock: Clock = time.monotonic) -> None:
         self.limits = limits
@@ -173,8 +175,8 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return True
 
     @contextlib.asynccontextmanager
-    async def admit(self, context: grpc.aio.ServicerContext[Any, Any],
-                    method: str) -> AsyncIterator[None]:
+    async def around(self, context: grpc.aio.ServicerContext[Any, Any],
+                     method: str) -> AsyncIterator[None]:
         """Abort with RESOURCE_EXHAUSTED, or run the call (holding a watch slot)."""
         if self.draining:
             await context.abort_with_status(status(
@@ -208,44 +210,3 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             yield
         finally:
             self.watches.release(client.key)
-
-    async def intercept_service(
-            self, continuation: Callable[[grpc.HandlerCallDetails],
-                                         Awaitable[grpc.RpcMethodHandler]],
-            handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or method.startswith(OPEN_PREFIXES):
-            return handler
-        return _guarded(handler, lambda context: self.admit(context, method))
-
-
-Admit = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
-
-
-def _guarded(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHandler:
-    """`handler` with its behaviour run inside `admit(context)`; the same shape and
-    serializers, an async generator where the behaviour is one."""
-
-    def wrap(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.isasyncgenfunction(behavior):
-            async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                async with admit(context), contextlib.aclosing(behavior(request, context)) as it:
-                    async for response in it:
-                        yield response
-            return stream
-
-        async def unary(request: Any, context: Any) -> Any:
-            async with admit(context):
-                return await behavior(request, context)
-        return unary
-
-    kw = {"request_deserializer": handler.request_deserializer,
-          "response_serializer": handler.response_serializer}
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **kw)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream), **kw)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary), **kw)
-    return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **kw)

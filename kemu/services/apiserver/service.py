@@ -28,7 +28,7 @@ from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, rbac_pb2
 from kemu.services.apiserver import cacher as cache
 from kemu.services.apiserver import errors, escalation, fields, identity
-from kemu.services.apiserver.authorizer import Attributes, Authorization
+from kemu.services.apiserver.authorizer import Attributes, Authorization, impersonate
 from kemu.services.apiserver.proxy import AgentError, NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
 
@@ -384,17 +384,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         their groups (Kubernetes' impersonate verb on users and groups)."""
         if not request.user and not request.groups:
             return caller
-        if not request.user:
-            raise errors.BadRequest("groups were given without a user to impersonate")
-        wanted = [("users", request.user), *(("groups", g) for g in request.groups)]
-        for resource, name in wanted:
-            attrs = Attributes(caller, "impersonate", "", resource, name=name)
-            if self.authorization is not None:
-                self.authorization.check(attrs)
-        groups = tuple(request.groups)
-        if request.user != "system:anonymous" and "system:authenticated" not in groups:
-            groups += ("system:authenticated",)
-        return identity.Identity(request.user, groups)
+        return impersonate(self.authorization, caller, request.user, request.groups)
 
 
 SCALABLE = frozenset({"deployments", "replicasets", "statefulsets", "replicationcontrollers"})

@@ -119,3 +119,25 @@ def test_default_roles_and_node_identity(server: str) -> None:
     node.ok("label", "node", "n1", "zone=a")
     assert node("get", "secrets", "-n", "default").code == 0  # the agent informs on them
     assert node("get", "deployments", "-A").code == 1
+
+
+def test_global_as_acts_as_another_user(server: str) -> None:
+    """kubectl's --as on any verb: root sees what jane would; jane may not act as root."""
+    admin, jane = _as(server, "admin-token"), _as(server, "jane-token")
+    denied = admin("get", "deployments", "-n", "default", "--as", "jane")
+    assert denied.code == 1
+    assert denied.err_lines == [
+        'Error from server (Forbidden): deployments.apps is forbidden: User "jane" cannot '
+        'list resource "deployments" in API group "apps" in the namespace "default"']
+    # jane's groups are exactly those asked for: as a member of system:masters she may
+    assert admin.ok("get", "deployments", "-n", "default", "--as", "jane",
+                    "--as-group", "system:masters").code == 0
+    escalate = jane("get", "nodes", "--as", "root")
+    assert escalate.code == 1
+    assert escalate.err_lines == [
+        'Error from server (Forbidden): users "root" is forbidden: User "jane" cannot '
+        'impersonate resource "users" in API group "" at the cluster scope']
+    node = admin("annotate", "node", "n1", "a=b", "--as", "system:node:n2",
+                 "--as-group", "system:nodes")
+    assert node.code == 1 and "Forbidden" in node.err, node.err
+    assert "requesting groups" in admin("get", "pods", "--as-group", "devs").err

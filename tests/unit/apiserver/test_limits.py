@@ -121,11 +121,11 @@ async def test_a_refused_call_is_resource_exhausted(limits: Limits, method: str,
     interceptor = LimitsInterceptor(limits, clock=FakeClock())
     async with contextlib.AsyncExitStack() as held:
         for _ in range(calls - 1):
-            await held.enter_async_context(interceptor.admit(FakeContext(), method))
+            await held.enter_async_context(interceptor.around(FakeContext(), method))
         with pytest.raises(Aborted) as refused:
-            async with interceptor.admit(FakeContext(), method):
+            async with interceptor.around(FakeContext(), method):
                 pass
-        async with interceptor.admit(FakeContext(token="other"), method):
+        async with interceptor.around(FakeContext(token="other"), method):
             pass  # another client is not held back
     status = refused.value.status
     assert (status.code, status.details) == (grpc.StatusCode.RESOURCE_EXHAUSTED, message)
@@ -139,17 +139,17 @@ async def test_zero_turns_every_limit_off() -> None:
     assert interceptor.rate is None and interceptor.watches is None
     async with contextlib.AsyncExitStack() as held:
         for _ in range(1000):
-            await held.enter_async_context(interceptor.admit(FakeContext(), WATCH_METHOD))
+            await held.enter_async_context(interceptor.around(FakeContext(), WATCH_METHOD))
 
 
 async def test_draining_refuses_new_calls_and_waits_for_admitted_ones() -> None:
     interceptor = LimitsInterceptor(Limits(requests_per_second=0, watches_per_client=0))
     assert await interceptor.wait_idle(0.01), "nothing admitted yet"
-    async with interceptor.admit(FakeContext(), "/kemu.v1.Resources/Create"):
+    async with interceptor.around(FakeContext(), "/kemu.v1.Resources/Create"):
         interceptor.drain()
         assert not await interceptor.wait_idle(0.01), "a call is still running"
         with pytest.raises(Aborted) as refused:
-            async with interceptor.admit(FakeContext(), "/kemu.v1.Resources/Get"):
+            async with interceptor.around(FakeContext(), "/kemu.v1.Resources/Get"):
                 pass
     assert await interceptor.wait_idle(0.01)
     status = refused.value.status

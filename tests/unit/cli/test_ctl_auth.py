@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kemu.api.v1 import api_pb2, rbac_pb2
+from kemu.cli import kemuctl
 from kemu.cli.ctl import cmd_auth
 from kemu.cli.ctl import parser as cli
 from kemu.cli.ctl.context import Ctx
@@ -95,11 +96,23 @@ def test_warnings_as_kubectl() -> None:
         "Warning: resource 'nodes' is not namespace scoped\n\n"
 
 
-def test_impersonation_fields() -> None:
-    _, _, _, [req] = run("get", "pods", "--as", "jane", "--as-group", "a", "--as-group", "b")
-    assert (req.user, list(req.groups)) == ("jane", ["a", "b"])
-    with pytest.raises(CtlError):
-        run("get", "pods", "--as-group", "a")
+def test_global_as_flags_become_impersonation_metadata() -> None:
+    """kubectl's --as/--as-group are global: every call, an access review too, carries
+    them, and can-i then asks about the impersonated user without naming one itself."""
+    args = kemuctl.build_parser("auth").parse_intermixed_args(
+        ["can-i", "get", "pods", "--as", "jane", "--as-group", "a", "--as-group", "b"])
+    ctx = kemuctl.make_context(args, io.StringIO(), io.StringIO(), io.StringIO())
+    try:
+        assert ctx.client.metadata[-3:] == (("impersonate-user", "jane"),
+                                            ("impersonate-group", "a"),
+                                            ("impersonate-group", "b"))
+    finally:
+        ctx.close()
+    _, _, _, [req] = run("get", "pods")
+    assert (req.user, list(req.groups)) == ("", [])
+    lone = kemuctl.build_parser("get").parse_intermixed_args(["pods", "--as-group", "a"])
+    with pytest.raises(CtlError, match="without impersonating a user"):
+        kemuctl.make_context(lone, io.StringIO(), io.StringIO(), io.StringIO())
 
 
 def test_argument_count() -> None:
