@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url, simulate
+from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -20,6 +20,7 @@ from kemu.services.controllers import cli as controllers_cli
 from kemu.services.scheduler import cli as scheduler_cli
 from kemu.util import tls
 from kemu.util.argtypes import host_port
+from kemu.util.metricsflag import add_metrics_flag
 
 
 def _endpoints(text: str) -> tuple[str, ...]:
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-fsync", action="store_true",
                    help="do not fsync each commit (survives kill -9, not power loss)")
     tls.add_etcd_server_flags(s)
+    add_metrics_flag(s)
 
     a = sub.add_parser("apiserver", help="run the API server")
     a.add_argument("--listen", type=host_port, action="append", default=None,
@@ -160,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--shutdown-grace", type=_non_negative(float), default=5.0,
                    help="seconds SIGTERM gives calls to finish; watches end at once "
                         "with UNAVAILABLE (default 5)")
+    add_metrics_flag(a)
 
     scheduler_cli.add_parser(sub)
     controllers_cli.add_parser(sub)
@@ -203,7 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     service_url.add_parser(sub)
     addons_cli.add_parser(sub)
     certs_cli.add_parser(sub)
-    simulate.add_parser(sub)
     return p
 
 
@@ -254,7 +256,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
         store_tls = tls.etcd_server_tls(args)
         run(StoreConfig(listen=args.listen, data_dir=args.data_dir, fsync=not args.no_fsync,
-                        tls=store_tls))
+                        tls=store_tls, metrics_listen=args.metrics_listen))
         return 0
     if args.command == "apiserver":
         import ipaddress
@@ -300,7 +302,8 @@ def dispatch(args: argparse.Namespace) -> int:
                                       max_request_bytes=args.max_request_bytes,
                                       limits=Limits(args.max_requests_per_second, args.burst,
                                                     args.max_watches_per_client),
-                                      shutdown_grace=args.shutdown_grace))
+                                      shutdown_grace=args.shutdown_grace,
+                                      metrics_listen=args.metrics_listen))
         return 0
     if args.command == "scheduler":
         return scheduler_cli.run(args)
@@ -328,8 +331,6 @@ def dispatch(args: argparse.Namespace) -> int:
         return addons_cli.run(args)
     if args.command == "certs":
         return certs_cli.run(args)
-    if args.command == "simulate":
-        return simulate.run(args)
     raise AssertionError(args.command)
 
 

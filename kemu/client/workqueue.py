@@ -12,9 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 K = TypeVar("K")
+
+
+class QueueMetrics(Protocol):
+    """What a queue reports, as client-go's queueMetrics (kemu.util.metrics implements it)."""
+
+    def add(self, key: Any) -> None: ...
+    def get(self, key: Any) -> None: ...
+    def done(self, key: Any) -> None: ...
+    def retry(self) -> None: ...
 
 
 class ShutDown(Exception):
@@ -24,7 +33,8 @@ class ShutDown(Exception):
 class WorkQueue(Generic[K]):
     """De-duplicating, rate-limited work queue."""
 
-    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 300.0) -> None:
+    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 300.0,
+                 metrics: QueueMetrics | None = None) -> None:
         self._queue: list[K] = []
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
@@ -34,6 +44,7 @@ class WorkQueue(Generic[K]):
         self._shutting_down = False
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.metrics = metrics  # set before the first add (a controller manager names it)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -41,6 +52,8 @@ class WorkQueue(Generic[K]):
     def add(self, key: K) -> None:
         if self._shutting_down or key in self._dirty:
             return
+        if self.metrics is not None:
+            self.metrics.add(key)
         self._dirty.add(key)
         if key not in self._processing:
             self._queue.append(key)
@@ -61,9 +74,13 @@ class WorkQueue(Generic[K]):
             key = self._queue.pop(0)
         self._processing.add(key)
         self._dirty.discard(key)
+        if self.metrics is not None:
+            self.metrics.get(key)
         return key
 
     def done(self, key: K) -> None:
+        if self.metrics is not None:
+            self.metrics.done(key)
         self._processing.discard(key)
         if key in self._dirty:
             self._queue.append(key)
@@ -85,6 +102,8 @@ class WorkQueue(Generic[K]):
     def add_rate_limited(self, key: K) -> None:
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
+        if self.metrics is not None:
+            self.metrics.retry()
         self.add_after(key, min(self.base_delay * (2 ** failures), self.max_delay))
 
     def forget(self, key: K) -> None:
@@ -92,6 +111,11 @@ class WorkQueue(Generic[K]):
 
     def num_requeues(self, key: K) -> int:
         return self._failures.get(key, 0)
+
+    @property
+    def waiting(self) -> int:
+        """Keys waiting out an `add_after` delay (back-off)."""
+        return len(self._timers)
 
     async def shut_down(self) -> None:
         self._shutting_down = True

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from kemu.util.argtypes import run_standalone
+from kemu.util.metricsflag import add_metrics_flag
 
 PROG = "kemu dns"
 
@@ -48,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", default="cluster.local", help="the cluster domain")
     p.add_argument("--ttl", type=int, default=5,
                    help="TTL of answers, seconds (CoreDNS's default is 5)")
+    add_metrics_flag(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(apiserver, host, port, domain=args.domain, ttl=args.ttl,
-                          upstream=upstream))
+                          upstream=upstream, metrics_listen=args.metrics_listen))
     except KeyboardInterrupt:
         return 130
     except (OSError, TimeoutError) as e:

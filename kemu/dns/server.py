@@ -29,7 +29,9 @@ from dnslib import EDNS0, QTYPE, RCODE, DNSError, DNSRecord  # type: ignore[impo
 
 from kemu.api.v1 import api_pb2
 from kemu.dns.forward import Forwarder
+from kemu.dns.metrics import DnsMetrics
 from kemu.dns.records import Zone
+from kemu.util.metrics import maybe_serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +157,11 @@ class _Udp:
 
     BATCH = 64
 
-    def __init__(self, sock: socket.socket, resolver: Resolver) -> None:
+    def __init__(self, sock: socket.socket, resolver: Resolver,
+                 metrics: DnsMetrics | None = None) -> None:
         self.sock = sock
         self.resolver = resolver
+        self.metrics = metrics
         self.pending: set[asyncio.Task[None]] = set()
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(sock.fileno(), self._readable)
@@ -169,7 +173,7 @@ class _Udp:
         self.sock.close()
 
     def _readable(self) -> None:
-        sock, local = self.sock, self.resolver.local
+        sock, local, metrics = self.sock, self.resolver.local, self.metrics
         for _ in range(self.BATCH):
             try:
                 data, addr = sock.recvfrom(65535)
@@ -177,6 +181,7 @@ class _Udp:
                 return
             except OSError:  # e.g. an ICMP error for an earlier reply; keep serving
                 continue
+            started = time.perf_counter()
             try:
                 reply, handled = local(data, False)
             except Exception:
@@ -185,8 +190,10 @@ class _Udp:
             if handled:
                 if reply is not None:
                     self._send(reply, addr)
+                if metrics is not None:
+                    metrics.record(data, reply, "udp", started)
                 continue
-            task = self.loop.create_task(self._slow(data, addr))
+            task = self.loop.create_task(self._slow(data, addr, started))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
@@ -194,24 +201,29 @@ class _Udp:
         with contextlib.suppress(OSError):
             self.sock.sendto(reply, addr)
 
-    async def _slow(self, data: bytes, addr: tuple[Any, ...]) -> None:
+    async def _slow(self, data: bytes, addr: tuple[Any, ...], started: float) -> None:
         reply = await self.resolver.handle(data, False)
         if reply is not None:
             self._send(reply, addr)
+        if self.metrics is not None:
+            self.metrics.record(data, reply, "udp", started)
 
 
 async def _tcp_client(resolver: Resolver, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
+                      writer: asyncio.StreamWriter, metrics: DnsMetrics | None = None) -> None:
     """Length-prefixed queries until the client closes (or idles 10 s)."""
     try:
         while True:
             async with asyncio.timeout(10):
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
                 data = await reader.readexactly(length)
+            started = time.perf_counter()
             reply = await resolver.handle(data, True)
             if reply is not None:
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
+            if metrics is not None:
+                metrics.record(data, reply, "tcp", started)
     except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
         pass
     except Exception:
@@ -236,7 +248,8 @@ class Listeners:
         self.tcp.close()
 
 
-async def listen(resolver: Resolver, host: str, port: int) -> Listeners:
+async def listen(resolver: Resolver, host: str, port: int,
+                 metrics: DnsMetrics | None = None) -> Listeners:
     """Serve `resolver` on host:port over UDP and TCP (port 0: one free port for both)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -246,12 +259,12 @@ async def listen(resolver: Resolver, host: str, port: int) -> Listeners:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind((host, port))
         port = sock.getsockname()[1]
-        tcp = await asyncio.start_server(lambda r, w: _tcp_client(resolver, r, w), host, port,
-                                         reuse_address=True)
+        tcp = await asyncio.start_server(lambda r, w: _tcp_client(resolver, r, w, metrics),
+                                         host, port, reuse_address=True)
     except BaseException:
         sock.close()
         raise
-    return Listeners(_Udp(sock, resolver), tcp)
+    return Listeners(_Udp(sock, resolver, metrics), tcp)
 
 
 def _pod_view(obj: api_pb2.Object | None) -> tuple[str, ...] | None:
@@ -332,7 +345,7 @@ class ClusterState:
 
 async def serve(apiserver: str, host: str, port: int, *, domain: str = "cluster.local",
                 ttl: int = 5, upstream: tuple[str, int] | None = None,
-                sync_timeout: float = 30.0) -> None:
+                sync_timeout: float = 30.0, metrics_listen: str | None = None) -> None:
     """Fill the caches, then answer until SIGTERM/SIGINT. Listening only after the
     caches are synced means a client never sees NXDOMAIN for a Service that exists."""
     state = ClusterState(apiserver, domain, ttl)
@@ -343,7 +356,9 @@ async def serve(apiserver: str, host: str, port: int, *, domain: str = "cluster.
     gc.freeze()
     forwarder = Forwarder(*upstream) if upstream else None
     resolver = Resolver(state.zone, forwarder, state.version)
-    listeners = await listen(resolver, host, port)
+    metrics = DnsMetrics(f"dns://[{host}]:{port}" if ":" in host else f"dns://{host}:{port}")
+    endpoint = await maybe_serve_metrics(metrics_listen, metrics.registry)
+    listeners = await listen(resolver, host, port, metrics)
     log.info("dns: serving %s on %s:%d (upstream %s)", domain, host, port, upstream)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -353,4 +368,6 @@ async def serve(apiserver: str, host: str, port: int, *, domain: str = "cluster.
         await stop.wait()
     finally:
         listeners.close()
+        if endpoint is not None:
+            await endpoint.stop()
         await state.stop()

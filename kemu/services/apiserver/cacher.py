@@ -16,8 +16,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from kemu.api import labels, objects
 from kemu.api.kinds import Kind
@@ -321,3 +324,21 @@ async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
             yield item
     finally:
         cacher.unregister(w)
+
+
+def cache_metrics(caches: Iterable[Cacher]) -> list[Metric]:
+    """kube-apiserver's watch and object counts, read from the caches at scrape time:
+    `apiserver_registered_watchers{group,version,kind}` and
+    `apiserver_storage_objects{resource}` (resource as `deployments.apps`)."""
+    watchers = GaugeMetricFamily("apiserver_registered_watchers",
+                                 "Number of currently registered watchers for a given "
+                                 "resources", labels=("group", "version", "kind"))
+    stored = GaugeMetricFamily("apiserver_storage_objects",
+                               "Number of stored objects at the time of last check split "
+                               "by kind.", labels=("resource",))
+    for cache in caches:
+        group, _, version = cache.kind.api_version.rpartition("/")
+        watchers.add_metric((group, version, cache.kind.kind), len(cache.watchers))
+        stored.add_metric((f"{cache.kind.plural}.{group}" if group else cache.kind.plural,),
+                          len(cache.current))
+    return [watchers, stored]

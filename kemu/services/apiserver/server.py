@@ -30,10 +30,9 @@ from kemu.api.v1 import api_pb2, api_pb2_grpc, metrics_pb2, metrics_pb2_grpc
 from kemu.services.apiserver import allocators, bootstrappolicy
 from kemu.services.apiserver.auth import Authenticator, AuthInterceptor, Tokens
 from kemu.services.apiserver.authorizer import Authorization, CacheView
-from kemu.services.apiserver.cacher import Cacher
+from kemu.services.apiserver.cacher import Cacher, cache_metrics
 from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
-from kemu.services.apiserver.impersonation import ImpersonationInterceptor
 from kemu.services.apiserver.limits import Limits, LimitsInterceptor
 from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
@@ -41,6 +40,13 @@ from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
 from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
+from kemu.util.metrics import (
+    CallbackCollector,
+    GrpcServerMetrics,
+    MetricsEndpoint,
+    maybe_serve_metrics,
+    new_registry,
+)
 from kemu.util.tls import ClientTLS, ServerTLS, add_port
 
 log = logging.getLogger("kemu.apiserver")
@@ -91,6 +97,8 @@ class APIServerConfig:
     limits: Limits = field(default_factory=Limits)
     # Seconds a SIGTERM gives open calls to finish before they are cancelled.
     shutdown_grace: float = 5.0
+    # Serve Prometheus metrics over HTTP here (`--metrics-listen`); None: off.
+    metrics_listen: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -112,9 +120,15 @@ class APIServer:
         self.authorization = Authorization(config.authorization_modes, CacheView(self.caches))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
-        # A request that does not decode is INVALID_ARGUMENT (grpc.aio says UNKNOWN); then
-        # authentication: a call without a valid token costs its client nothing.
-        interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
+        self.metrics_registry = new_registry()
+        self.metrics_registry.register(CallbackCollector(
+            lambda: cache_metrics(self.caches.values())))
+        self.metrics: MetricsEndpoint | None = None
+        # Every call counted, refused ones too; a request that does not decode is
+        # INVALID_ARGUMENT (grpc.aio says UNKNOWN); then authentication: a call without a
+        # valid token costs its client nothing.
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            GrpcServerMetrics(self.metrics_registry), DecodeErrorInterceptor()]
         self.tls = config.tls
         if config.tls is not None and config.tls.requires_client_cert and config.tokens:
             # gRPC cannot make client certificates optional: tokens win (see auth.py).
@@ -125,8 +139,6 @@ class APIServer:
         if config.tokens or certificates:
             interceptors.append(AuthInterceptor(Authenticator(
                 config.tokens, client_certificates=certificates)))
-        # kubectl's --as: after authentication, which found the caller who asks.
-        interceptors.append(ImpersonationInterceptor(self.authorization))
         self.limits = LimitsInterceptor(config.limits)
         interceptors.append(self.limits)
         self.server = grpc.aio.server(interceptors=interceptors, options=[
@@ -167,6 +179,8 @@ class APIServer:
                 raise OSError(f"cannot listen on {address}")
             if i == 0:
                 self.port = port
+        self.metrics = await maybe_serve_metrics(self.config.metrics_listen,
+                                                 self.metrics_registry)
         await self.server.start()
         self._bootstrap = asyncio.create_task(self._bootstrap_loop())
 
@@ -259,6 +273,8 @@ class APIServer:
         await self.limits.wait_idle(max(0.0, grace - (time.monotonic() - started)))
         await self.server.stop(max(0.0, grace - (time.monotonic() - started)))
         await self.storage.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
         log.info("apiserver stopped in %.2fs (grace %.1fs, %d watches ended)",
                  time.monotonic() - started, grace, watches)
 

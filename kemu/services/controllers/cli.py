@@ -14,6 +14,7 @@ from typing import Any
 
 from kemu.util.argtypes import run_standalone, seconds
 from kemu.util.leaderflags import add_leader_election_flags, leader_election_options
+from kemu.util.metricsflag import add_metrics_flag
 
 PROG = "kemu controller-manager"
 
@@ -76,6 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-listen", default=None, metavar="HOST:PORT",
                    help="serve grpc.health.v1 here (SERVING once the caches are filled)")
     add_leader_election_flags(p, "kube-controller-manager")
+    add_metrics_flag(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             hpa_sync_period=args.horizontal_pod_autoscaler_sync_period,
             hpa_downscale_stabilization=args.horizontal_pod_autoscaler_downscale_stabilization,
             hpa_tolerance=args.horizontal_pod_autoscaler_tolerance,
-            load_balancer_pool=args.load_balancer_pool,
+            load_balancer_pool=args.load_balancer_pool, metrics_listen=args.metrics_listen,
             leader_election=LeaderElectionConfig(**options) if options is not None else None)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -32,6 +32,7 @@ from kemu.client.aio import AsyncClient
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.client.leaderelection import LeaderElector
+from kemu.client.workqueue import WorkQueue
 from kemu.services.controllers import (
     cronjob,
     daemonset,
@@ -49,6 +50,13 @@ from kemu.services.controllers import (
 )
 from kemu.services.controllers.cidrs import CIDRAllocator
 from kemu.util.listen import check_bindable
+from kemu.util.metrics import (
+    GrpcServerMetrics,
+    MetricsEndpoint,
+    WorkQueueMetricsProvider,
+    maybe_serve_metrics,
+    new_registry,
+)
 
 if TYPE_CHECKING:
     from kemu.client.leaderelection import LeaderElectionConfig
@@ -108,11 +116,15 @@ class ControllerManagerConfig:
     load_balancer_pool: str = ""
     # Reconcile only while holding this Lease; None: at once, alone (in-process uses).
     leader_election: LeaderElectionConfig | None = None
+    # Prometheus /metrics over HTTP (`--metrics-listen`); None: off.
+    metrics_listen: str | None = None
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")
         if self.health_listen is not None:
             check_host_port(self.health_listen, "--health-listen")
+        if self.metrics_listen is not None:
+            check_host_port(self.metrics_listen, "--metrics-listen")
         if "*" in self.controllers:  # as kube-controller-manager: every known controller
             extra = [c for c in self.controllers if c != "*" and c not in KNOWN]
             object.__setattr__(self, "controllers", (*KNOWN, *extra))
@@ -230,6 +242,14 @@ class ControllerManager:
                          "stay pending", name)
                 continue
             self.controllers[name] = factories[name]()
+        # client-go's workqueue series, one queue per controller named as --controllers.
+        self.metrics_registry = new_registry()
+        queues = WorkQueueMetricsProvider(self.metrics_registry)
+        for name, controller in self.controllers.items():
+            queue = getattr(controller, "queue", None)
+            if isinstance(queue, WorkQueue):
+                queue.metrics = queues.for_queue(name)
+        self.metrics: MetricsEndpoint | None = None
         self.ready = asyncio.Event()
         self.health: health.aio.HealthServicer | None = None
         self.server: grpc.aio.Server | None = None
@@ -247,13 +267,16 @@ class ControllerManager:
             self.lease_events.start()
         if self.config.health_listen is not None:
             await self._start_health(self.config.health_listen)
+        self.metrics = await maybe_serve_metrics(self.config.metrics_listen,
+                                                 self.metrics_registry)
         for inf in self.informers.values():
             inf.start()
         self._main = asyncio.create_task(self._run(), name="controller-manager")
 
     async def _start_health(self, address: str) -> None:
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.aio.server(interceptors=[GrpcServerMetrics(self.metrics_registry)],
+                                      options=[("grpc.so_reuseport", 0)])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -333,6 +356,8 @@ class ControllerManager:
             await inf.stop()
         if self.server is not None:
             await self.server.stop(0.5)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.client.close()
 
 

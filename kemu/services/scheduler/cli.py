@@ -14,6 +14,7 @@ from typing import Any
 from kemu.services.scheduler.config import SchedulerConfig
 from kemu.util.argtypes import run_standalone
 from kemu.util.leaderflags import add_leader_election_flags, leader_election_options
+from kemu.util.metricsflag import add_metrics_flag
 
 PROG = "kemu scheduler"
 
@@ -42,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_optional_int, default=None,
                    help="seed for breaking score ties (reproducible placement)")
     add_leader_election_flags(p, "kube-scheduler")
+    add_metrics_flag(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -64,6 +66,7 @@ def config_from_args(args: argparse.Namespace) -> SchedulerConfig:
         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
         health_listen=args.health_listen, bind_concurrency=args.bind_concurrency,
         unschedulable_retry_seconds=args.unschedulable_retry_seconds, seed=args.seed,
+        metrics_listen=args.metrics_listen,
         leader_election=LeaderElectionConfig(**options) if options is not None else None)
 
 

@@ -37,6 +37,7 @@ class SchedulerConfig:
     unschedulable_retry_seconds: float = 30.0
     seed: int | None = None
     leader_election: LeaderElectionConfig | None = None
+    metrics_listen: str | None = None  # Prometheus /metrics over HTTP; None: off
 
     def __post_init__(self) -> None:
         check_host_port(self.apiserver, "--apiserver")

@@ -47,10 +47,12 @@ from kemu.services.scheduler.framework import (
     ScheduleResult,
     SchedulingError,
 )
+from kemu.services.scheduler.metrics import SchedulerMetrics
 from kemu.services.scheduler.nodeinfo import PodInfo, pod_key
 from kemu.services.scheduler.plugins import DEFAULT_PROFILE, REGISTRY
 from kemu.services.scheduler.queue import SchedulingQueue
 from kemu.util.listen import check_bindable
+from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
 
 log = logging.getLogger("kemu.scheduler")
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -133,6 +135,7 @@ class Scheduler:
             registry, profile, percentage_of_nodes_to_score=config.percentage_of_nodes_to_score,
             rng=random.Random(config.seed))
         self.recorder = EventRecorder(client, component=config.scheduler_name)
+        self.metrics = SchedulerMetrics(self.queue, profile=config.scheduler_name)
         self.pending: dict[str, core_pb2.Pod] = {}
         self.bound = 0
         self._bind_slots = asyncio.Semaphore(config.bind_concurrency)
@@ -290,6 +293,7 @@ class Scheduler:
                         started: float) -> None:
         log.info("pod=%s unschedulable reason=%s message=%r duration_ms=%.2f", key, reason,
                  message, _ms(started))
+        self.metrics.attempt("unschedulable" if reason == "Unschedulable" else "error", started)
         self.recorder.failed_scheduling(pod, message)
         self._set_condition(key, pod, reason, message)
 
@@ -307,6 +311,7 @@ class Scheduler:
             self.cache.forget(key)
             message = e.message if isinstance(e, ClientError) else repr(e)
             log.warning("pod=%s bind to node=%s failed, will retry: %s", key, node, message)
+            self.metrics.attempt("error", started)
             if key in self.pending:
                 self.queue.mark_error(key)
                 self.recorder.failed_scheduling(pod, f"Binding rejected: {message}")
@@ -314,6 +319,7 @@ class Scheduler:
         finally:
             self._bind_slots.release()
         self.bound += 1
+        self.metrics.attempt("scheduled", started)
         self.queue.forget(key)
         self.recorder.scheduled(pod, node)
         self.recorder.forget_pod(pod.metadata.uid)
@@ -404,6 +410,7 @@ class SchedulerService:
         self.health: health.aio.HealthServicer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_port = 0
+        self.metrics: MetricsEndpoint | None = None
         self._main: asyncio.Task[None] | None = None
         self.elector: LeaderElector | None = None
         self.lease_events: ObjectEventRecorder | None = None
@@ -418,7 +425,9 @@ class SchedulerService:
             self.lease_events.start()
         if self.config.health_listen is not None:
             self.health = health.aio.HealthServicer()
-            self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+            self.server = grpc.aio.server(
+                interceptors=[GrpcServerMetrics(self.scheduler.metrics.registry)],
+                options=[("grpc.so_reuseport", 0)])
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
             reflection.enable_server_reflection(
                 (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -431,6 +440,8 @@ class SchedulerService:
                               "or not available") from None
             await self.server.start()
             await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.metrics = await maybe_serve_metrics(self.config.metrics_listen,
+                                                 self.scheduler.metrics.registry)
         self.nodes.start()
         self.pods.start()
         self._main = asyncio.create_task(self._run(), name="scheduler")
@@ -484,6 +495,8 @@ class SchedulerService:
         await self.nodes.stop()
         if self.server is not None:
             await self.server.stop(0.5)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.client.close()
 
 

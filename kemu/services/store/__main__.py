@@ -15,6 +15,7 @@ from pathlib import Path
 from kemu.services.store.errors import StoreError
 from kemu.services.store.server import StoreConfig, run
 from kemu.util import tls
+from kemu.util.metricsflag import add_metrics_flag
 
 
 def parse_args(argv: list[str] | None = None) -> StoreConfig:
@@ -38,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> StoreConfig:
     )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     tls.add_etcd_server_flags(parser)
+    add_metrics_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
@@ -56,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> StoreConfig:
         fsync=args.fsync,
         name=args.name,
         progress_notify_interval=args.progress_notify_interval,
+        metrics_listen=args.metrics_listen,
     )
 
 

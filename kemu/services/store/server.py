@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from prometheus_client.core import GaugeMetricFamily
 
 from kemu.api.etcd import rpc_pb2, rpc_pb2_grpc
 from kemu.services.store import servicers
@@ -27,6 +28,13 @@ from kemu.services.store.errors import ConfigError
 from kemu.services.store.store import Store
 from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
+from kemu.util.metrics import (
+    CallbackCollector,
+    GrpcServerMetrics,
+    MetricsEndpoint,
+    maybe_serve_metrics,
+    new_registry,
+)
 from kemu.util.tls import ServerTLS, TLSConfigError, add_port
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,8 @@ class StoreConfig:
     # Serve TLS (etcd's `--cert-file --key-file`, and `--trusted-ca-file` with
     # `--client-cert-auth` to require client certificates); None: plaintext.
     tls: ServerTLS | None = None
+    # Serve Prometheus metrics over HTTP here (`--metrics-listen`); None: off.
+    metrics_listen: str | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +68,7 @@ class StoreServer:
     store: Store
     health: HealthServicer
     port: int
+    metrics: MetricsEndpoint | None = None
 
     @property
     def address(self) -> str:
@@ -67,6 +78,8 @@ class StoreServer:
         """Stop serving, finish queued writes, close the database."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.store.close()
 
     async def wait(self) -> None:
@@ -83,8 +96,10 @@ def _split_listen(listen: str) -> tuple[str, int]:
 async def serve(config: StoreConfig) -> StoreServer:
     """Open the store and start serving on ``config.listen``; returns a handle."""
     host, _ = _split_listen(config.listen)
+    registry = new_registry()
     server = grpc.aio.server(
-        interceptors=[DecodeErrorInterceptor()],  # undecodable requests: INVALID_ARGUMENT
+        # every call counted; undecodable requests: INVALID_ARGUMENT
+        interceptors=[GrpcServerMetrics(registry), DecodeErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", -1),
@@ -126,10 +141,20 @@ async def serve(config: StoreConfig) -> StoreServer:
         ],
         server,
     )
+    registry.register(CallbackCollector(lambda: [GaugeMetricFamily(
+        "etcd_debugging_mvcc_current_revision", "The current revision of the store.",
+        value=store.revision)]))
     await store.start()
+    try:
+        metrics = await maybe_serve_metrics(config.metrics_listen, registry)
+    except OSError as e:
+        await store.close()
+        raise ConfigError(str(e)) from None
     try:
         await server.start()
     except BaseException:
+        if metrics is not None:
+            await metrics.stop()
         await store.close()
         raise
     for name in ("", *full_names):
@@ -141,7 +166,7 @@ async def serve(config: StoreConfig) -> StoreServer:
         config.fsync,
         store.revision,
     )
-    return StoreServer(server=server, store=store, health=health, port=port)
+    return StoreServer(server=server, store=store, health=health, port=port, metrics=metrics)
 
 
 async def _main(config: StoreConfig) -> None:

@@ -1,0 +1,341 @@
+"""Prometheus metrics shared by every component: the gRPC server interceptor, the work-queue
+metrics, and the HTTP endpoint that `--metrics-listen HOST:PORT` starts.
+
+Each component instance owns a `CollectorRegistry` (`new_registry()`), never the global
+one, so that several components in one process (tests, the all-in-one runner) do not
+collide. Series keep the names Kubernetes and go-grpc-prometheus use, so existing
+dashboards and queries apply: `grpc_server_handled_total{grpc_service,grpc_method,
+grpc_code}`, `workqueue_depth{name}`... (the list: docs/metrics.md).
+
+Overhead is kept to what a scrape needs: labelled children are looked up once (per method,
+per queue, per code) and kept; gauges that mirror state a component already holds (watch
+counts, pending pods, pods per phase) are read only when scraped, by a collector callback.
+The HTTP endpoint runs on the component's own event loop (no thread), so those callbacks
+read the component's state without locks, and a scrape shows the loop's own health: a
+stuck loop answers no scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from kemu.util.listen import check_bindable
+
+log = logging.getLogger(__name__)
+
+# prometheus_client's (and client_golang's) default buckets, seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# client-go's workqueue buckets: 1 µs to 10 s by powers of ten.
+WORKQUEUE_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry for one component instance."""
+    return CollectorRegistry(auto_describe=True)
+
+
+class CallbackCollector(Collector):
+    """A collector whose metrics a function builds at scrape time (on the event loop)."""
+
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing: registering must not collect (the state may not exist yet)."""
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._collect())
+
+
+# ---- gRPC server --------------------------------------------------------------------------
+
+_CODE_NAMES: dict[Any, str] = {}
+for _c in grpc.StatusCode:
+    _CODE_NAMES[_c] = _c.name
+    _CODE_NAMES[_c.value[0]] = _c.name
+
+
+def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
+    """The status the servicer set on the context (set_code, abort), else `default`."""
+    try:
+        code = context.code()
+    except Exception:  # an older grpc without ServicerContext.code()
+        return default
+    if code is None:
+        return default
+    return _CODE_NAMES.get(code, default)
+
+
+def _failure_code(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):  # the client went away
+        return "CANCELLED"
+    return _code_name(context, "UNKNOWN")
+
+
+class _MethodMetrics:
+    """One method's children: started, handling seconds, and handled per code (lazily)."""
+
+    __slots__ = ("_handled", "_labels", "handled_family", "observe", "started")
+
+    def __init__(self, m: GrpcServerMetrics, grpc_type: str, service: str, method: str
+                 ) -> None:
+        self._labels = (grpc_type, service, method)
+        self.started = m.started.labels(*self._labels).inc
+        self.observe = m.handling.labels(*self._labels).observe
+        self.handled_family = m.handled
+        self._handled: dict[str, Callable[[], None]] = {}
+
+    def finish(self, code: str, since: float) -> None:
+        inc = self._handled.get(code)
+        if inc is None:
+            inc = self._handled[code] = self.handled_family.labels(*self._labels, code).inc
+        inc()
+        self.observe(time.perf_counter() - since)
+
+
+class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """go-grpc-prometheus' server series for a grpc.aio server. Put it first among the
+    interceptors, so that calls refused by later ones (authentication, rate limits,
+    undecodable requests) are counted with their codes too."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("grpc_type", "grpc_service", "grpc_method")
+        self.started = Counter("grpc_server_started", "RPCs started on the server.",
+                               labels, registry=registry)
+        self.handled = Counter("grpc_server_handled",
+                               "RPCs completed on the server, regardless of success or failure.",
+                               (*labels, "grpc_code"), registry=registry)
+        self.handling = Histogram("grpc_server_handling_seconds",
+                                  "Response latency (seconds) of RPCs handled by the server.",
+                                  labels, buckets=LATENCY_BUCKETS, registry=registry)
+        # method -> (the handler as registered, its wrapped form)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails],
+                                         Awaitable[grpc.RpcMethodHandler]],
+            handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is None or known[0] is not handler:
+            known = self._wrapped[method] = (handler, self._wrap(method, handler))
+        return known[1]
+
+    def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        service, _, method = full_method.lstrip("/").rpartition("/")
+        deserialize, serialize = handler.request_deserializer, handler.response_serializer
+        if handler.unary_unary is not None:
+            mm = _MethodMetrics(self, "unary", service, method)
+            return grpc.unary_unary_rpc_method_handler(
+                _measured(handler.unary_unary, mm), deserialize, serialize)
+        if handler.unary_stream is not None:
+            mm = _MethodMetrics(self, "server_stream", service, method)
+            return grpc.unary_stream_rpc_method_handler(
+                _measured(handler.unary_stream, mm), deserialize, serialize)
+        if handler.stream_unary is not None:
+            mm = _MethodMetrics(self, "client_stream", service, method)
+            return grpc.stream_unary_rpc_method_handler(
+                _measured(handler.stream_unary, mm), deserialize, serialize)
+        mm = _MethodMetrics(self, "bidi_stream", service, method)
+        return grpc.stream_stream_rpc_method_handler(
+            _measured(handler.stream_stream, mm), deserialize, serialize)
+
+
+def _measured(behaviour: Callable[..., Any], mm: _MethodMetrics) -> Callable[..., Any]:
+    """`behaviour` counted and timed; an async generator stays one, a coroutine one."""
+    if inspect.isasyncgenfunction(behaviour):
+        async def generate(request: Any, context: grpc.aio.ServicerContext
+                           ) -> AsyncIterator[Any]:
+            mm.started()
+            since = time.perf_counter()
+            code = "OK"
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except BaseException as e:
+                code = _failure_code(e, context)
+                raise
+            finally:
+                mm.finish(_code_name(context, "OK") if code == "OK" else code, since)
+        return generate
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        mm.started()
+        since = time.perf_counter()
+        code = "OK"
+        try:
+            return await behaviour(request, context)
+        except BaseException as e:
+            code = _failure_code(e, context)
+            raise
+        finally:
+            mm.finish(_code_name(context, "OK") if code == "OK" else code, since)
+    return call
+
+
+# ---- work queues --------------------------------------------------------------------------
+
+
+class WorkQueueMetrics:
+    """One queue's series, as client-go's defaultQueueMetrics: `add` when a key becomes
+    dirty, `get` when a worker takes it, `done` when the worker is finished, `retry` per
+    rate-limited re-add. Timestamps are kept per key only while it waits or is worked on."""
+
+    __slots__ = ("_added", "_adds", "_depth_dec", "_depth_inc", "_latency", "_retries",
+                 "_started", "_work")
+
+    def __init__(self, families: WorkQueueMetricsProvider, name: str) -> None:
+        depth = families.depth.labels(name)
+        self._depth_inc, self._depth_dec = depth.inc, depth.dec
+        self._adds = families.adds.labels(name).inc
+        self._latency = families.queue_duration.labels(name).observe
+        self._work = families.work_duration.labels(name).observe
+        self._retries = families.retries.labels(name).inc
+        self._added: dict[Hashable, float] = {}
+        self._started: dict[Hashable, float] = {}
+
+    def add(self, key: Hashable) -> None:
+        self._adds()
+        self._depth_inc()
+        if key not in self._added:
+            self._added[key] = time.monotonic()
+
+    def get(self, key: Hashable) -> None:
+        self._depth_dec()
+        now = time.monotonic()
+        since = self._added.pop(key, None)
+        if since is not None:
+            self._latency(now - since)
+        self._started[key] = now
+
+    def done(self, key: Hashable) -> None:
+        since = self._started.pop(key, None)
+        if since is not None:
+            self._work(time.monotonic() - since)
+
+    def retry(self) -> None:
+        self._retries()
+
+
+class WorkQueueMetricsProvider:
+    """client-go's workqueue series in one registry; `for_queue(name)` per queue."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.depth = Gauge("workqueue_depth", "Current depth of workqueue", ("name",),
+                           registry=registry)
+        self.adds = Counter("workqueue_adds", "Total number of adds handled by workqueue",
+                            ("name",), registry=registry)
+        self.queue_duration = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds an item stays in workqueue before being requested.",
+            ("name",), buckets=WORKQUEUE_BUCKETS, registry=registry)
+        self.work_duration = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long in seconds processing an item from workqueue takes.",
+            ("name",), buckets=WORKQUEUE_BUCKETS, registry=registry)
+        self.retries = Counter("workqueue_retries", "Total number of retries handled by "
+                               "workqueue", ("name",), registry=registry)
+
+    def for_queue(self, name: str) -> WorkQueueMetrics:
+        """The queue's metrics; its series exist (at zero) from now on."""
+        return WorkQueueMetrics(self, name)
+
+
+# ---- the HTTP endpoint ----------------------------------------------------------------------
+
+
+@dataclass
+class MetricsEndpoint:
+    """A running /metrics endpoint; `stop()` closes it."""
+
+    server: asyncio.Server
+    registry: CollectorRegistry
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self.server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.server.wait_closed(), 1.0)
+
+
+_MAX_HEAD = 16 * 1024
+
+
+async def _answer(registry: CollectorRegistry, reader: asyncio.StreamReader,
+                  writer: asyncio.StreamWriter) -> None:
+    """One HTTP/1.x request, then close: GET /metrics (text or OpenMetrics), else 404."""
+    try:
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, _, rest = lines[0].partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (ln.partition(":") for ln in lines[1:] if ln)}
+        if method not in ("GET", "HEAD"):
+            status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+        elif path in ("/metrics", "/"):
+            encoder, ctype = choose_encoder(headers.get("accept", ""))
+            status, body = "200 OK", encoder(registry)
+        elif path in ("/healthz", "/livez"):
+            status, ctype, body = "200 OK", "text/plain", b"ok\n"
+        else:
+            status, ctype, body = "404 Not Found", "text/plain", b"not found: try /metrics\n"
+        writer.write((f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                      ).encode("latin-1"))
+        if method != "HEAD":
+            writer.write(body)
+        await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+            ConnectionError, UnicodeError):
+        pass
+    except Exception:
+        log.exception("metrics: scrape failed")
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def serve_metrics(listen: str, registry: CollectorRegistry) -> MetricsEndpoint:
+    """Serve `registry` at http://listen/metrics on the running loop (port 0: a free one).
+    OSError with one line when the address cannot be bound."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    check_bindable(listen)
+    try:
+        server = await asyncio.start_server(
+            lambda r, w: _answer(registry, r, w), host, int(port), limit=_MAX_HEAD,
+            reuse_address=True)
+    except OSError as e:
+        raise OSError(f"cannot listen on {listen}: {e.strerror or e}") from None
+    endpoint = MetricsEndpoint(server, registry)
+    log.info("metrics: serving http://%s:%d/metrics", host, endpoint.port)
+    return endpoint
+
+
+async def maybe_serve_metrics(listen: str | None, registry: CollectorRegistry
+                              ) -> MetricsEndpoint | None:
+    """`serve_metrics` when `--metrics-listen` was given, else None."""
+    return None if listen is None else await serve_metrics(listen, registry)
