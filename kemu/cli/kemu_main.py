@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url
+from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url, simulate
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     service_url.add_parser(sub)
     addons_cli.add_parser(sub)
     certs_cli.add_parser(sub)
+    simulate.add_parser(sub)
     return p
 
 
@@ -331,6 +332,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return addons_cli.run(args)
     if args.command == "certs":
         return certs_cli.run(args)
+    if args.command == "simulate":
+        return simulate.run(args)
     raise AssertionError(args.command)
 
 

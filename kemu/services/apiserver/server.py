@@ -33,6 +33,7 @@ from kemu.services.apiserver.authorizer import Authorization, CacheView
 from kemu.services.apiserver.cacher import Cacher, cache_metrics
 from kemu.services.apiserver.encryption import EncryptionConfig
 from kemu.services.apiserver.errors import AlreadyExists, NotFound
+from kemu.services.apiserver.impersonation import ImpersonationInterceptor
 from kemu.services.apiserver.limits import Limits, LimitsInterceptor
 from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
@@ -139,6 +140,8 @@ class APIServer:
         if config.tokens or certificates:
             interceptors.append(AuthInterceptor(Authenticator(
                 config.tokens, client_certificates=certificates)))
+        # kubectl's --as: after authentication, which found the caller who asks.
+        interceptors.append(ImpersonationInterceptor(self.authorization))
         self.limits = LimitsInterceptor(config.limits)
         interceptors.append(self.limits)
         self.server = grpc.aio.server(interceptors=interceptors, options=[
