@@ -132,6 +132,26 @@ def _details(err: grpc.RpcError) -> tuple[str, dict[str, str], list[FieldViolati
     return reason, metadata, violations
 
 
+def _transport_message(details: str, target: str) -> str:
+    """kubectl's words for a connection that failed: refused; a server certificate this
+    client does not trust; or a server that closed the connection during the handshake,
+    which is how a TLS server that requires a client certificate (or a plaintext caller
+    of a TLS server) ends it."""
+    lowered = details.lower()
+    if "certificate_verify_failed" in lowered or "unable to get local issuer" in lowered:
+        return (f"Unable to connect to the server {target}: x509: certificate signed by "
+                "unknown authority (check --certificate-authority)")
+    if "handshake failed" in lowered or "ssl_error" in lowered:
+        return f"Unable to connect to the server {target}: TLS handshake failed"
+    if lowered.endswith("socket closed"):
+        return (f"Unable to connect to the server {target}: it closed the connection; it "
+                "may serve TLS and require a client certificate (--certificate-authority, "
+                "--client-certificate and --client-key, or the cluster's entry in "
+                "~/.kemu/config)")
+    return (f"The connection to the server {target} was refused - did you specify the "
+            "right host or port?")
+
+
 def from_rpc_error(err: grpc.RpcError, target: str = "") -> ClientError:
     """Translate a gRPC error into the client's exception family."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
@@ -140,8 +160,7 @@ def from_rpc_error(err: grpc.RpcError, target: str = "") -> ClientError:
     transport = message.lower().startswith(("failed to connect", "connection refused",
                                             "dns resolution failed", "connections to all"))
     if code == grpc.StatusCode.UNAVAILABLE and target and transport:
-        message = (f"The connection to the server {target} was refused - did you specify "
-                   "the right host or port?")
+        message = _transport_message(message, target)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and target:
         message = f"the server {target} did not answer in time: {message}"
     cls = _BY_CODE.get(code, ClientError)

@@ -36,7 +36,7 @@ def server_error(err: ClientError, *, action: str = "", source: str = "") -> str
     message = err.message
     context = f'error when {action} "{source}": ' if action and source else ""
     if isinstance(err, Unavailable):
-        if message.startswith("The connection to the server"):
+        if message.startswith(("The connection to the server", "Unable to connect to the server")):
             return message
         lowered = message.lower()
         if "failed to connect" in lowered or "dns resolution" in lowered:
