@@ -8,6 +8,9 @@ worker processes, so the client is not the only bottleneck. Lines:
     range c=1 / c=64      single-key Range throughput
     watch p50 / p99       put acknowledged -> event received, in ms
     store rss 100k keys   RSS of the kemu store holding 100,000 keys of 256 B
+    @100k lines           with those 100,000 keys in: range c=64 throughput, and a watch
+                          fan-out to 1,000 concurrent watch streams (put sent -> event
+                          received at each watcher, p50/p99 ms, events/s)
     reference             range c=64 against a grpc.aio handler that does nothing:
                           the ceiling any Python grpc.aio server has on this machine
 
@@ -256,6 +259,67 @@ async def watch_latency(endpoint: str, n: int = 300) -> list[float]:
     return latencies
 
 
+async def fanout(endpoint: str, watchers: int = 1000, puts: int = 50,
+                 channels: int = 10) -> dict[str, float]:
+    """`watchers` watch streams (spread over `channels` connections) on one prefix; one
+    writer puts `puts` keys one at a time: ms from each put being sent to each watcher's
+    event (an event may come in before the put's answer), and events delivered per
+    second."""
+    latencies: list[float] = []
+    sent: dict[bytes, float] = {}
+    chans = [grpc.aio.insecure_channel(endpoint) for _ in range(channels)]
+    seen = [0] * watchers
+    calls: list[Any] = []
+
+    async def watch(n: int, created: asyncio.Event) -> None:
+        req = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
+            key=b"bench/fan/", range_end=b"bench/fan0"))
+
+        async def gen() -> Any:
+            yield req
+            await asyncio.Event().wait()  # keep the request side open
+
+        call = rpc_pb2_grpc.WatchStub(chans[n % channels]).Watch(gen())
+        calls.append(call)
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            async for resp in call:
+                if resp.created:
+                    created.set()
+                for ev in resp.events:
+                    t = sent.get(ev.kv.key)
+                    if t is not None:
+                        latencies.append(max(0.0, time.perf_counter() - t) * 1000)
+                    seen[n] += 1
+
+    try:
+        created = [asyncio.Event() for _ in range(watchers)]
+        tasks = [asyncio.create_task(watch(n, created[n])) for n in range(watchers)]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in created)), 60)
+        async with grpc.aio.insecure_channel(endpoint) as pch:
+            kv = rpc_pb2_grpc.KVStub(pch)
+            started = time.perf_counter()
+            for i in range(puts):
+                key = b"bench/fan/%d" % i
+                sent[key] = time.perf_counter()
+                await kv.Put(rpc_pb2.PutRequest(key=key, value=VALUE))
+            deadline = time.monotonic() + 120
+            while min(seen) < puts and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - started
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*tasks)
+    finally:
+        for ch in chans:
+            await ch.close()
+    if min(seen) < puts:
+        raise RuntimeError(f"fan-out: {watchers * puts - sum(seen)} events never arrived")
+    latencies.sort()
+    return {"fanout p50": statistics.median(latencies),
+            "fanout p99": latencies[int(len(latencies) * 0.99) - 1],
+            "fanout events/s": sum(seen) / elapsed}
+
+
 # ---------------------------------------------------------------- memory
 
 
@@ -318,7 +382,29 @@ def measure_all(
         asyncio.run(load_keys(server.endpoint))
         out[server.name]["load 100k s"] = time.monotonic() - started
         out[server.name]["rss MB"] = rss_mb(server.proc.pid)
+    for r in range(rounds):  # with the 100,000 keys in
+        for server in (servers if r % 2 == 0 else servers[::-1]):
+            res = out[server.name]
+            value = throughput(pool, server.endpoint, "range", 64, seconds)
+            res["range c=64 @100k"] = max(res.get("range c=64 @100k", 0.0), value)
+            fan = asyncio.run(fanout(server.endpoint))
+            res["watch 1000 p50 @100k"] = min(res.get("watch 1000 p50 @100k", 1e9),
+                                              fan["fanout p50"])
+            res["watch 1000 p99 @100k"] = min(res.get("watch 1000 p99 @100k", 1e9),
+                                              fan["fanout p99"])
+            res["watch 1000 events/s"] = max(res.get("watch 1000 events/s", 0.0),
+                                             fan["fanout events/s"])
+        if r + 1 < rounds:  # a fresh prefix for the next round's fan-out
+            for server in servers:
+                asyncio.run(_delete_prefix(server.endpoint, b"bench/fan/"))
     return out
+
+
+async def _delete_prefix(endpoint: str, prefix: bytes) -> None:
+    async with grpc.aio.insecure_channel(endpoint) as ch:
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        await rpc_pb2_grpc.KVStub(ch).DeleteRange(
+            rpc_pb2.DeleteRangeRequest(key=prefix, range_end=end))
 
 
 def main() -> int:
@@ -356,13 +442,15 @@ def main() -> int:
                 server.stop()
     kemu, etcd = results["kemu"], results.get("etcd", {})
     lines = []
-    for key in ("put c=1", "put c=64", "range c=1", "range c=64", "watch p50", "watch p99"):
+    for key in ("put c=1", "put c=64", "range c=1", "range c=64", "watch p50", "watch p99",
+                "range c=64 @100k", "watch 1000 p50 @100k", "watch 1000 p99 @100k",
+                "watch 1000 events/s"):
         k, e = kemu[key], etcd.get(key)
-        latency = key.startswith("watch")
+        latency = key.startswith("watch") and not key.endswith("/s")
         unit = "ms" if latency else "/s"
         ratio = None if e is None else (e / k if latency else k / e) if k else 0.0
         fmt = "{:.2f}{}" if latency else "{:.0f}{}"
-        line = f"{key:<10} kemu {fmt.format(k, unit):>9}"
+        line = f"{key:<20} kemu {fmt.format(k, unit):>9}"
         if e is not None:
             line += f"  etcd {fmt.format(e, unit):>9}  ratio {ratio:.2f}"
         print(line)
