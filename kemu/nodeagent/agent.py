@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from kemu.api.v1 import api_pb2, nodeagent_pb2_grpc
 from kemu.client.aio import AsyncClient
@@ -34,6 +35,7 @@ from kemu.nodeagent.config import AgentConfig
 from kemu.nodeagent.fakeruntime import FAKE_RUNTIME_NAME, FakeNodeStatus, FakeRuntime
 from kemu.nodeagent.lbannounce import Announcer
 from kemu.nodeagent.lease import NodeLease
+from kemu.nodeagent.metrics import AgentMetrics
 from kemu.nodeagent.netnslock import NetnsLock
 from kemu.nodeagent.node import NodeStatus
 from kemu.nodeagent.podnetwork import PodNetwork, PodNetworkConfig
@@ -46,6 +48,7 @@ from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
 from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
+from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
 from kemu.util.tls import TLSConfigError, add_port, warn_insecure
 
 log = logging.getLogger(__name__)
@@ -79,10 +82,12 @@ def enable_route_localnet() -> None:
 
 
 
-def new_grpc_server() -> grpc.aio.Server:
+def new_grpc_server(metrics: CollectorRegistry | None = None) -> grpc.aio.Server:
     """The agent's gRPC server: keep-alive as every kemu server, and a request that does not
-    decode answered INVALID_ARGUMENT (grpc.aio's own answer is UNKNOWN and a traceback)."""
-    return grpc.aio.server(interceptors=[DecodeErrorInterceptor()],
+    decode answered INVALID_ARGUMENT (grpc.aio's own answer is UNKNOWN and a traceback);
+    every call counted in `metrics` when given."""
+    counted = [GrpcServerMetrics(metrics)] if metrics is not None else []
+    return grpc.aio.server(interceptors=[*counted, DecodeErrorInterceptor()],
                            options=KEEPALIVE_SERVER_OPTIONS)
 
 class AgentError(Exception):
@@ -105,6 +110,8 @@ class Agent:
         self._network_plugin_active = False
         self._netns_lock: NetnsLock | None = None
         self._service_proxy: ServiceProxy | None = None
+        self.metrics = AgentMetrics()
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     async def _connect_runtime(self) -> AgentRuntime:
         if self.config.runtime == FAKE_RUNTIME_NAME:
@@ -233,6 +240,8 @@ class Agent:
             return handler
 
         pods.add_handler(on_pod)
+        pods.add_handler(self.metrics.on_pod)
+        self.metrics.watch_pods(pods.list)
         configmaps.add_handler(on_source("configmaps"))
         secrets.add_handler(on_source("secrets"))
         for inf in self.informers:
@@ -263,6 +272,7 @@ class Agent:
             asyncio.create_task(self._resync(runtime, pods, queue), name="resync"),
         ]
         if service_proxy is not None:
+            service_proxy.on_sync = self.metrics.proxy_synced
             self.tasks.append(asyncio.create_task(service_proxy.run(), name="service-proxy"))
         self._queue, self._recorder, self._probes, self._worker = queue, recorder, probes, worker
         await self._serve(runtime, pods)
@@ -310,7 +320,12 @@ class Agent:
         return self._service_proxy
 
     async def _serve(self, runtime: AgentRuntime, pods: Informer) -> None:
-        server = self.server = new_grpc_server()
+        try:
+            self.metrics_endpoint = await maybe_serve_metrics(self.config.metrics_listen,
+                                                              self.metrics.registry)
+        except OSError as e:
+            raise AgentError(f"--metrics-listen: {e}") from None
+        server = self.server = new_grpc_server(self.metrics.registry)
         nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
             NodeAgentService(runtime, self.config.node_name, pods), server)
         health_servicer = health.aio.HealthServicer()
@@ -379,6 +394,8 @@ class Agent:
         """Stop serving; containers keep running."""
         if self.server is not None:
             await self.server.stop(1.0)
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.stop()
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from kemu.nodeagent.config import AgentConfig
 from kemu.util import tls
 from kemu.util.argtypes import host_port
+from kemu.util.metricsflag import add_metrics_flag
 
 DEFAULT_DATA_ROOT = Path("/var/lib/kemu/agent")
 
@@ -110,6 +111,7 @@ def configure(a: argparse.ArgumentParser) -> None:
                    help="require client certificates signed by this CA (the apiserver's "
                         "--kubelet-client-certificate); needs --tls-cert-file")
     a.add_argument("--insecure", action="store_true", help=tls.INSECURE_HELP)
+    add_metrics_flag(a)
     tls.add_client_flags(a)
     a.add_argument("-v", "--verbose", dest="agent_verbose", action="count", default=0)
 
@@ -133,7 +135,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         network_plugin="none" if fake else args.network_plugin,
         localhost_nodeports=args.iptables_localhost_nodeports,
         tls=tls.server_tls(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file),
-        insecure=args.insecure)
+        insecure=args.insecure, metrics_listen=args.metrics_listen)
 
 
 def run(args: argparse.Namespace) -> int:

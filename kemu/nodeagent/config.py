@@ -51,6 +51,8 @@ class AgentConfig:
     tls: ServerTLS | None = None
     # Plaintext is meant (`--insecure`): the warning at start then gives no hint.
     insecure: bool = False
+    # Serve Prometheus metrics over HTTP here (`--metrics-listen`); None: off.
+    metrics_listen: str | None = None
 
     @property
     def network_name(self) -> str:

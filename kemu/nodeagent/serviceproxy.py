@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kemu.api import nodes
@@ -63,6 +64,8 @@ class ServiceProxy:
         self._dirty = asyncio.Event()
         self._static_cidr: str | None = None
         self.syncs = 0
+        # Told each rules sync's seconds and whether it succeeded (the agent's metrics).
+        self.on_sync: Callable[[float, bool], None] | None = None
         for inf in (services, endpoints):
             inf.add_handler(lambda old, new: self.poke())
         nodes.add_handler(self._on_node)
@@ -108,7 +111,13 @@ class ServiceProxy:
             ports, eps = desired_state((o.service for o in plan.services),
                                        (o.endpoints for o in plan.endpoints),
                                        node_name=self.node_name)
-            self.proxier.sync(ports, eps)
+            started, ok = time.perf_counter(), False
+            try:
+                self.proxier.sync(ports, eps)
+                ok = True
+            finally:
+                if self.on_sync is not None:
+                    self.on_sync(time.perf_counter() - started, ok)
         if self.announcer is not None:
             self.announcer.sync(plan.announce)
         self.syncs += 1

@@ -9,56 +9,27 @@ a Service the DNS answers for, and a name it does not know.
 from __future__ import annotations
 
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dnslib import RCODE, DNSRecord  # type: ignore[import-untyped]
-from prometheus_client.parser import text_string_to_metric_families
 
 from kemu.api import manifest
 from kemu.client import Client
 from kemu.client.errors import AlreadyExists
+from tests.integration.metrics.scrape import Samples, scrape, value, wait_metric
 from tests.support import processes
 
 pytestmark = pytest.mark.integration
 
-Samples = list[tuple[str, dict[str, str], float]]
 # Every controller the manager runs by default (lbipam needs --load-balancer-pool).
 CONTROLLERS = ("endpoints", "nodeipam", "replicaset", "replicationcontroller", "deployment",
                "daemonset", "statefulset", "job", "cronjob", "garbagecollector",
                "namespace", "nodelifecycle", "horizontalpodautoscaling")
-
-
-def scrape(address: str) -> Samples:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
-        assert resp.status == 200
-        text = resp.read().decode()
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
-            for s in family.samples]
-
-
-def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
-    """The sum of the samples named `metric` whose labels include `labels` (None: none)."""
-    found = [v for n, lb, v in samples if n == metric and labels.items() <= lb.items()]
-    return sum(found) if found else None
-
-
-def wait_metric(address: str, what: str, check: Callable[[Samples], bool],
-                timeout: float = 30.0) -> Samples:
-    """Scrape until `check` holds; the last scrape."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(address)
-        if check(samples):
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass
