@@ -62,5 +62,8 @@ bench: venv  ## benchmarks against a real etcd started in the same run
 	@$(PY) bench/bench_datapath.py
 	@$(PY) bench/bench_up.py
 
+bench-report: bench  ## run every benchmark, then write bench/REPORT.md with plots
+	@$(PY) bench/report.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
