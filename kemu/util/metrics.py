@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -35,6 +41,9 @@ from prometheus_client.registry import Collector
 from kemu.util.listen import check_bindable
 
 log = logging.getLogger(__name__)
+# No `*_created` series beside every counter and histogram: Kubernetes' (Go) clients do not
+# write them, and they double what a scrape carries. (prometheus_client's switch is global.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # prometheus_client's (and client_golang's) default buckets, seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
