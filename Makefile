@@ -43,12 +43,14 @@ lint: venv  ## generated code and API reference fresh, protos compatible, ruff, 
 	@$(VENV)/bin/lint-imports --no-cache
 
 test: venv lint images  ## everything CI runs
+	@scripts/bootstrap.sh --test
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -q $(PYTEST_ARGS) tests
 
 unit: venv
 	@$(VENV)/bin/pytest -q tests/unit
 
 integration: venv
+	@scripts/bootstrap.sh --test
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -q -m "integration and not e2e" tests
 
 e2e: venv images

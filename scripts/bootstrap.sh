@@ -2,6 +2,8 @@
 # Make this machine ready for `make up` and `make test`: Debian packages that are missing
 # (installed with apt-get, only when absent), then the virtualenv in .venv with kemu and its
 # dev tools (refreshed only when pyproject.toml changed). Safe to run again and again.
+# `--test` (make test) also wants what only tests use: headless Chromium and its WebDriver
+# for the dashboard's browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,10 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v "$PY" >/dev/null 2>&1 || need+=(python3)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${1:-}" = "--test" ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "bootstrap: missing Debian packages: ${need[*]}; run as root or install them" >&2

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url, simulate
+from kemu.cli.dashboard import cli as dashboard_cli
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     addons_cli.add_parser(sub)
     certs_cli.add_parser(sub)
     simulate.add_parser(sub)
+    dashboard_cli.add_parser(sub)
     return p
 
 
@@ -334,6 +336,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return certs_cli.run(args)
     if args.command == "simulate":
         return simulate.run(args)
+    if args.command == "dashboard":
+        return dashboard_cli.run(args)
     raise AssertionError(args.command)
 
 

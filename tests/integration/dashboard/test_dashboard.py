@@ -1,0 +1,286 @@
+"""`kemu dashboard` in a real headless Chromium, against a real cluster: store, apiserver,
+scheduler, controller manager and one `kemu agent --runtime fake` node (pods go Running
+without Docker; their log is the fake runtime's one line, read through the Logs RPC).
+
+What a user sees is asserted: the node Ready; a Deployment created after the page loaded
+appearing without a reload, its pods Pending (no node matches their nodeSelector) and then
+Running once the node is labelled; a Service with its endpoints; events; a pod's log on
+a click; an annotation and an event message full of HTML shown as text. A screenshot is
+saved in the test's tmp_path and its path reported. Bad input (port in use, unreachable
+apiserver) gets one line; SIGINT stops the dashboard with exit code 0.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kemu.api import manifest
+from kemu.client import Client
+from tests.conftest import Cluster
+from tests.support import processes
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+NODE = "dash-node"
+WAIT = 30.0
+HTML = '<b>bold</b><img src="x" onerror="document.title=\'pwned\'">'
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+
+def kemu(tmp: Path, name: str, *args: str, address: str = "",
+         env: dict[str, str] | None = None) -> processes.Proc:
+    return processes.Proc(name, [processes.PYTHON, "-m", "kemu.cli.kemu_main", *args],
+                          tmp / f"{name}.log", address, env=env or {})
+
+
+def component(tmp: Path, module: str, apiserver: str, name: str) -> processes.Proc:
+    health = f"127.0.0.1:{processes.free_port()}"
+    return processes.Proc(name, [processes.PYTHON, "-m", module, "--apiserver", apiserver,
+                                 "--health-listen", health], tmp / f"{name}.log", health)
+
+
+def no_config(tmp: Path) -> dict[str, str]:
+    """No ~/.kemu/config or $KEMU_* of the machine's user leaks into the dashboard."""
+    return {"KEMU_CONFIG": str(tmp / "no-config"), "KEMU_SERVER": "", "KEMU_TOKEN": "",
+            "KEMU_CERTIFICATE_AUTHORITY": "", "KEMU_CLIENT_CERTIFICATE": "",
+            "KEMU_CLIENT_KEY": ""}
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Cluster) -> Iterator[Client]:
+    with Client(cluster.server, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def node(cluster: Cluster, client: Client) -> Iterator[str]:
+    """Scheduler, controller manager and a fake-runtime agent whose Node is Ready."""
+    tmp = cluster.tmp
+    sched = component(tmp, "kemu.services.scheduler", cluster.server, "scheduler")
+    cm = component(tmp, "kemu.services.controllers", cluster.server, "cm")
+    agent = kemu(tmp, "agent", "agent", "--runtime", "fake", "--apiserver", cluster.server,
+                 "--node-name", NODE, "--node-ip", "127.0.0.1", "--port",
+                 str(processes.free_port()), "--address", "127.0.0.1", "--data-dir",
+                 str(tmp / "agent-data"), "--insecure")
+    with processes.running(sched, cm):
+        agent.start()
+        try:
+            yield NODE
+        finally:
+            agent.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(cluster: Cluster, node: str) -> Iterator[processes.Proc]:
+    port = processes.free_port()
+    proc = kemu(cluster.tmp, "dashboard", "dashboard", "--listen", f"127.0.0.1:{port}",
+                "-s", cluster.server, address=f"127.0.0.1:{port}",
+                env=no_config(cluster.tmp)).start()
+    try:
+        proc.wait_ready(check="tcp")
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(cluster: Cluster, dashboard: processes.Proc) -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail("chromium and chromedriver are not installed: run `make test`, which "
+                    "installs the Debian packages chromium and chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1600,1400",
+                 f"--user-data-dir={cluster.tmp / 'chromium-profile'}"):
+        options.add_argument(flag)
+    service = Service(CHROMEDRIVER, log_output=str(cluster.tmp / "chromedriver.log"))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.get(f"http://{dashboard.address}/")
+        yield driver
+    finally:
+        driver.quit()
+
+
+def text_of(driver: Any, css: str) -> str:
+    """The rendered text of the first element matching `css`, or "" while there is none
+    (read in one script call: the page replaces rows as changes arrive)."""
+    return str(driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css))
+
+
+def texts_of(driver: Any, css: str) -> list[str]:
+    """The rendered text of every element matching `css`, in page order."""
+    return list(driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);", css))
+
+
+def wait_text(driver: Any, css: str, predicate: Any, what: str) -> str:
+    WebDriverWait(driver, WAIT).until(lambda d: predicate(text_of(d, css)), message=what)
+    return text_of(driver, css)
+
+
+def row(resource: str, key: str) -> str:
+    return f'tr[data-resource="{resource}"][data-key="{key}"]'
+
+
+def test_page_shows_the_node_ready(browser: Any, cluster: Cluster) -> None:
+    wait_text(browser, "#state", lambda t: t == "live", "the stream to go live")
+    assert text_of(browser, "#server") == cluster.server
+    wait_text(browser, f"{row('nodes', NODE)} td.status", lambda t: t == "Ready",
+              "the node listed Ready")
+    assert text_of(browser, f"{row('nodes', NODE)} td.name") == NODE
+    wait_text(browser, row("nodes", NODE), lambda t: "10.244." in t, "the node's podCIDR")
+    assert "127.0.0.1" in text_of(browser, row("nodes", NODE))
+    assert text_of(browser, row("namespaces", "default"))
+
+
+def test_deployment_appears_live_and_its_pods_go_running(browser: Any, client: Client) -> None:
+    browser.execute_script("window.__notReloaded = true;")
+    client.create(manifest.from_dict({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"},
+                     "annotations": {"note": HTML}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                     "nodeSelector": {"dashboard": "yes"},
+                     "containers": [{"name": "app", "image": "kemu/bootcamp:v1",
+                                     "ports": [{"containerPort": 8080}]}]}}}}))
+    client.create(manifest.from_dict({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web",
+                                                            "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
+    wait_text(browser, f"{row('deployments', 'default/web')} td.status",
+              lambda t: t == "0/2", "the new Deployment, 0/2 ready")
+    pods = 'tr[data-resource="pods"][data-name^="web-"]'
+    WebDriverWait(browser, WAIT).until(
+        lambda d: texts_of(d, f"{pods} td.status") == ["Pending"] * 2,
+        message="two Pending pods (no node matches their nodeSelector)")
+
+    labelled = client.get("nodes", NODE)
+    labelled.node.metadata.labels["dashboard"] = "yes"
+    client.update(labelled)
+    WebDriverWait(browser, WAIT).until(
+        lambda d: texts_of(d, f"{pods} td.status") == ["Running"] * 2,
+        message="both pods Running once the node is labelled")
+    WebDriverWait(browser, WAIT).until(
+        lambda d: texts_of(d, f"{pods} td.ready") == ["1/1"] * 2, message="both pods ready")
+    cells = texts_of(browser, f"{pods} td")
+    assert NODE in cells
+    assert any(c.startswith("10.244.") for c in cells)
+    wait_text(browser, f"{row('deployments', 'default/web')} td.status",
+              lambda t: t == "2/2", "the Deployment 2/2 ready")
+    assert browser.execute_script("return window.__notReloaded === true;")
+
+
+def test_service_shows_its_endpoints(browser: Any) -> None:
+    text = wait_text(browser, f"{row('services', 'default/web')} td.endpoints",
+                     lambda t: t.count(":8080") == 2, "the Service's two endpoints")
+    assert text.startswith("10.244.")
+    assert "ClusterIP" in text_of(browser, row("services", "default/web"))
+
+
+def test_events_appear(browser: Any, client: Client) -> None:
+    wait_text(browser, "#events tbody", lambda t: "ScalingReplicaSet" in t
+              and "FailedScheduling" in t, "the controllers' and scheduler's events")
+    client.create(manifest.from_dict({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "web.html", "namespace": "default"},
+        "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "default"},
+        "reason": "Injected", "message": HTML, "type": "Warning"}))
+    wait_text(browser, f"{row('events', 'default/web.html')} td.message",
+              lambda t: t == HTML, "the event's HTML message shown as text")
+
+
+def test_html_from_the_api_is_shown_as_text(browser: Any) -> None:
+    browser.find_element(By.CSS_SELECTOR, f"{row('deployments', 'default/web')} td.name").click()
+    wait_text(browser, "#detail-meta", lambda t: f"note={HTML}" in t,
+              "the annotation, shown as text")
+    assert not browser.find_elements(By.CSS_SELECTOR, "main b, main img, aside b, aside img")
+    assert browser.title == "kemu dashboard"
+
+
+def test_clicking_a_pod_shows_its_log(browser: Any, tmp_path: Path,
+                                      request: pytest.FixtureRequest) -> None:
+    pods = 'tr[data-resource="pods"][data-name^="web-"] td.name'
+    name = texts_of(browser, pods)[0]
+    browser.find_element(By.CSS_SELECTOR, f'{pods.split(" ")[0]}[data-name="{name}"] td.name'
+                         ).click()
+    wait_text(browser, "#detail-title", lambda t: t == f"pods default/{name}", "the pod panel")
+    wait_text(browser, "#logs-text", lambda t: "this container never ran" in t,
+              "the pod's log through the Logs RPC")
+    assert text_of(browser, "#logs-container") == "app"
+    shot = tmp_path / "dashboard.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    request.node.add_report_section("call", "screenshot", str(shot))
+    request.node.user_properties.append(("screenshot", str(shot)))
+    print(f"screenshot: {shot}")
+
+
+def test_other_hosts_are_refused(dashboard: processes.Proc) -> None:
+    host, port = dashboard.address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/api/stream", headers={"Host": "rebound.example:80"})
+    resp = conn.getresponse()
+    assert resp.status == 421
+    conn.close()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/", body=b"x")
+    assert conn.getresponse().status == 405
+    conn.close()
+
+
+def test_sigint_stops_cleanly(cluster: Cluster, browser: Any,
+                              dashboard: processes.Proc) -> None:
+    assert dashboard.popen is not None
+    dashboard.popen.send_signal(signal.SIGINT)
+    assert dashboard.popen.wait(timeout=15) == 0, dashboard.tail()
+    log = dashboard.log.read_text()
+    assert "Traceback" not in log, log
+    assert f"on http://{dashboard.address}/ (read-only" in log
+
+
+def run_dashboard(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([processes.PYTHON, "-m", "kemu.cli.kemu_main", "dashboard", *args],
+                          capture_output=True, text=True, timeout=60, cwd=processes.ROOT,
+                          env={**os.environ, **no_config(tmp)})
+
+
+def test_port_in_use_is_one_line(cluster: Cluster, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_dashboard(tmp_path, "--listen", f"127.0.0.1:{port}", "-s", cluster.server)
+    assert done.returncode == 1
+    assert done.stderr == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+def test_unreachable_apiserver_is_one_line(tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{processes.free_port()}"
+    done = run_dashboard(tmp_path, "--listen", f"127.0.0.1:{processes.free_port()}",
+                         "-s", dead)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: apiserver {dead}: The connection to the server "
+                                  f"{dead} was refused"), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
