@@ -133,6 +133,9 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                                   labels, buckets=LATENCY_BUCKETS, registry=registry)
         # method -> (the handler as registered, its wrapped form)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        # (method, type) -> its children: kept even when later interceptors hand out a new
+        # handler per call (the apiserver's do), so only the wrapping is per call then
+        self._methods: dict[tuple[str, str], _MethodMetrics] = {}
 
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails],
@@ -147,24 +150,31 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             known = self._wrapped[method] = (handler, self._wrap(method, handler))
         return known[1]
 
+    def _children(self, full_method: str, grpc_type: str) -> _MethodMetrics:
+        mm = self._methods.get((full_method, grpc_type))
+        if mm is None:
+            service, _, method = full_method.lstrip("/").rpartition("/")
+            mm = self._methods[(full_method, grpc_type)] = _MethodMetrics(
+                self, grpc_type, service, method)
+        return mm
+
     def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        service, _, method = full_method.lstrip("/").rpartition("/")
         deserialize, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary is not None:
-            mm = _MethodMetrics(self, "unary", service, method)
-            return grpc.unary_unary_rpc_method_handler(
-                _measured(handler.unary_unary, mm), deserialize, serialize)
+            return grpc.unary_unary_rpc_method_handler(_measured(
+                handler.unary_unary, self._children(full_method, "unary")),
+                deserialize, serialize)
         if handler.unary_stream is not None:
-            mm = _MethodMetrics(self, "server_stream", service, method)
-            return grpc.unary_stream_rpc_method_handler(
-                _measured(handler.unary_stream, mm), deserialize, serialize)
+            return grpc.unary_stream_rpc_method_handler(_measured(
+                handler.unary_stream, self._children(full_method, "server_stream")),
+                deserialize, serialize)
         if handler.stream_unary is not None:
-            mm = _MethodMetrics(self, "client_stream", service, method)
-            return grpc.stream_unary_rpc_method_handler(
-                _measured(handler.stream_unary, mm), deserialize, serialize)
-        mm = _MethodMetrics(self, "bidi_stream", service, method)
-        return grpc.stream_stream_rpc_method_handler(
-            _measured(handler.stream_stream, mm), deserialize, serialize)
+            return grpc.stream_unary_rpc_method_handler(_measured(
+                handler.stream_unary, self._children(full_method, "client_stream")),
+                deserialize, serialize)
+        return grpc.stream_stream_rpc_method_handler(_measured(
+            handler.stream_stream, self._children(full_method, "bidi_stream")),
+            deserialize, serialize)
 
 
 def _measured(behaviour: Callable[..., Any], mm: _MethodMetrics) -> Callable[..., Any]:

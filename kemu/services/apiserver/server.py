@@ -37,6 +37,7 @@ from kemu.services.apiserver.impersonation import ImpersonationInterceptor
 from kemu.services.apiserver.limits import Limits, LimitsInterceptor
 from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
+from kemu.services.apiserver.requestmetrics import RequestMetrics
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
 from kemu.util.grpcdecode import DecodeErrorInterceptor
@@ -156,7 +157,8 @@ class APIServer:
     async def start(self) -> None:
         resources = ResourcesServicer(self.registry, self.caches,
                                       bookmark_interval=self.config.bookmark_interval,
-                                      authorization=self.authorization)
+                                      authorization=self.authorization,
+                                      request_metrics=RequestMetrics(self.metrics_registry))
         resources.proxy.tls = self.config.kubelet_tls
         api_pb2_grpc.add_ResourcesServicer_to_server(resources, self.server)
         metrics_pb2_grpc.add_MetricsServicer_to_server(

@@ -27,7 +27,7 @@ import kemu
 from kemu.api import kinds, objects
 from kemu.api.v1 import api_pb2, api_pb2_grpc, rbac_pb2
 from kemu.services.apiserver import cacher as cache
-from kemu.services.apiserver import errors, escalation, fields, identity
+from kemu.services.apiserver import errors, escalation, fields, identity, requestmetrics
 from kemu.services.apiserver.authorizer import Attributes, Authorization, impersonate
 from kemu.services.apiserver.proxy import AgentError, NodeAgentProxy
 from kemu.services.apiserver.registry import Registry
@@ -118,8 +118,10 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     def __init__(self, registry: Registry, caches: dict[str, cache.Cacher], *,
                  bookmark_interval: float = 10.0,
-                 authorization: Authorization | None = None) -> None:
+                 authorization: Authorization | None = None,
+                 request_metrics: requestmetrics.RequestMetrics | None = None) -> None:
         self.registry = registry
+        self.request_metrics = request_metrics
         self.proxy = NodeAgentProxy(registry)
         self.caches = caches
         self.bookmark_interval = bookmark_interval
@@ -131,6 +133,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         """Raise Forbidden unless the caller may do `verb` on the kind (or subresource).
         A namespaced request for one object defaults to the namespace "default", as the
         registry does; a collection request without one spans every namespace."""
+        requestmetrics.note(kind, subresource)
         if self.authorization is None or self.authorization.authorizer is None:
             return
         if not kind.namespaced:
@@ -156,7 +159,29 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     async def _run(self, context: grpc.aio.ServicerContext, method: str,
                    work: Callable[[], Awaitable[T]]) -> T:
-        return await run_translated(context, method, work)
+        metrics = self.request_metrics
+        if metrics is None:
+            return await run_translated(context, method, work)
+        started, code = time.perf_counter(), "500"
+
+        async def counted() -> T:  # apiserver_request_total's HTTP code of the outcome
+            nonlocal code
+            try:
+                result = await work()
+            except grpc.aio.AbortError:
+                code = requestmetrics.http_code(method, None, context.code())
+                raise
+            except Exception as e:
+                code = requestmetrics.http_code(method, None, e.code) \
+                    if isinstance(e, AgentError) else \
+                    requestmetrics.http_code(method, status_of(e)[1])
+                raise
+            code = requestmetrics.http_code(method, None)
+            return result
+        try:
+            return await run_translated(context, method, counted)
+        finally:
+            metrics.record(method, code, started)
 
     async def Create(self, request: api_pb2.CreateRequest,
                      context: grpc.aio.ServicerContext) -> api_pb2.Object:

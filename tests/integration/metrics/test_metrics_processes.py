@@ -113,6 +113,15 @@ def test_apiserver_counts_creates_by_code_and_watches(plane: Plane) -> None:
         and creates(s, "ALREADY_EXISTS") > creates(before, "ALREADY_EXISTS")))
     assert (value(after, "grpc_server_handling_seconds_count",
                   grpc_service="kemu.v1.Resources", grpc_method="Create") or 0) >= 2
+    # the same calls as kube-apiserver reports them: verb, resource and HTTP code
+    assert (value(after, "apiserver_request_total", verb="POST", group="",
+                  resource="configmaps", code="201") or 0) >= 1
+    assert (value(after, "apiserver_request_total", verb="POST", resource="configmaps",
+                  code="409") or 0) >= 1
+    assert (value(after, "apiserver_request_total", verb="LIST", resource="pods",
+                  code="200") or 0) >= 1  # the informers' first lists
+    assert (value(after, "apiserver_request_duration_seconds_count", verb="POST",
+                  resource="configmaps") or 0) >= 2
     # the scheduler, the controller manager and the DNS watch pods, services...
     assert (value(after, "apiserver_registered_watchers", group="", kind="Pod") or 0) >= 2
     assert (value(after, "apiserver_registered_watchers", group="apps", kind="Deployment")

@@ -7,6 +7,7 @@ import asyncio
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -51,8 +52,22 @@ async def _stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIte
         yield bytes([i])
 
 
-def _server(registry: CollectorRegistry) -> grpc.aio.Server:
-    server = grpc.aio.server(interceptors=[GrpcServerMetrics(registry)])
+class _FreshHandlers(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Hands out a new handler per call, as the apiserver's around-interceptors do."""
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            handler.unary_unary, handler.request_deserializer, handler.response_serializer)
+
+
+def _server(registry: CollectorRegistry, *inner: grpc.aio.ServerInterceptor
+            ) -> grpc.aio.Server:
+    metrics = GrpcServerMetrics(registry)
+    server = grpc.aio.server(interceptors=[metrics, *inner])
+    server.metrics = metrics  # type: ignore[attr-defined]
     handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in (
         ("Ok", _ok), ("NotFound", _not_found), ("SetCode", _set_code), ("Boom", _boom))}
     handlers["Stream"] = grpc.unary_stream_rpc_method_handler(_stream)
@@ -66,9 +81,14 @@ def _handled(registry: CollectorRegistry, method: str, code: str, kind: str = "u
         "grpc_type": kind, "grpc_service": SERVICE, "grpc_method": method, "grpc_code": code})
 
 
-async def test_grpc_series_per_method_and_code() -> None:
+@pytest.mark.parametrize("inner", [
+    pytest.param((), id="stable-handlers"),
+    pytest.param((_FreshHandlers(),), id="a-new-handler-per-call"),
+])
+async def test_grpc_series_per_method_and_code(
+        inner: tuple[grpc.aio.ServerInterceptor, ...]) -> None:
     registry = new_registry()
-    server = _server(registry)
+    server = _server(registry, *inner)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -95,6 +115,8 @@ async def test_grpc_series_per_method_and_code() -> None:
     assert registry.get_sample_value("grpc_server_started_total", labels) == 3
     assert registry.get_sample_value("grpc_server_handling_seconds_count", labels) == 3
     assert registry.get_sample_value("grpc_server_handling_seconds_sum", labels) > 0
+    # children made once per method, however often the handler underneath is new
+    assert len(server.metrics._methods) == 5  # type: ignore[attr-defined]
 
 
 async def test_workqueue_series() -> None:

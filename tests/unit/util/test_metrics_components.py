@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 
+import grpc
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
 from kemu.api.v1 import api_pb2
 from kemu.dns.metrics import DnsMetrics, qtype_of
 from kemu.nodeagent.metrics import AgentMetrics
+from kemu.services.apiserver.requestmetrics import http_code
 from kemu.services.scheduler.metrics import SchedulerMetrics
 from kemu.services.scheduler.queue import SchedulingQueue
 
@@ -46,6 +48,21 @@ def test_dns_record_labels() -> None:
                {**base, "proto": "tcp", "family": "1", "type": "other"}) == 1
     assert get("coredns_dns_responses_total", {**base, "rcode": "NXDOMAIN"}) == 2
     assert get("coredns_dns_request_duration_seconds_count", {**base, "type": "other"}) == 1
+
+
+@pytest.mark.parametrize(("method", "reason", "code", "want"), [
+    pytest.param("Create", None, None, "201", id="created"),
+    pytest.param("Get", None, None, "200", id="ok"),
+    pytest.param("AccessReview", None, None, "200", id="review-is-not-a-create"),
+    pytest.param("Update", "Conflict", None, "409", id="conflict"),
+    pytest.param("Create", "Invalid", None, "422", id="invalid"),
+    pytest.param("Get", None, grpc.StatusCode.UNAUTHENTICATED, "401", id="bare-code"),
+    pytest.param("Get", None, grpc.StatusCode.NOT_FOUND.value[0], "404", id="code-as-int"),
+    pytest.param("Get", "SomethingNew", None, "500", id="unknown-reason"),
+])
+def test_apiserver_http_code(method: str, reason: str | None, code: object, want: str
+                             ) -> None:
+    assert http_code(method, reason, code) == want  # type: ignore[arg-type]
 
 
 def _pod(uid: str, phase: str) -> api_pb2.Object:
