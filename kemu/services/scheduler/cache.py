@@ -85,6 +85,19 @@ class Cache:
         self._assumed.discard(info.key)
         self._place(info, node_name)
 
+    def confirm(self, key: str, node_name: str, uid: str) -> bool:
+        """The informer shows a pod bound to node_name that is already counted there (this
+        scheduler assumed it, or an earlier event placed it): confirm the assumption and
+        answer True, so the caller need not rebuild its PodInfo on every status update.
+        A bound pod's requests do not change (no in-place resize here)."""
+        if self._pod_node.get(key) != node_name:
+            return False
+        node = self.nodes.get(node_name)
+        if node is None or not node.has_pod(key, uid):
+            return False
+        self._assumed.discard(key)
+        return True
+
     def remove_pod(self, key: str) -> bool:
         """Stop counting the pod (deleted, or finished); True if it was counted."""
         self._assumed.discard(key)

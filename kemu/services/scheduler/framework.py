@@ -318,11 +318,12 @@ class Framework:
         feasible: list[NodeInfo] = []
         statuses: dict[str, Status] = {}
         processed = 0
+        checks = [(plugin, plugin.filter) for plugin in filters]  # bound once per cycle
         for i in range(total):
             node = nodes[(start + i) % total]
             processed += 1
-            for plugin in filters:
-                status = plugin.filter(state, pod, node)
+            for plugin, check in checks:
+                status = check(state, pod, node)
                 if not status.ok:
                     if isinstance(status, Error):
                         raise SchedulingError(
@@ -348,15 +349,17 @@ class Framework:
             for plugin, weight, normalizes in self.scores_run:
                 if plugin.name in skipped:
                     continue  # the same score for every node: it cannot change the pick
-                scores = [plugin.score(state, pod, n) for n in nodes]
+                score = plugin.score
+                scores = [score(state, pod, n) for n in nodes]
                 if normalizes:
                     plugin.normalize_scores(state, pod, scores)  # type: ignore[attr-defined]
-                for i, s in enumerate(scores):
-                    if not 0 <= s <= MAX_NODE_SCORE:
-                        raise SchedulingError(
-                            f"{plugin.name} scored node {nodes[i].name} {s}, outside "
-                            f"[0, {MAX_NODE_SCORE}]")
-                    totals[i] += s * weight
+                if min(scores) < 0 or max(scores) > MAX_NODE_SCORE:
+                    i, s = next((i, s) for i, s in enumerate(scores)
+                                if not 0 <= s <= MAX_NODE_SCORE)
+                    raise SchedulingError(
+                        f"{plugin.name} scored node {nodes[i].name} {s}, outside "
+                        f"[0, {MAX_NODE_SCORE}]")
+                totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
         except SchedulingError:
             raise
         except Exception as e:

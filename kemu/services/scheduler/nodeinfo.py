@@ -104,16 +104,29 @@ class NodeInfo:
     used_ports: Counter[HostPort] = field(default_factory=Counter)
     spread_counts: Counter[str] = field(default_factory=Counter)
     ready: str = ""
+    # Read by the filters for every pod: plain attributes, not protobuf field walks.
+    unschedulable: bool = False
+    taints: tuple[core_pb2.Taint, ...] = ()
+    prefer_no_schedule: tuple[core_pb2.Taint, ...] = ()
 
     def set_node(self, node: core_pb2.Node) -> None:
         self.node = node
         self.present = True
         self.allocatable = resources.node_allocatable(node.status)
         self.ready = ready_status(node)
+        self.unschedulable = node.spec.unschedulable
+        self.taints = tuple(node.spec.taints)
+        self.prefer_no_schedule = tuple(t for t in self.taints
+                                        if t.effect == "PreferNoSchedule")
 
     @property
     def labels(self) -> Mapping[str, str]:
         return self.node.metadata.labels
+
+    def has_pod(self, key: str, uid: str) -> bool:
+        """Whether this very pod (same uid) is counted here."""
+        info = self.pods.get(key)
+        return info is not None and info.uid == uid
 
     def add_pod(self, info: PodInfo) -> None:
         if info.key in self.pods:

@@ -167,7 +167,8 @@ class Scheduler:
                 if self.cache.remove_pod(key):
                     self._move_all("assigned pod finished")
                 return
-            self.cache.add_pod(self._pod_info(pod), pod.spec.node_name)
+            if not self.cache.confirm(key, pod.spec.node_name, pod.metadata.uid):
+                self.cache.add_pod(self._pod_info(pod), pod.spec.node_name)
             return
         if not self.responsible_for(pod):
             self._drop_pending(key, pod.metadata.uid)

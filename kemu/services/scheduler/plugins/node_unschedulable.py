@@ -19,7 +19,7 @@ class NodeUnschedulable:
     name = NAME
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
-        if not node.node.spec.unschedulable:
+        if not node.unschedulable:
             return SUCCESS
         if tolerated(pod.pod.spec.tolerations, TAINT_KEY, "", "NoSchedule"):
             return SUCCESS

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from kemu.api.v1 import core_pb2
 from kemu.services.scheduler.framework import (
+    SKIP,
     SUCCESS,
     CycleState,
     Status,
@@ -70,19 +71,21 @@ class TaintToleration:
     name = NAME
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
-        taints = node.node.spec.taints
+        taints = node.taints
         if not taints:
             return SUCCESS
         taint = first_untolerated(taints, pod.pod.spec.tolerations)
         return SUCCESS if taint is None else Unschedulable(untolerated_reason(taint))
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
+        if not any(n.prefer_no_schedule for n in nodes):
+            return SKIP  # every node scores the same: it cannot change the pick
         state[NAME] = [t for t in pod.pod.spec.tolerations
                        if t.effect in ("", "PreferNoSchedule")]
         return SUCCESS
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
-        taints = node.node.spec.taints
+        taints = node.prefer_no_schedule
         if not taints:
             return 0
         return count_intolerable_prefer_no_schedule(taints, state[NAME])
