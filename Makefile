@@ -63,6 +63,8 @@ bench: venv  ## benchmarks against a real etcd started in the same run
 	@$(PY) bench/bench_dns.py
 	@$(PY) bench/bench_datapath.py
 	@$(PY) bench/bench_up.py
+	@$(PY) bench/bench_scheduler.py
+	@$(PY) bench/bench_memory.py
 
 bench-report: bench  ## run every benchmark, then write bench/REPORT.md with plots
 	@$(PY) bench/report.py

@@ -60,6 +60,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "at most (default 200)")
     n.add_argument("--concurrency", type=_int, default=32,
                    help="API calls in flight at most for registrations, pods and heartbeats")
+    n.add_argument("--run-pods", action=argparse.BooleanOptionalAction, default=True,
+                   help="make pods bound to these nodes Running and Ready (default); with "
+                        "--no-run-pods they stay as the scheduler left them, as the nodes "
+                        "of kube-scheduler's scheduler_perf (deletions are still honoured)")
     n.add_argument("--cleanup", action="store_true",
                    help="on SIGINT/SIGTERM, delete the nodes, their Leases and their pods")
     n.add_argument("--token", default=None,
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             lease_renew_interval=args.lease_renew_interval,
             node_status_interval=args.node_status_interval,
             heartbeat_qps=args.heartbeat_qps, concurrency=args.concurrency,
-            cleanup=args.cleanup)
+            cleanup=args.cleanup, run_pods=args.run_pods)
         tls.export_client_flags(args)
     except (ValueError, tls.TLSConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -84,6 +84,9 @@ class SimulatorConfig:
     # Registrations, pod writes and heartbeats in flight at most.
     concurrency: int = 32
     cleanup: bool = False
+    # False: pods bound here stay as the scheduler left them (as scheduler_perf's nodes,
+    # which run nothing); deletions are still honoured.
+    run_pods: bool = True
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -530,7 +533,8 @@ class Simulator:
             return
         if old is None:
             kubelet.observe(new.pod)
-        if pod_action(new.pod):
+        action = pod_action(new.pod)
+        if action == "delete" or (action == "run" and self.config.run_pods):
             self.queue.add(key_of(new))
 
     async def _heartbeats(self, lease_interval: float) -> None:
