@@ -31,7 +31,7 @@ from kemu.api.v1 import api_pb2
 from kemu.dns.forward import Forwarder
 from kemu.dns.metrics import DnsMetrics
 from kemu.dns.records import Zone
-from kemu.util.metrics import maybe_serve_metrics
+from kemu.util.metrics import MetricsEndpoint, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -356,8 +356,12 @@ async def serve(apiserver: str, host: str, port: int, *, domain: str = "cluster.
     gc.freeze()
     forwarder = Forwarder(*upstream) if upstream else None
     resolver = Resolver(state.zone, forwarder, state.version)
-    metrics = DnsMetrics(f"dns://[{host}]:{port}" if ":" in host else f"dns://{host}:{port}")
-    endpoint = await maybe_serve_metrics(metrics_listen, metrics.registry)
+    metrics: DnsMetrics | None = None  # no cost per query unless --metrics-listen
+    endpoint: MetricsEndpoint | None = None
+    if metrics_listen is not None:
+        metrics = DnsMetrics(f"dns://[{host}]:{port}" if ":" in host else
+                             f"dns://{host}:{port}")
+        endpoint = await serve_metrics(metrics_listen, metrics.registry)
     listeners = await listen(resolver, host, port, metrics)
     log.info("dns: serving %s on %s:%d (upstream %s)", domain, host, port, upstream)
     stop = asyncio.Event()

@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
+from dnslib import EDNS0, QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
 from kemu.api.v1 import api_pb2
 from kemu.dns.metrics import DnsMetrics, qtype_of
@@ -15,6 +15,12 @@ from kemu.nodeagent.metrics import AgentMetrics
 from kemu.services.apiserver.requestmetrics import http_code
 from kemu.services.scheduler.metrics import SchedulerMetrics
 from kemu.services.scheduler.queue import SchedulingQueue
+
+
+def _with_edns(name: str, qtype: str) -> bytes:
+    q = DNSRecord.question(name, qtype)
+    q.add_ar(EDNS0(udp_len=1232))
+    return bytes(q.pack())
 
 
 @pytest.mark.parametrize(("query", "want"), [
@@ -26,6 +32,9 @@ from kemu.services.scheduler.queue import SchedulingQueue
     pytest.param(b"\x00" * 11, -1, id="short-header"),
     pytest.param(b"\x00" * 12 + b"\x03abc", -1, id="truncated-name"),
     pytest.param(b"\x00" * 12 + b"\xc0\x0c\x00\x01\x00\x01", -1, id="pointer"),
+    pytest.param(DNSRecord.parse(DNSRecord.question("web.cluster.local", "TXT").pack())
+                 .pack(), QTYPE.TXT, id="one-question-fast-path"),
+    pytest.param(_with_edns("web.cluster.local", "SRV"), QTYPE.SRV, id="edns-walks-the-name"),
 ])
 def test_qtype_of(query: bytes, want: int) -> None:
     assert qtype_of(query) == want
@@ -48,6 +57,10 @@ def test_dns_record_labels() -> None:
                {**base, "proto": "tcp", "family": "1", "type": "other"}) == 1
     assert get("coredns_dns_responses_total", {**base, "rcode": "NXDOMAIN"}) == 2
     assert get("coredns_dns_request_duration_seconds_count", {**base, "type": "other"}) == 1
+    assert get("coredns_dns_request_duration_seconds_bucket",
+               {**base, "type": "AAAA", "le": "+Inf"}) == 2  # cumulative up to +Inf
+    assert get("coredns_dns_request_duration_seconds_bucket",
+               {**base, "type": "AAAA", "le": "0.00025"}) in (0, 1, 2)
 
 
 @pytest.mark.parametrize(("method", "reason", "code", "want"), [
