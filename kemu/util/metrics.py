@@ -36,7 +36,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -319,6 +319,10 @@ class WorkQueueMetrics:
     def retry(self) -> None:
         self._retries()
 
+    def in_progress(self) -> list[float]:
+        """When each key being worked on was taken (time.monotonic())."""
+        return list(self._started.values())
+
 
 class WorkQueueMetricsProvider:
     """client-go's workqueue series in one registry; `for_queue(name)` per queue."""
@@ -338,10 +342,28 @@ class WorkQueueMetricsProvider:
             ("name",), buckets=WORKQUEUE_BUCKETS, registry=registry)
         self.retries = Counter("workqueue_retries", "Total number of retries handled by "
                                "workqueue", ("name",), registry=registry)
+        self._queues: dict[str, WorkQueueMetrics] = {}
+        registry.register(CallbackCollector(self._in_progress))
 
     def for_queue(self, name: str) -> WorkQueueMetrics:
         """The queue's metrics; its series exist (at zero) from now on."""
-        return WorkQueueMetrics(self, name)
+        queue = self._queues[name] = WorkQueueMetrics(self, name)
+        return queue
+
+    def _in_progress(self) -> list[Metric]:
+        """client-go's stuck-worker gauges, from the keys being worked on at scrape time."""
+        unfinished = GaugeMetricFamily(
+            "workqueue_unfinished_work_seconds", "How many seconds of work has been done "
+            "that is in progress and hasn't been observed by work_duration.", labels=("name",))
+        longest = GaugeMetricFamily(
+            "workqueue_longest_running_processor_seconds", "How many seconds has the longest "
+            "running processor for workqueue been running.", labels=("name",))
+        now = time.monotonic()
+        for name, queue in self._queues.items():
+            running = [now - since for since in queue.in_progress()]
+            unfinished.add_metric((name,), sum(running))
+            longest.add_metric((name,), max(running, default=0.0))
+        return [unfinished, longest]
 
 
 # ---- the HTTP endpoint ----------------------------------------------------------------------

@@ -166,6 +166,8 @@ def test_controller_manager_has_a_workqueue_per_controller(plane: Plane) -> None
     for name in CONTROLLERS:
         assert value(samples, "workqueue_depth", name=name) is not None, name
         assert value(samples, "workqueue_retries_total", name=name) is not None, name
+        assert value(samples, "workqueue_longest_running_processor_seconds",
+                     name=name) is not None, name
     assert (value(samples, "workqueue_adds_total", name="deployment") or 0) >= 1
     assert (value(samples, "workqueue_queue_duration_seconds_count", name="replicaset")
             or 0) >= 1

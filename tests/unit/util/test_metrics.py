@@ -140,6 +140,11 @@ async def test_workqueue_series() -> None:
     queue.done(key)
     assert value("workqueue_retries_total") == 1
     assert value("workqueue_work_duration_seconds_count") == 1
+    assert value("workqueue_longest_running_processor_seconds") == 0  # nothing in progress
+    second = await queue.get()
+    assert (value("workqueue_unfinished_work_seconds") or 0) > 0  # since the get
+    assert (value("workqueue_longest_running_processor_seconds") or 0) > 0
+    queue.done(second)
     async with asyncio.timeout(5):
         while value("workqueue_adds_total") != 3:  # the retry's add, after its back-off
             await asyncio.sleep(0.001)
