@@ -53,7 +53,8 @@ def namespace_row(ns: Any, now: float) -> Row:
 
 def pod_row(pod: Any, now: float) -> Row:
     cells = pod_cells(pod, now)
-    return {**_meta(pod), "phase": pod.status.phase or "Pending", "status": cells.status,
+    phase = pod.status.phase or "Pending"
+    return {**_meta(pod), "phase": phase, "status": cells.status or phase,
             "ready": cells.ready, "restarts": cells.restarts.split(" ", 1)[0],
             "node": pod.spec.node_name, "ip": pod.status.pod_ip,
             "containers": [c.name for c in pod.spec.containers],

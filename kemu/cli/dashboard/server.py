@@ -20,12 +20,11 @@ import asyncio
 import codecs
 import contextlib
 import errno
-import ipaddress
 import json
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -36,7 +35,7 @@ import grpc
 from kemu.api.v1 import api_pb2
 from kemu.cli.dashboard.rows import ROWS, Row, row_of
 from kemu.client.aio import AsyncClient
-from kemu.client.errors import ClientError, from_rpc_error
+from kemu.client.errors import ClientError, Timeout, Unavailable, from_rpc_error
 from kemu.client.informer import Informer
 from kemu.util.tls import ClientTLS
 
@@ -96,6 +95,8 @@ class Hub:
         self.rows: dict[str, dict[str, Row]] = {r: {} for r in ROWS}
         self.subscribers: set[Subscriber] = set()
         self.clock = clock
+        # Why the apiserver cannot be read right now ("" while it can).
+        self.problem = ""
 
     def handler(self, resource: str) -> Callable[[api_pb2.Object | None,
                                                   api_pb2.Object | None], None]:
@@ -110,8 +111,16 @@ class Hub:
                 self.publish({"resource": resource, "key": key, "row": None})
         return handle
 
+    def set_problem(self, problem: str) -> None:
+        """Tell every browser that the apiserver stopped (or started again) answering."""
+        if problem != self.problem:
+            self.problem = problem
+            self.broadcast(sse("status", {"problem": problem}))
+
     def publish(self, change: dict[str, Any]) -> None:
-        message = sse("change", change)
+        self.broadcast(sse("change", change))
+
+    def broadcast(self, message: str) -> None:
         for sub in self.subscribers:
             try:
                 sub.queue.put_nowait(message)
@@ -119,7 +128,7 @@ class Hub:
                 sub.overflowed.set()
 
     def snapshot(self) -> str:
-        return sse("snapshot", {"server": self.server, "resources": {
+        return sse("snapshot", {"server": self.server, "problem": self.problem, "resources": {
             r: list(rows.values()) for r, rows in self.rows.items()}})
 
     def subscribe(self) -> tuple[Subscriber, str]:
@@ -127,6 +136,33 @@ class Hub:
         sub = Subscriber()
         self.subscribers.add(sub)
         return sub, self.snapshot()
+
+
+class WatchingClient(AsyncClient):
+    """The informers' client, telling the hub when the apiserver cannot be reached: a list
+    or watch that fails UNAVAILABLE (or times out) reports it; an answer clears it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_problem: Callable[[str], None] = lambda problem: None
+
+    async def list(self, *args: Any, **kwargs: Any) -> api_pb2.ListResponse:
+        try:
+            resp = await super().list(*args, **kwargs)
+        except (Unavailable, Timeout) as e:
+            self.on_problem(e.message)
+            raise
+        self.on_problem("")
+        return resp
+
+    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[api_pb2.WatchEvent]:
+        try:
+            async for event in super().watch(*args, **kwargs):
+                self.on_problem("")
+                yield event
+        except (Unavailable, Timeout) as e:
+            self.on_problem(e.message)
+            raise
 
 
 def sse(event: str, data: Any) -> str:
@@ -168,20 +204,19 @@ def allowed_hosts(host: str, port: int) -> frozenset[str] | None:
     serving on every address, where no one name is the right one."""
     if host in ("0.0.0.0", "::", ""):
         return None
-    names = {host, "localhost", "127.0.0.1", "[::1]"}
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(host).version == 6:
-            names.add(f"[{host}]")
+    names = {f"[{host}]" if ":" in host else host, "localhost", "127.0.0.1", "[::1]"}
     return frozenset(f"{n}:{port}" for n in names)
 
 
 class Dashboard:
     """The HTTP server and the informers behind it."""
 
-    def __init__(self, config: DashboardConfig, client: AsyncClient) -> None:
+    def __init__(self, config: DashboardConfig, client: WatchingClient) -> None:
         self.config = config
         self.client = client
         self.hub = Hub(config.server)
+        client.on_problem = self._on_problem
+        self._recovery: asyncio.Task[None] | None = None
         self.informers = [Informer(client, resource) for resource in ROWS]
         for informer in self.informers:
             informer.add_handler(self.hub.handler(informer.resource))
@@ -195,6 +230,29 @@ class Dashboard:
         self.hosts = allowed_hosts(host, port)
         self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return f"http://{self.address}/"
+
+    def _on_problem(self, problem: str) -> None:
+        self.hub.set_problem(problem)
+        if problem and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """Ask the apiserver until it answers, then clear the problem: a watch that opens
+        again says nothing until something changes."""
+        backoff = 0.5
+        while self.hub.problem:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(ClientError):
+                await self.client.api_resources()
+                self.hub.set_problem("")
+
+    async def stop(self) -> None:
+        for informer in self.informers:
+            await informer.stop()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
 
     async def synced(self) -> None:
         await asyncio.gather(*(i.synced.wait() for i in self.informers))
@@ -326,7 +384,7 @@ async def check_apiserver(client: AsyncClient, server: str) -> None:
 
 async def serve(config: DashboardConfig, *, announce: Callable[[str], None] = print) -> None:
     """Serve until SIGINT or SIGTERM."""
-    client = AsyncClient(config.server, timeout=config.connect_timeout, read_retry_seconds=0,
+    client = WatchingClient(config.server, timeout=config.connect_timeout, read_retry_seconds=0,
                          token=config.token or None, tls=config.tls)
     try:
         await check_apiserver(client, config.server)
@@ -355,8 +413,7 @@ async def serve(config: DashboardConfig, *, announce: Callable[[str], None] = pr
             for task in list(dashboard.tasks):
                 task.cancel()
             await asyncio.gather(*dashboard.tasks, return_exceptions=True)
-            for informer in dashboard.informers:
-                await informer.stop()
+            await dashboard.stop()
             with contextlib.suppress(Exception):
                 await server.wait_closed()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -26,6 +26,7 @@ import pytest
 from kemu.api import manifest
 from kemu.client import Client
 from tests.conftest import Cluster
+from tests.integration.kemuctl.agent import AgentServer
 from tests.support import processes
 
 pytestmark = pytest.mark.integration
@@ -233,6 +234,64 @@ def test_clicking_a_pod_shows_its_log(browser: Any, tmp_path: Path,
     request.node.add_report_section("call", "screenshot", str(shot))
     request.node.user_properties.append(("screenshot", str(shot)))
     print(f"screenshot: {shot}")
+
+
+def test_log_text_is_shown_as_text_and_containers_are_chosen(browser: Any,
+                                                             client: Client) -> None:
+    """A pod on a node whose agent is a stand-in NodeAgent that answers with HTML."""
+    log_text = "<script>document.title='pwned'</script>\n<b>bold</b> \u2713\n"
+    with AgentServer() as server:
+        server.agent.logs_scripts["html-pod"] = lambda req, ctx: [
+            f"[{req.container}] ".encode(), log_text.encode()]
+        client.create(manifest.from_dict({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "stand-in"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": server.port}}}}))
+        pod = client.create(manifest.from_dict({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "html-pod", "namespace": "default"},
+            "spec": {"nodeName": "stand-in", "containers": [
+                {"name": "one", "image": "kemu/tools:1"},
+                {"name": "two", "image": "kemu/tools:1"}]}}))
+        pod.pod.status.phase = "Running"
+        client.update_status(pod)
+        wait_text(browser, f"{row('pods', 'default/html-pod')} td.status",
+                  lambda t: t == "Running", "the stand-in's pod Running")
+        browser.find_element(By.CSS_SELECTOR, f"{row('pods', 'default/html-pod')} td.name"
+                             ).click()
+        wait_text(browser, "#logs-state", lambda t: t == "ended", "the log read to its end")
+        assert text_of(browser, "#logs-text") == "[one] " + log_text
+        assert texts_of(browser, "#logs-container option") == ["one", "two"]
+        from selenium.webdriver.support.select import Select
+
+        Select(browser.find_element(By.ID, "logs-container")).select_by_value("two")
+        wait_text(browser, "#logs-text", lambda t: t.startswith("[two] "),
+                  "the second container's log")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#logs-text *")
+        assert browser.title == "kemu dashboard"
+        requests = server.agent.logs_requests
+        assert [(r.name, r.container, r.follow, r.tail_lines) for r in requests[-2:]] == [
+            ("html-pod", "one", True, 1000), ("html-pod", "two", True, 1000)]
+    client.delete("pods", "html-pod", "default", grace_period_seconds=0)
+    client.delete("nodes", "stand-in")
+
+
+def test_an_apiserver_restart_is_shown_and_survived(browser: Any, cluster: Cluster) -> None:
+    cluster.apiserver_proc.stop()
+    wait_text(browser, "#state", lambda t: t == "apiserver unreachable",
+              "the page saying the apiserver is gone")
+    wait_text(browser, "#problem", lambda t: f"{cluster.server} was refused" in t,
+              "the API's error line")
+    cluster.apiserver_proc.start().wait_ready()
+    wait_text(browser, "#state", lambda t: t == "live", "the page live again")
+    assert not browser.find_element(By.ID, "problem").is_displayed()
+    with Client(cluster.server, timeout=30) as fresh:
+        fresh.create(manifest.from_dict({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "after-restart", "namespace": "default"},
+            "spec": {"ports": [{"port": 81}]}}))
+    wait_text(browser, f"{row('services', 'default/after-restart')} td.name",
+              lambda t: t == "after-restart", "a Service made after the restart, live")
 
 
 def test_other_hosts_are_refused(dashboard: processes.Proc) -> None:

@@ -292,6 +292,15 @@ function setState(text, className) {
   badge.className = "state " + className;
 }
 
+// The server says when the apiserver stops answering (the rows shown are then stale).
+function setProblem(problem) {
+  const banner = $("problem");
+  banner.textContent = problem;
+  banner.hidden = !problem;
+  if (problem) setState("apiserver unreachable", "connecting");
+  else setState("live", "live");
+}
+
 function connect() {
   const source = new EventSource("/api/stream");
   source.addEventListener("snapshot", (e) => {
@@ -302,7 +311,7 @@ function connect() {
       const map = rows(resource);
       for (const row of list) map.set(row.key, row);
     }
-    setState("live", "live");
+    setProblem(data.problem);
     renderAll();
   });
   source.addEventListener("change", (e) => {
@@ -311,6 +320,7 @@ function connect() {
     else rows(change.resource).delete(change.key);
     schedule(change.resource);
   });
+  source.addEventListener("status", (e) => setProblem(JSON.parse(e.data).problem));
   source.onerror = () => setState("reconnecting", "connecting");
 }
 
