@@ -12,14 +12,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, service_url, simulate
+from kemu.cli import addons_cli, certs_cli, imagepush, lifecycle, logs_cli, service_url, simulate
 from kemu.cli.dashboard import cli as dashboard_cli
 from kemu.dns import cli as dns_cli
 from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
 from kemu.services.controllers import cli as controllers_cli
 from kemu.services.scheduler import cli as scheduler_cli
-from kemu.util import tls
+from kemu.util import logsetup, tls
 from kemu.util.argtypes import host_port
 from kemu.util.metricsflag import add_metrics_flag
 
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not fsync each commit (survives kill -9, not power loss)")
     tls.add_etcd_server_flags(s)
     add_metrics_flag(s)
+    logsetup.add_flags(s)
 
     a = sub.add_parser("apiserver", help="run the API server")
     a.add_argument("--listen", type=host_port, action="append", default=None,
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds SIGTERM gives calls to finish; watches end at once "
                         "with UNAVAILABLE (default 5)")
     add_metrics_flag(a)
+    logsetup.add_flags(a)
 
     scheduler_cli.add_parser(sub)
     controllers_cli.add_parser(sub)
@@ -209,13 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     certs_cli.add_parser(sub)
     simulate.add_parser(sub)
     dashboard_cli.add_parser(sub)
+    logs_cli.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logsetup.configure_from_args(args.command, args)
     try:
         return dispatch(args)
     except KeyboardInterrupt:
@@ -338,6 +340,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return simulate.run(args)
     if args.command == "dashboard":
         return dashboard_cli.run(args)
+    if args.command == "logs":
+        return logs_cli.run(args)
     raise AssertionError(args.command)
 
 

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
+
+from kemu.util.logsetup import event, ms_since
 
 K = TypeVar("K")
 
@@ -128,7 +133,12 @@ class WorkQueue(Generic[K]):
 async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[None]],
                       workers: int, *, on_error: Callable[[K, Exception], None] | None = None
                       ) -> None:
-    """Run `workers` loops of get -> reconcile -> done; an exception re-adds with back-off."""
+    """Run `workers` loops of get -> reconcile -> done; an exception re-adds with back-off.
+    Each sync is one event at -v 2 on the reconciling module's logger: the controller, the
+    object (its kind where the controller says it) and the duration."""
+    controller, of = _describe(reconcile)
+    kind = {"kind": of} if of else {}
+    log = logging.getLogger(getattr(reconcile, "__module__", None) or __name__)
 
     async def loop() -> None:
         while True:
@@ -136,11 +146,14 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[No
                 key = await queue.get()
             except ShutDown:
                 return
+            started, outcome = time.perf_counter(), "ok"
             try:
                 await reconcile(key)
             except asyncio.CancelledError:
+                outcome = "cancelled"
                 raise
             except Exception as e:
+                outcome = "error"
                 if on_error is not None:
                     on_error(key, e)
                 queue.add_rate_limited(key)
@@ -148,6 +161,8 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[No
                 queue.forget(key)
             finally:
                 queue.done(key)
+                event(log, "synced", v=2, controller=controller, **kind, object=key,
+                      result=outcome, duration_ms=ms_since(started))
 
     tasks = [asyncio.create_task(loop()) for _ in range(workers)]
     try:
@@ -157,3 +172,16 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[No
             t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _describe(reconcile: Callable[..., Any]) -> tuple[str, str]:
+    """The controller's name (its module's NAME, or its workload's, as --controllers names
+    it) and the kind of object it syncs (its module's KIND or its workload's), for the
+    sync events; "" where the controller does not say."""
+    owner = getattr(reconcile, "__self__", None)
+    module = sys.modules.get(getattr(reconcile, "__module__", "") or "")
+    workload = getattr(owner, "workload", None)
+    name = getattr(workload, "name", None) or getattr(module, "NAME", None) or \
+        (module.__name__.rpartition(".")[2] if module is not None else "")
+    kind = getattr(workload, "kind", None) or getattr(module, "KIND", None) or ""
+    return str(name), str(kind)

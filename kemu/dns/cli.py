@@ -11,6 +11,7 @@ import asyncio
 import sys
 from typing import Any
 
+from kemu.util import logsetup
 from kemu.util.argtypes import run_standalone
 from kemu.util.metricsflag import add_metrics_flag
 
@@ -50,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ttl", type=int, default=5,
                    help="TTL of answers, seconds (CoreDNS's default is 5)")
     add_metrics_flag(p)
+    logsetup.add_flags(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

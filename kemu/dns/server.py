@@ -31,6 +31,7 @@ from kemu.api.v1 import api_pb2
 from kemu.dns.forward import Forwarder
 from kemu.dns.metrics import DnsMetrics
 from kemu.dns.records import Zone
+from kemu.util.logsetup import event, ms_since
 from kemu.util.metrics import MetricsEndpoint, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class _Udp:
         self.resolver = resolver
         self.metrics = metrics
         self.pending: set[asyncio.Task[None]] = set()
+        self.query_log = log.isEnabledFor(logging.DEBUG)  # -v 4: one event per query
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(sock.fileno(), self._readable)
 
@@ -192,6 +194,8 @@ class _Udp:
                     self._send(reply, addr)
                 if metrics is not None:
                     metrics.record(data, reply, "udp", started)
+                if self.query_log:
+                    log_query(data, reply, "udp", started)
                 continue
             task = self.loop.create_task(self._slow(data, addr, started))
             self.pending.add(task)
@@ -207,6 +211,22 @@ class _Udp:
             self._send(reply, addr)
         if self.metrics is not None:
             self.metrics.record(data, reply, "udp", started)
+        if self.query_log:
+            log_query(data, reply, "udp", started)
+
+
+def log_query(data: bytes, reply: bytes | None, proto: str, started: float) -> None:
+    """One event per query at -v 4, as CoreDNS's log plugin: name, type, protocol, rcode
+    (none: no reply was sent) and duration."""
+    try:
+        q = DNSRecord.parse(data).q
+        name, qtype = str(q.qname), str(QTYPE.get(q.qtype, q.qtype))
+    except (DNSError, struct.error, IndexError, ValueError):
+        name, qtype = "", ""
+    rcode = str(RCODE.get(reply[3] & 0x0F, reply[3] & 0x0F)) if reply and len(reply) > 3 \
+        else "none"
+    event(log, "query", v=4, name=name, type=qtype, proto=proto, rcode=rcode,
+          duration_ms=ms_since(started))
 
 
 async def _tcp_client(resolver: Resolver, reader: asyncio.StreamReader,
@@ -224,6 +244,8 @@ async def _tcp_client(resolver: Resolver, reader: asyncio.StreamReader,
                 await writer.drain()
             if metrics is not None:
                 metrics.record(data, reply, "tcp", started)
+            if log.isEnabledFor(logging.DEBUG):
+                log_query(data, reply, "tcp", started)
     except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
         pass
     except Exception:

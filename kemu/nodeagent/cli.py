@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import sys
 from pathlib import Path
 
 from kemu.nodeagent.config import AgentConfig
-from kemu.util import tls
+from kemu.util import logsetup, tls
 from kemu.util.argtypes import host_port
 from kemu.util.metricsflag import add_metrics_flag
 
@@ -113,7 +112,9 @@ def configure(a: argparse.ArgumentParser) -> None:
     a.add_argument("--insecure", action="store_true", help=tls.INSECURE_HELP)
     add_metrics_flag(a)
     tls.add_client_flags(a)
-    a.add_argument("-v", "--verbose", dest="agent_verbose", action="count", default=0)
+    a.add_argument("--verbose", dest="agent_verbose", action="count", default=0,
+                   help="twice: debug logs (as -v 4)")
+    logsetup.add_flags(a)
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:
@@ -152,14 +153,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kemu agent: error: the following arguments are required: {', '.join(missing)}",
               file=sys.stderr)
         return 2
-    verbose = max(getattr(args, "agent_verbose", 0), getattr(args, "verbose", 0))
-    if verbose or not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                            force=True)
-    if verbose <= 1:
-        for noisy in ("docker", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logsetup.configure_from_args("agent", args)
     try:
         config = config_from(args)
         tls.export_client_flags(args)

@@ -55,6 +55,7 @@ from kemu.nodeagent.runtime import (
     CreateError,
     RuntimeUnavailable,
 )
+from kemu.util.logsetup import event
 
 log = logging.getLogger(__name__)
 RETRY_CONFIG = 3.0  # seconds before retrying a missing ConfigMap/Secret or a failed mount
@@ -224,7 +225,8 @@ class PodWorker:
         else:
             self._sync_probes(obj, inst)
         await self._write_status(obj, status)
-        log.debug("synced pod %s in %.3fs", key, time.monotonic() - start)
+        event(log, "synced pod", v=2, pod=key, phase=status.phase,
+              duration_ms=round((time.monotonic() - start) * 1000, 2))
 
     def _past_deadline(self, key: str, pod: Any) -> bool:
         """activeDeadlineSeconds, counted from startTime as the kubelet does; schedules a

@@ -22,6 +22,7 @@ from kemu.nodeagent.lbannounce import Announcer, elected_node
 from kemu.nodeagent.podnetwork import CommandError, PeerNode, PodNetwork
 from kemu.nodeagent.proxy import IptablesError, Proxier
 from kemu.nodeagent.proxy.convert import desired_state
+from kemu.util.logsetup import event, ms_since
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,14 @@ class ServiceProxy:
             self._dirty.clear()
             last = time.monotonic()
             plan = self.plan()
+            started = time.perf_counter()
             try:
                 await asyncio.to_thread(self.apply, plan)
             except (IptablesError, CommandError) as e:
                 log.warning("network sync failed: %s; retrying", e)
                 self._static_cidr = None
                 self._dirty.set()
+            else:
+                event(log, "synced service rules", v=2, services=len(plan.services),
+                      endpoints=len(plan.endpoints), peers=len(plan.peers),
+                      duration_ms=ms_since(started))

@@ -4,10 +4,11 @@ same way and rejects a malformed one with the same one-line message."""
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 from collections.abc import Callable
 from typing import NoReturn
+
+from kemu.util import logsetup
 
 
 def host_port(text: str) -> str:
@@ -41,11 +42,10 @@ def run_standalone(prog: str, description: str,
                    add_arguments: Callable[[argparse.ArgumentParser], None],
                    run: Callable[[argparse.Namespace], int],
                    argv: list[str] | None = None) -> int:
-    """`python -m <component>`: the component's own flags plus --log-level, then run."""
+    """`python -m <component>`: the component's own flags (its logging flags among them,
+    from kemu.util.logsetup), logging set up from them, then run."""
     parser = OneLineParser(prog=prog, description=description)
     add_arguments(parser)
-    parser.add_argument("--log-level", default="INFO", help="logging level")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logsetup.configure_from_args(prog.removeprefix("kemu "), args)
     return run(args)

@@ -17,27 +17,29 @@ from typing import Any
 
 import grpc
 
-Around = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]
+Around = Callable[[Any, Any], contextlib.AbstractAsyncContextManager[Any]]
 
 
 def _wrap(behavior: Callable[..., Any], around: Around) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(behavior):
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            async with around(context), contextlib.aclosing(behavior(request, context)) as it:
+            async with around(request, context), \
+                    contextlib.aclosing(behavior(request, context)) as it:
                 async for response in it:
                     yield response
         return stream
 
     async def unary(request: Any, context: Any) -> Any:
-        async with around(context):
+        async with around(request, context):
             result = behavior(request, context)
             return await result if inspect.isawaitable(result) else result
     return unary
 
 
 def wrapped(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
-    """`handler` with its behaviour run inside `around(context)`: the same shape and
-    serializers, an async generator where the behaviour is one."""
+    """`handler` with its behaviour run inside `around(request, context)` (a streaming
+    request: its iterator): the same shape and serializers, an async generator where the
+    behaviour is one."""
     kw = {"request_deserializer": handler.request_deserializer,
           "response_serializer": handler.response_serializer}
     if handler.unary_unary:
@@ -59,6 +61,11 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                ) -> contextlib.AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
+    def around_request(self, request: Any, context: Any, method: str
+                       ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """`around`, for an interceptor that needs the request too."""
+        return self.around(context, method)
+
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails],
                                          Awaitable[grpc.RpcMethodHandler]],
@@ -67,4 +74,5 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method  # type: ignore[attr-defined]
         if handler is None or method.startswith(self.exempt):
             return handler
-        return wrapped(handler, lambda context: self.around(context, method))
+        return wrapped(handler,
+                       lambda request, context: self.around_request(request, context, method))

@@ -37,6 +37,7 @@ from kemu.services.apiserver.impersonation import ImpersonationInterceptor
 from kemu.services.apiserver.limits import Limits, LimitsInterceptor
 from kemu.services.apiserver.metrics import MetricsServicer
 from kemu.services.apiserver.registry import Registry
+from kemu.services.apiserver.requestlog import RequestLog
 from kemu.services.apiserver.requestmetrics import RequestMetrics
 from kemu.services.apiserver.service import DiscoveryServicer, ResourcesServicer
 from kemu.services.apiserver.storage import Storage
@@ -126,11 +127,11 @@ class APIServer:
         self.metrics_registry.register(CallbackCollector(
             lambda: cache_metrics(self.caches.values())))
         self.metrics: MetricsEndpoint | None = None
-        # Every call counted, refused ones too; a request that does not decode is
-        # INVALID_ARGUMENT (grpc.aio says UNKNOWN); then authentication: a call without a
-        # valid token costs its client nothing.
+        # Every call counted and, at -v 3, logged, refused ones too; a request that does not
+        # decode is INVALID_ARGUMENT (grpc.aio says UNKNOWN); then authentication: a call
+        # without a valid token costs its client nothing.
         interceptors: list[grpc.aio.ServerInterceptor] = [
-            GrpcServerMetrics(self.metrics_registry), DecodeErrorInterceptor()]
+            GrpcServerMetrics(self.metrics_registry), RequestLog(), DecodeErrorInterceptor()]
         self.tls = config.tls
         if config.tls is not None and config.tls.requires_client_cert and config.tokens:
             # gRPC cannot make client certificates optional: tokens win (see auth.py).

@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from kemu.util import logsetup
 from kemu.util.argtypes import run_standalone, seconds
 from kemu.util.leaderflags import add_leader_election_flags, leader_election_options
 from kemu.util.metricsflag import add_metrics_flag
@@ -78,6 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve grpc.health.v1 here (SERVING once the caches are filled)")
     add_leader_election_flags(p, "kube-controller-manager")
     add_metrics_flag(p)
+    logsetup.add_flags(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

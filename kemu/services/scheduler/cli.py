@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from kemu.services.scheduler.config import SchedulerConfig
+from kemu.util import logsetup
 from kemu.util.argtypes import run_standalone
 from kemu.util.leaderflags import add_leader_election_flags, leader_election_options
 from kemu.util.metricsflag import add_metrics_flag
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seed for breaking score ties (reproducible placement)")
     add_leader_election_flags(p, "kube-scheduler")
     add_metrics_flag(p)
+    logsetup.add_flags(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

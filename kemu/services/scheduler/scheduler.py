@@ -52,6 +52,7 @@ from kemu.services.scheduler.nodeinfo import PodInfo, pod_key
 from kemu.services.scheduler.plugins import DEFAULT_PROFILE, REGISTRY
 from kemu.services.scheduler.queue import SchedulingQueue
 from kemu.util.listen import check_bindable
+from kemu.util.logsetup import event, ms_since
 from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
 
 log = logging.getLogger("kemu.scheduler")
@@ -324,9 +325,8 @@ class Scheduler:
         self.queue.forget(key)
         self.recorder.scheduled(pod, node)
         self.recorder.forget_pod(pod.metadata.uid)
-        log.info("pod=%s bound node=%s evaluated=%d feasible=%d cycle_ms=%.2f "
-                 "duration_ms=%.2f", key, node, result.evaluated, result.feasible,
-                 cycle_ms, _ms(started))
+        event(log, "bound pod", v=2, pod=key, node=node, evaluated=result.evaluated,
+              feasible=result.feasible, cycle_ms=round(cycle_ms, 2), duration_ms=ms_since(started))
 
     # ---- PodScheduled=False -------------------------------------------------------------
 

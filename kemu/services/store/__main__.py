@@ -8,13 +8,12 @@ one line and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from kemu.services.store.errors import StoreError
 from kemu.services.store.server import StoreConfig, run
-from kemu.util import tls
+from kemu.util import logsetup, tls
 from kemu.util.metricsflag import add_metrics_flag
 
 
@@ -37,14 +36,11 @@ def parse_args(argv: list[str] | None = None) -> StoreConfig:
         default=5.0,
         help="seconds between watch progress notifications",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level")
     tls.add_etcd_server_flags(parser)
     add_metrics_flag(parser)
+    logsetup.add_flags(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logsetup.configure_from_args("store", args)
     if args.progress_notify_interval <= 0:
         parser.error("--progress-notify-interval must be positive")
     try:
