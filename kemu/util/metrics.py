@@ -165,39 +165,44 @@ def _failure_code(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
 class _MethodMetrics:
     """One method's children: started, handling seconds, and handled per code (lazily)."""
 
-    __slots__ = ("_handled", "_labels", "handled_family", "observe", "started")
+    __slots__ = ("_handled", "_labels", "_started", "handled_family", "handling")
 
     def __init__(self, m: GrpcServerMetrics, grpc_type: str, service: str, method: str
                  ) -> None:
         self._labels = (grpc_type, service, method)
-        self.started = m.started.labels(*self._labels).inc
-        self.observe = m.handling.labels(*self._labels).observe
+        self._started = m.started.child(self._labels)
+        self.handling = m.handling.child(self._labels)
         self.handled_family = m.handled
-        self._handled: dict[str, Callable[[], None]] = {}
+        self._handled: dict[str, list[float]] = {}
+
+    def started(self) -> None:
+        self._started[0] += 1
 
     def finish(self, code: str, since: float) -> None:
-        inc = self._handled.get(code)
-        if inc is None:
-            inc = self._handled[code] = self.handled_family.labels(*self._labels, code).inc
-        inc()
-        self.observe(time.perf_counter() - since)
+        cell = self._handled.get(code)
+        if cell is None:
+            cell = self._handled[code] = self.handled_family.child((*self._labels, code))
+        cell[0] += 1
+        self.handling.observe(time.perf_counter() - since)
 
 
 class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """go-grpc-prometheus' server series for a grpc.aio server. Put it first among the
     interceptors, so that calls refused by later ones (authentication, rate limits,
-    undecodable requests) are counted with their codes too."""
+    undecodable requests) are counted with their codes too. A grpc.aio server runs every
+    call on its event loop, so the counts are loop-only (LoopCounter, LoopHistogram)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ("grpc_type", "grpc_service", "grpc_method")
-        self.started = Counter("grpc_server_started", "RPCs started on the server.",
-                               labels, registry=registry)
-        self.handled = Counter("grpc_server_handled",
-                               "RPCs completed on the server, regardless of success or failure.",
-                               (*labels, "grpc_code"), registry=registry)
-        self.handling = Histogram("grpc_server_handling_seconds",
-                                  "Response latency (seconds) of RPCs handled by the server.",
-                                  labels, buckets=LATENCY_BUCKETS, registry=registry)
+        self.started = LoopCounter("grpc_server_started", "RPCs started on the server.",
+                                   labels)
+        self.handled = LoopCounter("grpc_server_handled", "RPCs completed on the server, "
+                                   "regardless of success or failure.", (*labels, "grpc_code"))
+        self.handling = LoopHistogram("grpc_server_handling_seconds", "Response latency "
+                                      "(seconds) of RPCs handled by the server.", labels,
+                                      LATENCY_BUCKETS)
+        registry.register(CallbackCollector(lambda: [
+            self.started.family(), self.handled.family(), self.handling.family()]))
         # method -> (the handler as registered, its wrapped form)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
         # (method, type) -> its children: kept even when later interceptors hand out a new
