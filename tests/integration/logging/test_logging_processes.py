@@ -1,9 +1,11 @@
 """`--log-format json -v N` on real processes: the store, the apiserver (-v 3: one event
 per request), the scheduler and the controller manager (-v 2: one event per bind and per
-object synced) write JSON lines carrying the component, the object and the duration.
+object synced), a node agent (-v 2: per pod synced) and the DNS (-v 4: per query) write
+JSON lines carrying the component, the object and the duration.
 
-A Node (status only: no agent runs pods here) and a ReplicaSet of one replica, which the
-controller manager turns into a pod that the scheduler binds.
+A Node (status only) and a ReplicaSet of one replica, which the controller manager turns
+into a pod that the scheduler binds; then an agent with the fake runtime (no Docker) that
+runs a pod, and a DNS query.
 """
 
 from __future__ import annotations
@@ -143,3 +145,45 @@ def test_default_verbosity_logs_no_sync_or_request_events(tmp_path: Path) -> Non
         text = proc.log.read_text()
         assert " synced controller=" not in text and " request verb=" not in text, text
         assert not any(line.startswith("{") for line in text.splitlines())
+
+
+def test_json_events_of_an_agent_pod_sync_and_a_dns_query(tmp_path: Path) -> None:
+    """A node agent with the fake runtime (no Docker) at -v 2 and the DNS at -v 4."""
+    from dnslib import DNSRecord  # type: ignore[import-untyped]
+
+    store = processes.kemu_store(tmp_path)
+    api = processes.kemu_apiserver(tmp_path, store.address)
+    node = f"logs-fake-{uuid.uuid4().hex[:4]}"
+    agent_address = f"127.0.0.1:{processes.free_port()}"
+    agent = _proc(tmp_path, "agent", [
+        "kemu.nodeagent", "--runtime", "fake", "--insecure", "--apiserver", api.address,
+        "--node-name", node, "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
+        "--port", agent_address.rpartition(":")[2], "--data-dir", str(tmp_path / "agent"),
+        *JSON_FLAGS, "-v", "2"], agent_address)
+    dns_address = f"127.0.0.1:{processes.free_port()}"
+    dns = _proc(tmp_path, "dns", ["kemu.dns", "--apiserver", api.address, "--listen",
+                                  dns_address, *JSON_FLAGS, "--v", "4"], dns_address)
+    ns = f"logs-{uuid.uuid4().hex[:6]}"
+    with (processes.running(store, api, agent), processes.running(dns, check="tcp"),
+          Client(api.address, timeout=15) as c):
+        c.create(manifest.from_dict({"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": ns}}))
+        c.create(manifest.from_dict({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}}))
+        synced = wait_record(agent, "pod sync event", lambda r: (
+            r.get("msg") == "synced pod" and r.get("pod") == f"{ns}/p"
+            and r.get("phase") == "Running"))
+        host, port = dns_address.rsplit(":", 1)
+        DNSRecord.parse(DNSRecord.question("kubernetes.default.svc.cluster.local", "A")
+                        .send(host, int(port), timeout=5))
+        query = wait_record(dns, "query event", lambda r: r.get("msg") == "query")
+        for proc in (agent, dns):
+            assert proc.alive(), f"{proc.name} died:\n{proc.tail()}"
+
+    assert synced["component"] == "agent" and synced["v"] == 2
+    assert synced["duration_ms"] >= 0
+    assert query["component"] == "dns" and query["level"] == "debug" and query["v"] == 4
+    assert (query["name"], query["type"], query["proto"]) == (
+        "kubernetes.default.svc.cluster.local.", "A", "udp")
+    assert query["rcode"] in ("NOERROR", "NXDOMAIN") and query["duration_ms"] >= 0
