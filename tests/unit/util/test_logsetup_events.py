@@ -1,8 +1,9 @@
-"""The event sites' own pieces: what the apiserver's request log says of a request, and the
-DNS server's query event."""
+"""The event sites' own pieces: what the apiserver's request log says of a request, the
+DNS server's query event and the agent's Service rules sync event."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -75,3 +76,32 @@ def test_dns_query_event_hidden_below_v4() -> None:
     query = DNSRecord.question("web.shop.svc.cluster.local", "A")
     log_query(bytes(query.pack()), None, "udp", time.perf_counter())
     assert out.getvalue() == ""
+
+
+async def test_service_rules_sync_event_at_v2() -> None:
+    import asyncio
+
+    from kemu.client.informer import Informer
+    from kemu.nodeagent.serviceproxy import ServiceProxy
+
+    out = io.StringIO()
+    logsetup.configure("agent", fmt="json", v=2, stream=out)
+    infs = {r: Informer(None, r) for r in ("services", "endpoints", "nodes")}  # type: ignore[arg-type]
+    for inf in infs.values():
+        inf.synced.set()
+    proxy = ServiceProxy(node_name="a", services=infs["services"], endpoints=infs["endpoints"],
+                         nodes=infs["nodes"], proxier=None, network=None, announcer=None)
+    task = asyncio.create_task(proxy.run())
+    try:
+        for _ in range(500):
+            if out.getvalue():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    (line,) = (json.loads(x) for x in out.getvalue().splitlines())
+    assert (line["msg"], line["component"], line["v"]) == ("synced service rules", "agent", 2)
+    assert (line["services"], line["endpoints"], line["peers"]) == (0, 0, 0)
+    assert line["duration_ms"] >= 0
