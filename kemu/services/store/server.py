@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from kemu.api.etcd import rpc_pb2, rpc_pb2_grpc
 from kemu.services.store import servicers
+from kemu.services.store.backend import db_path
 from kemu.services.store.errors import ConfigError
 from kemu.services.store.store import Store
 from kemu.util.grpcdecode import DecodeErrorInterceptor
@@ -141,9 +144,7 @@ async def serve(config: StoreConfig) -> StoreServer:
         ],
         server,
     )
-    registry.register(CallbackCollector(lambda: [GaugeMetricFamily(
-        "etcd_debugging_mvcc_current_revision", "The current revision of the store.",
-        value=store.revision)]))
+    registry.register(CallbackCollector(lambda: _store_metrics(store, config.data_dir)))
     await store.start()
     try:
         metrics = await maybe_serve_metrics(config.metrics_listen, registry)
@@ -167,6 +168,24 @@ async def serve(config: StoreConfig) -> StoreServer:
         store.revision,
     )
     return StoreServer(server=server, store=store, health=health, port=port, metrics=metrics)
+
+
+def _store_metrics(store: Store, data_dir: Path) -> list[Metric]:
+    """etcd's series that a single-member store can answer, read at scrape time."""
+    size = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(f"{db_path(data_dir)}{suffix}")
+    return [
+        GaugeMetricFamily("etcd_server_has_leader", "Whether or not a leader exists. 1 is "
+                          "existence, 0 is not.", value=1),
+        GaugeMetricFamily("etcd_debugging_mvcc_current_revision",
+                          "The current revision of store.", value=store.revision),
+        GaugeMetricFamily("etcd_debugging_mvcc_compact_revision",
+                          "The revision of the last compaction in store.",
+                          value=store.compact_revision),
+        GaugeMetricFamily("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying "
+                          "database physically allocated in bytes.", value=size)]
 
 
 async def _main(config: StoreConfig) -> None:

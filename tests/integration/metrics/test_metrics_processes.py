@@ -94,6 +94,9 @@ def test_store_counts_etcd_calls(plane: Plane) -> None:
     assert (value(samples, "grpc_server_handling_seconds_count",
                   grpc_service="etcdserverpb.Watch", grpc_method="Watch") is not None)
     assert (value(samples, "etcd_debugging_mvcc_current_revision") or 0) > 1
+    assert value(samples, "etcd_debugging_mvcc_compact_revision") is not None
+    assert (value(samples, "etcd_mvcc_db_total_size_in_bytes") or 0) > 4096
+    assert value(samples, "etcd_server_has_leader") == 1
 
 
 def test_apiserver_counts_creates_by_code_and_watches(plane: Plane) -> None:
