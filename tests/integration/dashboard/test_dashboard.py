@@ -174,6 +174,10 @@ def test_deployment_appears_live_and_its_pods_go_running(browser: Any, client: C
     WebDriverWait(browser, WAIT).until(
         lambda d: texts_of(d, f"{pods} td.status") == ["Pending"] * 2,
         message="two Pending pods (no node matches their nodeSelector)")
+    pending = texts_of(browser, f"{pods} td.name")[0]
+    browser.find_element(By.CSS_SELECTOR, f"{row('pods', f'default/{pending}')} td.name").click()
+    wait_text(browser, "#logs-state", lambda t: t == "failed", "the log refused")
+    assert text_of(browser, "#logs-text") == f"pod {pending} does not have a host assigned"
 
     labelled = client.get("nodes", NODE)
     labelled.node.metadata.labels["dashboard"] = "yes"
@@ -208,6 +212,21 @@ def test_events_appear(browser: Any, client: Client) -> None:
         "reason": "Injected", "message": HTML, "type": "Warning"}))
     wait_text(browser, f"{row('events', 'default/web.html')} td.message",
               lambda t: t == HTML, "the event's HTML message shown as text")
+
+
+def test_the_namespace_selector_filters_every_table(browser: Any) -> None:
+    from selenium.webdriver.support.select import Select
+
+    choose = Select(browser.find_element(By.ID, "namespace"))
+    assert "kube-system" in [o.text for o in choose.options]
+    choose.select_by_value("kube-system")
+    WebDriverWait(browser, WAIT).until(
+        lambda d: not texts_of(d, "#pods tbody tr") and texts_of(d, "#events tbody tr"),
+        message="no pods and only kube-system's events")
+    assert set(texts_of(browser, "#events tbody td:nth-child(3)")) == {"kube-system"}
+    assert text_of(browser, f"{row('nodes', NODE)} td.name") == NODE  # not namespaced
+    Select(browser.find_element(By.ID, "namespace")).select_by_value("")
+    wait_text(browser, "#pods .count", lambda t: t == "(2)", "every namespace again")
 
 
 def test_html_from_the_api_is_shown_as_text(browser: Any) -> None:
