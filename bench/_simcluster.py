@@ -64,6 +64,7 @@ class RssSampler:
         self.peak: dict[str, int] = {}
         self.last: dict[str, int] = {}
         self.cpu: dict[str, float] = {}
+        self.cpu_mark: dict[str, float] = {}
         self.group: tuple[str, ...] = ()
         self.group_peak = 0
         self._stop = threading.Event()
@@ -98,9 +99,15 @@ class RssSampler:
         self._thread.join()
         self.sample()
 
+    def mark(self) -> None:
+        """Count CPU seconds from now on (e.g. once the nodes are registered)."""
+        self.sample()
+        self.cpu_mark = dict(self.cpu)
+
     def cpu_s(self) -> dict[str, float]:
-        """CPU seconds each process used (at its last sample)."""
-        return {name: round(value, 1) for name, value in self.cpu.items()}
+        """CPU seconds each process used since `mark` (or since it started)."""
+        return {name: round(value - self.cpu_mark.get(name, 0.0), 1)
+                for name, value in self.cpu.items()}
 
     def peak_mb(self) -> dict[str, float]:
         return {name: round(value / MB, 1) for name, value in self.peak.items()}

@@ -600,28 +600,32 @@ class Simulator:
             await self.client.close()
 
     async def remove_nodes(self) -> None:
-        """`--cleanup`: force-delete the pods bound to our nodes, then the Leases and the
-        Nodes (as `kubectl delete node` plus the pod GC would)."""
+        """`--cleanup`: delete the Nodes and their Leases, then force-delete the pods
+        still bound to them (as the pod garbage collector would), twice, for pods the
+        scheduler bound while the Nodes were going."""
         client = self._client()
-        bound = await client.list("pods", field_selector="spec.nodeName!=")
-        ours = [o.pod for o in bound.items if o.pod.spec.node_name in self.pod_cidrs]
 
         async def gently(coro: Any) -> None:
             async with self._slots:
                 with contextlib.suppress(NotFound, Conflict):
                     await coro
 
-        await asyncio.gather(*(gently(client.delete("pods", p.metadata.name,
-                                                    p.metadata.namespace,
-                                                    grace_period_seconds=0,
-                                                    uid=p.metadata.uid)) for p in ours),
-                             return_exceptions=True)
-        await asyncio.gather(*(gently(client.delete("leases", n, LEASE_NAMESPACE))
-                               for n in self.pod_cidrs), return_exceptions=True)
-        await asyncio.gather(*(gently(client.delete("nodes", n)) for n in self.pod_cidrs),
-                             return_exceptions=True)
-        log.info("cleanup: deleted %d pods, %d Leases and Nodes", len(ours),
-                 len(self.pod_cidrs))
+        async def each(calls: Iterable[Any]) -> None:
+            await asyncio.gather(*(gently(c) for c in calls), return_exceptions=True)
+
+        await each(client.delete("nodes", n) for n in self.pod_cidrs)
+        await each(client.delete("leases", n, LEASE_NAMESPACE) for n in self.pod_cidrs)
+        removed = 0
+        for _ in range(2):
+            bound = await client.list("pods", field_selector="spec.nodeName!=")
+            ours = [o.pod for o in bound.items if o.pod.spec.node_name in self.pod_cidrs]
+            await each(client.delete("pods", p.metadata.name, p.metadata.namespace,
+                                     grace_period_seconds=0, uid=p.metadata.uid)
+                       for p in ours)
+            removed += len(ours)
+            await asyncio.sleep(0.5)
+        log.info("cleanup: deleted %d Nodes and Leases, %d pods bound to them",
+                 len(self.pod_cidrs), removed)
 
 
 async def main(config: SimulatorConfig) -> None:

@@ -202,3 +202,20 @@ async def test_kubelet_sync_runs_deletes_and_ignores_others() -> None:
     assert (kubelet.running, kubelet.deleted) == (1, 1)
     ip = ipaddress.ip_address(client.statuses[0].pod.status.pod_ip)
     assert ip in ipaddress.ip_network("100.64.0.0/24")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--count", "0"], "--count must be at least 1, got 0", id="zero"),
+    pytest.param(["--count", "-2"], "--count must be at least 1, got -2", id="negative"),
+    pytest.param(["--count", "3", "--pod-cidr-range", "nonsense"],
+                 "does not appear to be an IPv4 or IPv6 network", id="bad-range"),
+])
+def test_cli_bad_input_is_one_line(argv: list[str], message: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from kemu.cli.kemu_main import main
+
+    code = main(["simulate", "nodes", "--apiserver", "127.0.0.1:1", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("kemu simulate nodes: error: ") and message in err
+    assert err.count("\n") == 1
