@@ -137,6 +137,7 @@ def test_global_as_acts_as_another_user(server: str) -> None:
     assert escalate.err_lines == [
         'Error from server (Forbidden): users "root" is forbidden: User "jane" cannot '
         'impersonate resource "users" in API group "" at the cluster scope']
+    admin.ok("apply", "-f", "-", stdin="apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n")
     node = admin("annotate", "node", "n1", "a=b", "--as", "system:node:n2",
                  "--as-group", "system:nodes")
     assert node.code == 1 and "Forbidden" in node.err, node.err
