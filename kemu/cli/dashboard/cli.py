@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import logging
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -95,6 +96,10 @@ def is_loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
     err = err or sys.stderr
+    if not getattr(args, "verbose", 0):
+        # Eleven informers would each log every retry while the apiserver is away; the
+        # dashboard says it once, when it goes and when it comes back.
+        logging.getLogger("kemu.client.informer").setLevel(logging.WARNING)
     try:
         cfg = resolve(args)
         if not is_loopback(cfg.host):

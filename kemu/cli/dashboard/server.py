@@ -232,6 +232,11 @@ class Dashboard:
         return f"http://{self.address}/"
 
     def _on_problem(self, problem: str) -> None:
+        if problem != self.hub.problem:
+            if problem:
+                log.warning("the page shows the last known state: %s", problem)
+            else:
+                log.warning("apiserver %s answers again; the page is live", self.client.server)
         self.hub.set_problem(problem)
         if problem and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.create_task(self._recover())
