@@ -137,6 +137,19 @@ class LoopHistogram:
         return family
 
 
+def leader_status(name: str, is_leader: Callable[[], bool]) -> CallbackCollector:
+    """client-go's `leader_election_master_status{name}`: 1 while this replica holds the
+    Lease `name`, else 0."""
+    def collect() -> list[Metric]:
+        family = GaugeMetricFamily("leader_election_master_status", "Gauge of if the "
+                                   "reporting system is master of the relevant lease, 0 "
+                                   "indicates backup, 1 indicates master. 'name' is the "
+                                   "string used to identify the lease.", labels=("name",))
+        family.add_metric((name,), 1 if is_leader() else 0)
+        return [family]
+    return CallbackCollector(collect)
+
+
 # ---- gRPC server --------------------------------------------------------------------------
 
 _CODE_NAMES: dict[Any, str] = {}

@@ -54,6 +54,7 @@ from kemu.util.metrics import (
     GrpcServerMetrics,
     MetricsEndpoint,
     WorkQueueMetricsProvider,
+    leader_status,
     maybe_serve_metrics,
     new_registry,
 )
@@ -259,8 +260,10 @@ class ControllerManager:
         if config.leader_election is not None:
             self.lease_events = EventRecorder(self.client, "kube-controller-manager",
                                               instance=config.leader_election.identity)
-            self.elector = LeaderElector(self.client, config.leader_election,
-                                         events=self.lease_events)
+            elector = self.elector = LeaderElector(self.client, config.leader_election,
+                                                   events=self.lease_events)
+            self.metrics_registry.register(leader_status(
+                config.leader_election.resource_name, lambda: elector.is_leader))
 
     async def start(self) -> None:
         if self.lease_events is not None:

@@ -53,7 +53,12 @@ from kemu.services.scheduler.plugins import DEFAULT_PROFILE, REGISTRY
 from kemu.services.scheduler.queue import SchedulingQueue
 from kemu.util.listen import check_bindable
 from kemu.util.logsetup import event, ms_since
-from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
+from kemu.util.metrics import (
+    GrpcServerMetrics,
+    MetricsEndpoint,
+    leader_status,
+    maybe_serve_metrics,
+)
 
 log = logging.getLogger("kemu.scheduler")
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -418,8 +423,10 @@ class SchedulerService:
         if config.leader_election is not None:
             self.lease_events = ObjectEventRecorder(self.client, config.scheduler_name,
                                                     instance=config.leader_election.identity)
-            self.elector = LeaderElector(self.client, config.leader_election,
-                                         events=self.lease_events)
+            elector = self.elector = LeaderElector(self.client, config.leader_election,
+                                                   events=self.lease_events)
+            self.scheduler.metrics.registry.register(leader_status(
+                config.leader_election.resource_name, lambda: elector.is_leader))
 
     async def start(self) -> None:
         if self.lease_events is not None:

@@ -153,6 +153,7 @@ def test_scheduler_counts_attempts_and_pending_pods(plane: Plane) -> None:
                   result="scheduled") or 0) >= 1
     assert value(samples, "scheduler_pending_pods", queue="active") is not None
     assert value(samples, "scheduler_pending_pods", queue="backoff") is not None
+    assert value(samples, "leader_election_master_status", name="kube-scheduler") == 1
 
 
 def test_controller_manager_has_a_workqueue_per_controller(plane: Plane) -> None:
@@ -176,6 +177,8 @@ def test_controller_manager_has_a_workqueue_per_controller(plane: Plane) -> None
             or 0) >= 1
     assert value(samples, "grpc_server_handled_total", grpc_service="grpc.health.v1.Health",
                  grpc_method="Check", grpc_code="OK")  # the readiness probe's calls
+    assert value(samples, "leader_election_master_status",
+                 name="kube-controller-manager") == 1
 
 
 def _ask(server: str, name: str, qtype: str = "A") -> int:
