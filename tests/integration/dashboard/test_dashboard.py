@@ -37,7 +37,12 @@ WAIT = 30.0
 HTML = '<b>bold</b><img src="x" onerror="document.title=\'pwned\'">'
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
@@ -138,6 +143,26 @@ def wait_text(driver: Any, css: str, predicate: Any, what: str) -> str:
     return text_of(driver, css)
 
 
+def click(driver: Any, css: str, what: str) -> None:
+    """Click the element matching `css`, again if the page replaced it meanwhile (rows are
+    re-rendered as changes arrive)."""
+    def attempt(d: Any) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    WebDriverWait(driver, WAIT, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(attempt, message=what)
+
+
+def choose(driver: Any, select_id: str, value: str) -> None:
+    """Pick `value` in a <select>, again if its options were replaced meanwhile."""
+    def attempt(d: Any) -> bool:
+        Select(d.find_element(By.ID, select_id)).select_by_value(value)
+        return True
+    WebDriverWait(driver, WAIT, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(
+            attempt, message=f"{value!r} chosen in #{select_id}")
+
+
 def row(resource: str, key: str) -> str:
     return f'tr[data-resource="{resource}"][data-key="{key}"]'
 
@@ -175,7 +200,7 @@ def test_deployment_appears_live_and_its_pods_go_running(browser: Any, client: C
         lambda d: texts_of(d, f"{pods} td.status") == ["Pending"] * 2,
         message="two Pending pods (no node matches their nodeSelector)")
     pending = texts_of(browser, f"{pods} td.name")[0]
-    browser.find_element(By.CSS_SELECTOR, f"{row('pods', f'default/{pending}')} td.name").click()
+    click(browser, f"{row('pods', f'default/{pending}')} td.name", "a Pending pod")
     wait_text(browser, "#logs-state", lambda t: t == "failed", "the log refused")
     assert text_of(browser, "#logs-text") == f"pod {pending} does not have a host assigned"
 
@@ -215,22 +240,19 @@ def test_events_appear(browser: Any, client: Client) -> None:
 
 
 def test_the_namespace_selector_filters_every_table(browser: Any) -> None:
-    from selenium.webdriver.support.select import Select
-
-    choose = Select(browser.find_element(By.ID, "namespace"))
-    assert "kube-system" in [o.text for o in choose.options]
-    choose.select_by_value("kube-system")
+    assert "kube-system" in texts_of(browser, "#namespace option")
+    choose(browser, "namespace", "kube-system")
     WebDriverWait(browser, WAIT).until(
         lambda d: not texts_of(d, "#pods tbody tr") and texts_of(d, "#events tbody tr"),
         message="no pods and only kube-system's events")
     assert set(texts_of(browser, "#events tbody td:nth-child(3)")) == {"kube-system"}
     assert text_of(browser, f"{row('nodes', NODE)} td.name") == NODE  # not namespaced
-    Select(browser.find_element(By.ID, "namespace")).select_by_value("")
+    choose(browser, "namespace", "")
     wait_text(browser, "#pods .count", lambda t: t == "(2)", "every namespace again")
 
 
 def test_html_from_the_api_is_shown_as_text(browser: Any) -> None:
-    browser.find_element(By.CSS_SELECTOR, f"{row('deployments', 'default/web')} td.name").click()
+    click(browser, f"{row('deployments', 'default/web')} td.name", "the Deployment")
     wait_text(browser, "#detail-meta", lambda t: f"note={HTML}" in t,
               "the annotation, shown as text")
     assert not browser.find_elements(By.CSS_SELECTOR, "main b, main img, aside b, aside img")
@@ -239,10 +261,8 @@ def test_html_from_the_api_is_shown_as_text(browser: Any) -> None:
 
 def test_clicking_a_pod_shows_its_log(browser: Any, tmp_path: Path,
                                       request: pytest.FixtureRequest) -> None:
-    pods = 'tr[data-resource="pods"][data-name^="web-"] td.name'
-    name = texts_of(browser, pods)[0]
-    browser.find_element(By.CSS_SELECTOR, f'{pods.split(" ")[0]}[data-name="{name}"] td.name'
-                         ).click()
+    name = texts_of(browser, 'tr[data-resource="pods"][data-name^="web-"] td.name')[0]
+    click(browser, f"{row('pods', f'default/{name}')} td.name", "a web pod")
     wait_text(browser, "#detail-title", lambda t: t == f"pods default/{name}", "the pod panel")
     wait_text(browser, "#logs-text", lambda t: "this container never ran" in t,
               "the pod's log through the Logs RPC")
@@ -276,14 +296,11 @@ def test_log_text_is_shown_as_text_and_containers_are_chosen(browser: Any,
         client.update_status(pod)
         wait_text(browser, f"{row('pods', 'default/html-pod')} td.status",
                   lambda t: t == "Running", "the stand-in's pod Running")
-        browser.find_element(By.CSS_SELECTOR, f"{row('pods', 'default/html-pod')} td.name"
-                             ).click()
+        click(browser, f"{row('pods', 'default/html-pod')} td.name", "the stand-in's pod")
         wait_text(browser, "#logs-state", lambda t: t == "ended", "the log read to its end")
         assert text_of(browser, "#logs-text") == "[one] " + log_text
         assert texts_of(browser, "#logs-container option") == ["one", "two"]
-        from selenium.webdriver.support.select import Select
-
-        Select(browser.find_element(By.ID, "logs-container")).select_by_value("two")
+        choose(browser, "logs-container", "two")
         wait_text(browser, "#logs-text", lambda t: t.startswith("[two] "),
                   "the second container's log")
         assert not browser.find_elements(By.CSS_SELECTOR, "#logs-text *")
