@@ -3,7 +3,9 @@ of real processes on loopback, `kemu simulate nodes` for the nodes, peak RSS sam
 every process, and the results file.
 
 The apiserver runs with `--max-requests-per-second 0`: every process here shares one IP,
-and the per-client limit (1,000/s by default) is not what these benchmarks measure.
+and the per-client limit (1,000/s by default) is not what these benchmarks measure. The
+scheduler and controller manager run with `--leader-elect=false`: one replica each, and a
+Lease renewal late on a loaded machine would end the run (they exit on a lost Lease).
 """
 
 from __future__ import annotations
@@ -126,13 +128,13 @@ def apiserver(tmp: Path, store: str) -> processes.Proc:
 def scheduler(tmp: Path, api: str) -> processes.Proc:
     health = f"127.0.0.1:{processes.free_port()}"
     return kemu_proc(tmp, "scheduler", "scheduler", "--apiserver", api, "--health-listen",
-                     health, health=health)
+                     health, "--leader-elect=false", health=health)
 
 
 def controller_manager(tmp: Path, api: str) -> processes.Proc:
     health = f"127.0.0.1:{processes.free_port()}"
     return kemu_proc(tmp, "controller-manager", "controller-manager", "--apiserver", api,
-                     "--health-listen", health, health=health)
+                     "--health-listen", health, "--leader-elect=false", health=health)
 
 
 def simulator(tmp: Path, api: str, count: int, *extra: str) -> processes.Proc:
