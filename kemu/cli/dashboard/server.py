@@ -250,7 +250,7 @@ class Dashboard:
             backoff = min(backoff * 2, 5.0)
             with contextlib.suppress(ClientError):
                 await self.client.api_resources()
-                self.hub.set_problem("")
+                self._on_problem("")
 
     async def stop(self) -> None:
         for informer in self.informers:
@@ -286,7 +286,7 @@ class Dashboard:
         if self.hosts is not None and req.headers.get("host", "") not in self.hosts:
             return await respond(writer, 421, "this dashboard answers only to "
                                  f"http://{self.address}/\n")
-        if req.method not in ("GET", "HEAD"):
+        if req.method != "GET" and (req.method != "HEAD" or req.path.startswith("/api/")):
             return await respond(writer, 405, "read-only: GET only\n",
                                  headers=(("Allow", "GET, HEAD"),))
         if req.path in STATIC:

@@ -341,6 +341,16 @@ def test_other_hosts_are_refused(dashboard: processes.Proc) -> None:
     conn.request("POST", "/", body=b"x")
     assert conn.getresponse().status == 405
     conn.close()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("HEAD", "/api/stream")
+    assert conn.getresponse().status == 405
+    conn.close()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("HEAD", "/")
+    resp = conn.getresponse()
+    assert (resp.status, resp.getheader("Content-Type")) == (200, "text/html; charset=utf-8")
+    assert "script-src 'self'" in resp.getheader("Content-Security-Policy", "")
+    conn.close()
 
 
 def test_sigint_stops_cleanly(cluster: Cluster, browser: Any,
