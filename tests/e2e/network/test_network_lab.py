@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -353,10 +352,14 @@ def test_endpoints_follow_readiness_and_no_endpoints_is_refused_at_once(
     wait_for(lambda: api.get("pods", "gated", "default").pod.status.pod_ip, 60, "gated IP")
     # Not ready: no endpoint, and a connection is refused at once (REJECT), not left hanging.
     wait_for(lambda: not endpoint_ips(api, "gated"), 10, "no ready endpoint")
-    started = time.monotonic()
-    refused = sh(cl, "client-a", f"wget -qO- -T 10 {url}", check=False)
-    assert refused.returncode != 0
-    assert time.monotonic() - started < 5
+    # Timed inside the pod: kemuctl exec itself may take seconds on a loaded machine.
+    refused = sh(cl, "client-a", f"s=$(date +%s); wget -O- -T 10 {url} 2>&1; rc=$?; "
+                 "echo elapsed=$(( $(date +%s) - s )) rc=$rc", check=False)
+    # Refused (kube-proxy's REJECT) or unreachable (the node's unreachable route for the
+    # service CIDR answers first for a routed packet): either way at once, never a hang.
+    assert "refused" in refused.stdout or "No route to host" in refused.stdout, refused
+    elapsed, rc = (int(v.split("=")[1]) for v in refused.stdout.split()[-2:])
+    assert rc != 0 and elapsed <= 2, refused
     sh(cl, "gated", "touch /tmp/ready")
     pod_ip = running_ip(api, "gated")
     wait_for(lambda: endpoint_ips(api, "gated") == {pod_ip}, 20, "gated ready endpoint")
