@@ -51,6 +51,19 @@ def namespace_row(ns: Any, now: float) -> Row:
     return {**_meta(ns), "status": ns.status.phase or "Active"}
 
 
+def container_state(status: Any) -> str:
+    """`Running`, `Waiting: ErrImagePull`, `Terminated: Completed (exit 0)`."""
+    state = status.state
+    if state.HasField("running"):
+        return "Running"
+    if state.HasField("terminated"):
+        t = state.terminated
+        return f"Terminated: {t.reason or 'Error'} (exit {t.exit_code})"
+    if state.HasField("waiting"):
+        return f"Waiting: {state.waiting.reason}" if state.waiting.reason else "Waiting"
+    return "Unknown"
+
+
 def pod_row(pod: Any, now: float) -> Row:
     cells = pod_cells(pod, now)
     phase = pod.status.phase or "Pending"
@@ -58,6 +71,10 @@ def pod_row(pod: Any, now: float) -> Row:
             "ready": cells.ready, "restarts": cells.restarts.split(" ", 1)[0],
             "node": pod.spec.node_name, "ip": pod.status.pod_ip,
             "containers": [c.name for c in pod.spec.containers],
+            "containerStatuses": [{"name": cs.name, "image": cs.image, "ready": cs.ready,
+                                   "restarts": cs.restart_count,
+                                   "state": container_state(cs)}
+                                  for cs in pod.status.container_statuses],
             "owner": next((f"{r.kind}/{r.name}" for r in pod.metadata.owner_references
                            if r.controller), "")}
 

@@ -255,6 +255,8 @@ def test_html_from_the_api_is_shown_as_text(browser: Any) -> None:
     click(browser, f"{row('deployments', 'default/web')} td.name", "the Deployment")
     wait_text(browser, "#detail-meta", lambda t: f"note={HTML}" in t,
               "the annotation, shown as text")
+    wait_text(browser, "#detail-meta", lambda t: "Normal ScalingReplicaSet: Scaled up replica "
+              "set web-" in t, "the Deployment's events in its panel")
     assert not browser.find_elements(By.CSS_SELECTOR, "main b, main img, aside b, aside img")
     assert browser.title == "kemu dashboard"
 
@@ -267,6 +269,9 @@ def test_clicking_a_pod_shows_its_log(browser: Any, tmp_path: Path,
     wait_text(browser, "#logs-text", lambda t: "this container never ran" in t,
               "the pod's log through the Logs RPC")
     assert text_of(browser, "#logs-container") == "app"
+    wait_text(browser, "#detail-meta", lambda t: "app: Running, ready, restarts 0, "
+              "kemu/bootcamp:v1" in t and "Normal Started: Started container app" in t,
+              "the pod's container and events in its panel")
     shot = tmp_path / "dashboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000

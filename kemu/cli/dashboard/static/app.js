@@ -200,6 +200,24 @@ function dlEntry(dl, term, value) {
   dl.appendChild(dd);
 }
 
+function dlList(dl, term, lines) {
+  dl.appendChild(el("dt", term));
+  const dd = el("dd", lines.length ? undefined : "<none>");
+  for (const line of lines) dd.appendChild(el("div", line, "line"));
+  dl.appendChild(dd);
+}
+
+// The newest events about an object, as `kemuctl describe` lists them.
+function eventsOf(resource, row) {
+  if (resource === "events") return [];
+  const singular = resource === "endpoints" ? "endpoints" : resource.replace(/s$/, "");
+  const object = singular + "/" + row.name;
+  return Array.from(rows("events").values())
+    .filter((e) => e.object === object && (e.namespace || "") === (row.namespace || "") ||
+      e.object === object && !row.namespace)
+    .sort((a, b) => (b.lastSeen || 0) - (a.lastSeen || 0)).slice(0, 10);
+}
+
 function renderDetail(fresh) {
   const sel = state.selected;
   const row = rows(sel.resource).get(sel.key);
@@ -218,6 +236,12 @@ function renderDetail(fresh) {
     if (sel.resource === "events") dlEntry(dl, "Message", row.message);
     dlEntry(dl, "Labels", row.labels);
     dlEntry(dl, "Annotations", row.annotations);
+    if (sel.resource === "pods") {
+      dlList(dl, "Containers", row.containerStatuses.map((c) => c.name + ": " + c.state +
+        (c.ready ? ", ready" : ", not ready") + ", restarts " + c.restarts + ", " + c.image));
+    }
+    dlList(dl, "Events", eventsOf(sel.resource, row).map((e) =>
+      age(e.lastSeen) + " " + e.type + " " + e.reason + ": " + e.message));
   }
   if (fresh) startLogs(sel.resource === "pods" ? row : null);
 }
