@@ -38,7 +38,8 @@ def component(tmp: Path, module: str, apiserver: str, name: str, *extra: str
 
 
 def scheduler(tmp: Path, apiserver: str, name: str, *extra: str) -> processes.Proc:
-    return component(tmp, "kemu.services.scheduler", apiserver, name, *extra)
+    """A scheduler logging each bind (`-v 2`), which tells which one bound a pod."""
+    return component(tmp, "kemu.services.scheduler", apiserver, name, "-v", "2", *extra)
 
 
 def controller_manager(tmp: Path, apiserver: str, name: str, *extra: str) -> processes.Proc:

@@ -124,7 +124,7 @@ def test_schedulers_one_leader_binds_and_failover(cluster: Cluster, client: Clie
         processes.wait_for(lambda: all(node_of(client, ns, f"first-{i}") for i in range(3)),
                            15, "the first pods bound")
         for i in range(3):
-            logged(leader, f"pod={ns}/first-{i} bound")
+            logged(leader, f"bound pod pod={ns}/first-{i} ")
         time.sleep(RETRY_S)  # a standby that also scheduled would have logged by now
         assert f"pod={ns}/first-" not in log_text(standby)
         assert "scheduler leading" not in log_text(standby)
@@ -134,7 +134,7 @@ def test_schedulers_one_leader_binds_and_failover(cluster: Cluster, client: Clie
                         lambda: node_of(client, ns, "after-kill") == "ha-node",
                         "the pod made after kill -9 bound by the new leader")
         assert took <= TAKEOVER_BOUND_S + SLACK_S
-        logged(standby, f"pod={ns}/after-kill bound")
+        logged(standby, f"bound pod pod={ns}/after-kill ")
 
         with processes.running(c):  # a new standby, then a graceful hand-over to it
             assert holder(client, lease) == identity(standby)
@@ -142,7 +142,7 @@ def test_schedulers_one_leader_binds_and_failover(cluster: Cluster, client: Clie
             pod(client, ns, "after-term")
             processes.wait_for(lambda: node_of(client, ns, "after-term") == "ha-node", 15,
                                "the pod made after SIGTERM bound by the third scheduler")
-            logged(c, f"pod={ns}/after-term bound")
+            logged(c, f"bound pod pod={ns}/after-term ")
             spec = client.get("leases", lease, "kube-system").lease.spec
             assert spec.lease_transitions >= 2 and spec.lease_duration_seconds == 3
     became = sorted(o.event.message for o in client.list("events", "kube-system").items
