@@ -85,16 +85,20 @@ class Cache:
         self._assumed.discard(info.key)
         self._place(info, node_name)
 
-    def confirm(self, key: str, node_name: str, uid: str) -> bool:
-        """The informer shows a pod bound to node_name that is already counted there (this
-        scheduler assumed it, or an earlier event placed it): confirm the assumption and
-        answer True, so the caller need not rebuild its PodInfo on every status update.
-        A bound pod's requests do not change (no in-place resize here)."""
+    def confirm(self, pod: core_pb2.Pod, key: str) -> bool:
+        """The informer shows a pod bound to a node that already counts it (this scheduler
+        assumed it, or an earlier event placed it): confirm the assumption, keep the
+        informer's copy of the pod (the older one is freed: a decoded pod weighs about
+        5 KB), and answer True, so the caller need not rebuild its PodInfo on every status
+        update. A bound pod's requests do not change (no in-place resize here)."""
+        node_name = pod.spec.node_name
         if self._pod_node.get(key) != node_name:
             return False
         node = self.nodes.get(node_name)
-        if node is None or not node.has_pod(key, uid):
+        info = node.pods.get(key) if node is not None else None
+        if info is None or info.uid != pod.metadata.uid:
             return False
+        info.pod = pod
         self._assumed.discard(key)
         return True
 

@@ -123,11 +123,6 @@ class NodeInfo:
     def labels(self) -> Mapping[str, str]:
         return self.node.metadata.labels
 
-    def has_pod(self, key: str, uid: str) -> bool:
-        """Whether this very pod (same uid) is counted here."""
-        info = self.pods.get(key)
-        return info is not None and info.uid == uid
-
     def add_pod(self, info: PodInfo) -> None:
         if info.key in self.pods:
             self.remove_pod(info.key)

@@ -173,7 +173,7 @@ class Scheduler:
                 if self.cache.remove_pod(key):
                     self._move_all("assigned pod finished")
                 return
-            if not self.cache.confirm(key, pod.spec.node_name, pod.metadata.uid):
+            if not self.cache.confirm(pod, key):
                 self.cache.add_pod(self._pod_info(pod), pod.spec.node_name)
             return
         if not self.responsible_for(pod):
