@@ -14,6 +14,7 @@ import pytest
 from kemu.api import manifest
 from kemu.api.v1 import apps_pb2, core_pb2
 from kemu.client import Client
+from kemu.client.errors import Conflict
 from tests.conftest import Cluster
 from tests.integration.controllers.conftest import controller_manager, poll
 from tests.support import processes
@@ -45,12 +46,33 @@ def create_deploy(client: Client, ns: str, name: str, replicas: int, image: str,
                  **spec}}))
 
 
+def change_deployment(client: Client, ns: str, name: str,
+                      change: Callable[[apps_pb2.Deployment], None]) -> None:
+    """As `kemuctl set image` or `rollout pause`: read, change, write, again on a conflict
+    with the controller's status writes (kubectl patches, which never conflicts)."""
+    for _ in range(20):
+        obj = client.get("deployments", name, ns)
+        change(obj.deployment)
+        try:
+            client.update(obj)
+            return
+        except Conflict:
+            continue
+    raise AssertionError(f"deployment {ns}/{name} kept conflicting")
+
+
 def set_image(client: Client, ns: str, name: str, image: str, cause: str = "") -> None:
-    obj = client.get("deployments", name, ns)
-    obj.deployment.spec.template.spec.containers[0].image = image
-    if cause:
-        obj.deployment.metadata.annotations["kubernetes.io/change-cause"] = cause
-    client.update(obj)
+    def change(d: apps_pb2.Deployment) -> None:
+        d.spec.template.spec.containers[0].image = image
+        if cause:
+            d.metadata.annotations["kubernetes.io/change-cause"] = cause
+    change_deployment(client, ns, name, change)
+
+
+def set_paused(client: Client, ns: str, name: str, paused: bool) -> None:
+    def change(d: apps_pb2.Deployment) -> None:
+        d.spec.paused = paused
+    change_deployment(client, ns, name, change)
 
 
 def deploy(client: Client, ns: str, name: str) -> apps_pb2.Deployment:
@@ -236,9 +258,7 @@ def test_history_limit_scaling_and_pause(cm: processes.Proc, client: Client,
     new = replica_sets(client, ns, "app")[-1]
     assert new.metadata.annotations["deployment.kubernetes.io/desired-replicas"] == "4"
 
-    obj = client.get("deployments", "app", ns)
-    obj.deployment.spec.paused = True
-    client.update(obj)
+    set_paused(client, ns, "app", True)
     poll("paused condition", lambda: condition(deploy(client, ns, "app"), "Progressing")
          == ("Unknown", "DeploymentPaused"))
     set_image(client, ns, "app", "app:v4")
@@ -248,9 +268,7 @@ def test_history_limit_scaling_and_pause(cm: processes.Proc, client: Client,
     images = {rs.spec.template.spec.containers[0].image for rs in replica_sets(client, ns, "app")}
     assert "app:v4" not in images, "no rollout while paused"
 
-    obj = client.get("deployments", "app", ns)
-    obj.deployment.spec.paused = False
-    client.update(obj)
+    set_paused(client, ns, "app", False)
     settle(client, ns, "app", lambda: complete(client, ns, "app", 3)
            and deploy(client, ns, "app").metadata.annotations.get(REVISION) == "4",
            "resumed rollout")
