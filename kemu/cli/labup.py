@@ -38,12 +38,15 @@ from kemu.cli.lifecycle import (
     lab_state,
     remove_containers,
     state_dir,
+    with_metrics,
 )
 from kemu.client import config
 from kemu.images.build import NODE_IMAGES
 from kemu.lab.harness import LabNode
 from kemu.util import tty
 from kemu.util.tls import ClientTLS
+
+AGENT_METRICS_PORT = 10255  # the kubelet's old read-only port, on each node's own address
 
 LAB_SUBNETS = tuple(f"198.18.{third}.0/24" for third in range(240, 250))
 """Lab subnets for `kemu up` clusters (the RFC 2544 benchmark range, outside Docker's pools
@@ -138,6 +141,8 @@ def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -
             ensure_running(d, comp, launched)
         api = comps[1].address
         (d / "components.json").write_text(json.dumps({c.name: c.address for c in comps}))
+        (d / "metrics.json").write_text(json.dumps({c.name: c.metrics for c in comps
+                                                    if c.metrics}))
         admin = pki.client("admin")
         clusterdns.install(api, tls=admin, cert_dir=pki.dns_dir)
         _wait_ready(api, [node_name(name, i) for i in range(1, nodes + 1)], planned[0],
@@ -174,14 +179,15 @@ def _agent(name: str, index: int, netns_path: str, ip: str, docker_host: str, ga
     """One node's agent, started inside the node's network namespace, serving TLS with
     its node's certificate."""
     node = node_name(name, index)
-    return Component(
+    return with_metrics(Component(
         f"agent-{index}", f"{ip}:10250",
         ("agent", *pki.agent_flags(node), "--apiserver", f"{gateway}:{api_port}",
          "--node-name", node,
          "--node-ip", ip, "--address", ip, "--docker-host", docker_host,
          "--data-dir", str(state_dir(name) / f"agent-{index}"),
          "--cluster-cidr", cluster_cidr(name)),
-        prefix=("nsenter", f"--net={netns_path}", "--"), tls=pki.client("admin"))
+        prefix=("nsenter", f"--net={netns_path}", "--"), tls=pki.client("admin")),
+        f"{ip}:{AGENT_METRICS_PORT}")
 
 
 def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120.0, *,

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -51,6 +51,7 @@ class Component:
     prefix: tuple[str, ...] = ()  # e.g. nsenter into a lab node's network namespace
     container: str = ""  # run as this Docker container (host network) of the kemu image
     tls: ClientTLS | None = None  # how the health probe dials a component serving TLS
+    metrics: str = ""  # HOST:PORT of its Prometheus /metrics (plain HTTP), if it serves one
 
     def argv(self, state: Path) -> list[str]:
         """The command that runs the component in the foreground: `docker run` proxies
@@ -72,6 +73,32 @@ class Ports:
     scheduler: int = 10259
     agent: int = 10250
     controller_manager: int = 10257
+
+
+def metrics_addresses(d: Path, names: Sequence[str], host: str = "127.0.0.1"
+                      ) -> dict[str, str]:
+    """Where each component of `names` serves /metrics: a free loopback port picked at
+    the first `up` and kept in `<state>/metrics.json`, so an `up` of a running cluster
+    and `kemu status` find the same ones (a second cluster gets other ports)."""
+    import socket
+
+    path = d / "metrics.json"
+    try:
+        known: dict[str, str] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    for name in names:
+        if name not in known:
+            with socket.socket() as sock:
+                sock.bind((host, 0))
+                known[name] = f"{host}:{sock.getsockname()[1]}"
+    path.write_text(json.dumps(known))
+    return known
+
+
+def with_metrics(comp: Component, address: str) -> Component:
+    """`comp` serving Prometheus metrics at `address` (`--metrics-listen`)."""
+    return replace(comp, metrics=address, args=(*comp.args, "--metrics-listen", address))
 
 
 COMPONENTS = ("store", "apiserver", "controller-manager", "scheduler", "agent", "dns")
@@ -100,8 +127,6 @@ def ensure_images() -> None:
 def in_containers(comps: list[Component], cluster: str) -> list[Component]:
     """The control-plane components as containers of the kemu image (host network, the
     state directory mounted at the same path), the others unchanged."""
-    from dataclasses import replace
-
     return [replace(c, container=container_name(cluster, c.name)) if c.name in CONTROL_PLANE
             else c for c in comps]
 
@@ -207,7 +232,8 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
     cm = f"127.0.0.1:{ports.controller_manager}"
     advertised = ("--advertise-address", advertise) if advertise else ()
     probe = pki.client("admin") if pki else None
-    return [
+    metrics = metrics_addresses(d, CONTROL_PLANE)
+    return [with_metrics(c, metrics[c.name]) for c in [
         Component("store", store, ("store", "--listen", store, "--data-dir", str(d / "store"),
                                    *(pki.store_flags() if pki else ("--insecure",))),
                   tls=probe),
@@ -225,7 +251,7 @@ def control_plane_components(name: str, ports: Ports, *, api_host: str = "127.0.
         Component("scheduler", sched, ("scheduler", "--apiserver", api,
                                        "--health-listen", sched, "--leader-elect=false",
                                        *(pki.client_flags("scheduler") if pki else ()))),
-    ]
+    ]]
 
 
 def docker_bridge_gateway() -> str:
@@ -263,13 +289,13 @@ def _components(name: str, ports: Ports) -> list[Component]:
     pki = cluster_pki(name, sans=[gateway])
     return [
         *control_plane_components(name, ports, advertise=gateway, pki=pki),
-        Component("agent", agent, ("agent", *pki.agent_flags(node_name(name)),
+        with_metrics(Component("agent", agent, ("agent", *pki.agent_flags(node_name(name)),
                                    "--apiserver", api, "--node-name", node_name(name),
                                    "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
                                    "--port", str(ports.agent), "--data-dir", str(d / "agent"),
                                    "--cluster-cidr", cluster_cidr(name),
                                    "--labels", "node-role.kubernetes.io/control-plane="),
-                  tls=pki.client("admin")),
+                  tls=pki.client("admin")), metrics_addresses(d, ["agent"])["agent"]),
     ]
 
 
@@ -453,6 +479,10 @@ def status_rows(name: str) -> list[dict[str, str]]:
         addresses: dict[str, str] = json.loads((d / "components.json").read_text())
     except (OSError, ValueError):
         addresses = {}
+    try:
+        metrics: dict[str, str] = json.loads((d / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = {}
     # The store, apiserver and agents serve TLS to the admin's certificate.
     pki = ClusterPKI(d / "pki") if (d / "pki" / "ca.crt").exists() else None
     rows = []
@@ -466,7 +496,9 @@ def status_rows(name: str) -> list[dict[str, str]]:
                                                                      probe, tls=tls))
         rows.append({"component": comp, "pid": str(pid or "-"),
                      "address": addresses.get(comp) or "-",
-                     "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped")})
+                     "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped"),
+                     "metrics": f"http://{metrics[comp]}/metrics" if comp in metrics
+                     else "-"})
     lab_registry = (lab_state(d) or {}).get("registry")
     if lab_registry:
         from kemu.lab import registry
@@ -476,7 +508,8 @@ def status_rows(name: str) -> list[dict[str, str]]:
         ok = alive and registry.answers(str(lab_registry))
         rows.append({"component": "registry", "pid": str(pid or "-"),
                      "address": str(lab_registry),
-                     "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped")})
+                     "status": "Healthy" if ok else ("Unhealthy" if alive else "Stopped"),
+                     "metrics": "-"})
     return rows
 
 
@@ -489,10 +522,12 @@ def status(name: str, output: str = "") -> int:
     if output == "json":
         print(json.dumps({"name": name, "components": rows}, indent=2))
     else:
-        print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}STATUS")
+        print(f"{'COMPONENT':<20}{'PID':<9}{'ADDRESS':<22}{'STATUS':<11}METRICS")
         for r in rows:
+            status_cell = tty.health(r["status"], sys.stdout)
+            pad = " " * max(1, 11 - len(r["status"]))  # the colour codes have no width
             print(f"{r['component']:<20}{r['pid']:<9}{r['address']:<22}"
-                  f"{tty.health(r['status'], sys.stdout)}")
+                  f"{status_cell}{pad}{r['metrics']}")
     return 0 if all(r["status"] == "Healthy" for r in rows) else 1
 
 

@@ -115,6 +115,15 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert described["nodes"] == ["lab-node-1"]
         rows = json.loads(kemu(env, "status", "--name", "lab", "-o", "json").stdout)
         assert {r["status"] for r in rows["components"]} == {"Healthy"}
+        # Every component serves Prometheus metrics where `kemu status` says.
+        urls = {r["component"]: r["metrics"] for r in rows["components"]}
+        for comp, series in (("store", "etcd_debugging_mvcc_current_revision"),
+                             ("apiserver", 'apiserver_request_total{code="201"'),
+                             ("scheduler", 'scheduler_schedule_attempts_total{'),
+                             ("controller-manager", 'workqueue_adds_total{name="deployment"}'),
+                             ("agent", "kubelet_running_pods")):
+            with urllib.request.urlopen(urls[comp], timeout=10) as scraped:
+                assert series in scraped.read().decode(), (comp, series)
         status = kemu(env, "status", "--name", "lab")
         assert status.returncode == 0
         running = {c.name for c in docker.from_env().containers.list(

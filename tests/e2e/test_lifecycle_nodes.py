@@ -5,6 +5,7 @@ machine as it was (no namespace, link, route, process or state of the cluster)."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -104,6 +105,14 @@ def test_up_three_nodes_status_and_down(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stdout
         # 4 control-plane parts, 3 agents and the registry
         assert status.stdout.count("Healthy") == 8, status.stdout
+        # Each node's agent serves its metrics on the node's own address, as kemu status says.
+        rows = json.loads(kemu(env, "status", "--name", name, "-o", "json").stdout)
+        agent_metrics = [r["metrics"] for r in rows["components"]
+                         if r["component"].startswith("agent-")]
+        assert len(agent_metrics) == 3
+        for url in agent_metrics:
+            with urllib.request.urlopen(url, timeout=10) as scraped:
+                assert "kubelet_running_pods" in scraped.read().decode()
         again = kemu(env, "up", "--name", name, "--nodes", "3", *ports)
         assert again.returncode == 0 and "already up" in again.stdout, again.stdout
     finally:
