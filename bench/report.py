@@ -146,9 +146,9 @@ def scheduler(d: dict[str, Any], s: Section) -> None:
                      f"{r['latency_s']['p99']:.2f} s",
                      ", ".join(f"{k} {v:.0f}" for k, v in rss.items())))
         s.summary.append((f"scheduler {r['nodes']} nodes / {r['pods']} pods",
-                          f"{r['pods_per_s']:.0f} pods/s", f"{threshold} pods/s",
+                          f"{r['pods_per_s']:.0f} pods/s", f"{threshold:g} pods/s",
                           f"{r['ratio']:.2f}"))
-    s.body += [f"Reference: {d['reference']['name']} threshold of {threshold} pods/s "
+    s.body += [f"Reference: {d['reference']['name']} threshold of {threshold:g} pods/s "
                "(target at least that; stretch 1,000).", "",
                *_table(("nodes", "pods", "pods/s", "ratio", "p50", "p99", "peak RSS MB"),
                        rows)]
@@ -156,7 +156,7 @@ def scheduler(d: dict[str, Any], s: Section) -> None:
         fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
         nodes = [r["nodes"] for r in runs]
         left.plot(nodes, [r["pods_per_s"] for r in runs], "o-", label="kemu")
-        left.axhline(threshold, color="grey", linestyle="--", label=f"{threshold} pods/s")
+        left.axhline(threshold, color="grey", linestyle="--", label=f"{threshold:g} pods/s")
         left.set_xlabel("nodes")
         left.set_ylabel("pods scheduled / s")
         left.set_title("throughput")
@@ -176,13 +176,15 @@ def scheduler(d: dict[str, Any], s: Section) -> None:
 
 
 def memory(d: dict[str, Any], s: Section) -> None:
-    total = d.get("total_peak_rss_mb") or d.get("total_mb")
-    ref = (d.get("reference") or {}).get("mb", 1600)
-    if total is not None:
-        s.summary.append(("control plane RSS (1,000 nodes, 10,000 pods)", f"{total:.0f} MB",
-                          f"{ref:.0f} MB (k3s)", f"{ref / total:.2f}"))
-    s.body += [f"```\n{json.dumps(d, indent=1)[:3000]}\n```", ""] if not d.get("lines") \
-        else ["```", *d["lines"], "```", ""]
+    total, ref = d["control_plane_peak_mb"], d["reference"]["mb"]
+    s.summary.append((f"control plane peak RSS ({d['nodes']} nodes, {d['pods']} pods; "
+                      f"target {d['target_mb']:.0f} MB)", f"{total:.0f} MB",
+                      f"{ref:.0f} MB (k3s server)", f"{ref / total:.2f}"))
+    s.body += [f"Reference: {d['reference']['name']}.", "",
+               *_table(("process", "peak MB", "settled MB"),
+                       [(name, f"{mb:.0f}", _f(d.get("settled_rss_mb", {}).get(name)))
+                        for name, mb in d["peak_rss_mb"].items()]),
+               "```", *d.get("lines", []), "```", ""]
 
 
 def pods(d: dict[str, Any], s: Section) -> None:
