@@ -157,12 +157,14 @@ def scheduler(d: dict[str, Any], s: Section) -> None:
         nodes = [r["nodes"] for r in runs]
         left.plot(nodes, [r["pods_per_s"] for r in runs], "o-", label="kemu")
         left.axhline(threshold, color="grey", linestyle="--", label=f"{threshold:g} pods/s")
+        left.set_ylim(bottom=0)
         left.set_xlabel("nodes")
         left.set_ylabel("pods scheduled / s")
         left.set_title("throughput")
         left.legend(fontsize=8)
         for q in ("p50", "p99"):
             right.plot(nodes, [r["latency_s"][q] for r in runs], "o-", label=q)
+        right.set_ylim(bottom=0)
         right.set_xlabel("nodes")
         right.set_ylabel("create to bound, s")
         right.set_title("scheduling latency")
