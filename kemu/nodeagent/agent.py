@@ -12,9 +12,7 @@ does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,7 @@ from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
 from kemu.util.tls import TLSConfigError, add_port, warn_insecure
+from kemu.util.untilsignalled import run_until_signalled
 
 log = logging.getLogger(__name__)
 AgentRuntime = DockerRuntime | FakeRuntime
@@ -421,22 +420,9 @@ class Agent:
 
 async def main(config: AgentConfig) -> None:
     agent = Agent(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, agent.stopped.set)
     try:
-        starting = asyncio.create_task(agent.start())
-        stopping = asyncio.create_task(agent.stopped.wait())
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if starting.done():
-            stopping.cancel()
-            starting.result()  # AgentError: the one-line reason it cannot start
-            await agent.wait()
-        else:  # a signal while still starting (waiting for the apiserver, say)
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+        # AgentError from the start: the one-line reason it cannot start.
+        await run_until_signalled(agent.start, agent.wait, agent.stopped)
         log.info("node agent %s stopping; pods keep running", config.node_name)
     finally:
         await agent.stop()

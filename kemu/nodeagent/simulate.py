@@ -629,25 +629,12 @@ class Simulator:
 
 
 async def main(config: SimulatorConfig) -> None:
-    import signal
+    from kemu.util.untilsignalled import run_until_signalled
 
     sim = Simulator(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, sim.stopped.set)
     try:
-        starting = asyncio.create_task(sim.start())
-        stopping = asyncio.create_task(sim.stopped.wait())
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if starting.done():
-            stopping.cancel()
-            starting.result()  # SimulatorError: the one-line reason it cannot start
-            await sim.wait()
-        else:
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+        # SimulatorError from the start: the one-line reason it cannot start.
+        await run_until_signalled(sim.start, sim.wait, sim.stopped)
         log.info("simulated nodes stopping (%s)",
                  "deleting them" if config.cleanup else "their Nodes stay")
     finally:
