@@ -53,6 +53,7 @@ from kemu.util.metrics import (
 from kemu.util.tls import ClientTLS, ServerTLS, add_port
 
 log = logging.getLogger("kemu.apiserver")
+DRAIN_WINDOW = 0.5  # seconds new calls are refused with UNAVAILABLE before the listener closes
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _MAX_MESSAGE = 64 * 1024 * 1024  # what the apiserver may send (a large list)
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
@@ -269,14 +270,19 @@ class APIServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._bootstrap is not None:
             self._bootstrap.cancel()
-        # Refuse new calls with UNAVAILABLE while still listening, so that no client's call
-        # races the listener closing (gRPC cancels those); end the watches; let admitted
-        # calls finish; only then stop the server, cancelling what outlives the grace.
+        # Refuse new calls with UNAVAILABLE while still listening, for at least
+        # DRAIN_WINDOW, so that a client's call racing the shutdown is refused by us (a code
+        # it retries) and not cancelled by gRPC as the listener closes; end the watches;
+        # let admitted calls finish; only then stop the server, cancelling what outlives
+        # the grace (as kube-apiserver's --shutdown-delay-duration, in small).
         self.limits.drain()
         watches = sum(len(c.watchers) for c in self.caches.values())
         for cache in self.caches.values():
             await cache.stop()
         await self.limits.wait_idle(max(0.0, grace - (time.monotonic() - started)))
+        window = min(DRAIN_WINDOW, grace / 2) - (time.monotonic() - started)
+        if window > 0:
+            await asyncio.sleep(window)
         await self.server.stop(max(0.0, grace - (time.monotonic() - started)))
         await self.storage.close()
         if self.metrics is not None:
