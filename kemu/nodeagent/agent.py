@@ -48,7 +48,7 @@ from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
 from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
 from kemu.util.tls import TLSConfigError, add_port, warn_insecure
-from kemu.util.untilsignalled import run_until_signalled
+from kemu.util.untilsignalled import run_until_signalled, wait_stopped_or_failed
 
 log = logging.getLogger(__name__)
 AgentRuntime = DockerRuntime | FakeRuntime
@@ -379,15 +379,7 @@ class Agent:
 
     async def wait(self) -> None:
         """Until stopped, or until a background task fails (then raise its error)."""
-        stop = asyncio.create_task(self.stopped.wait())
-        try:
-            done, _ = await asyncio.wait([stop, *self.tasks],
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        for t in done:
-            if t is not stop and not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+        await wait_stopped_or_failed(self.stopped, self.tasks)
 
     async def stop(self) -> None:
         """Stop serving; containers keep running."""

@@ -51,6 +51,7 @@ from kemu.nodeagent.lease import NAMESPACE as LEASE_NAMESPACE
 from kemu.nodeagent.lease import NodeLease
 from kemu.nodeagent.node import arch, kemu_version
 from kemu.nodeagent.runtime import ContainerInfo
+from kemu.util.untilsignalled import run_until_signalled, wait_stopped_or_failed
 
 log = logging.getLogger("kemu.simulate")
 SIMULATED_LABEL = "kemu.io/simulated"
@@ -577,15 +578,7 @@ class Simulator:
 
     async def wait(self) -> None:
         """Until stopped, or until a loop fails (then raise its error)."""
-        stop = asyncio.create_task(self.stopped.wait())
-        try:
-            done, _ = await asyncio.wait([stop, *self.tasks],
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        for t in done:
-            if t is not stop and not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+        await wait_stopped_or_failed(self.stopped, self.tasks)
 
     async def stop(self) -> None:
         await self.queue.shut_down()
@@ -629,7 +622,6 @@ class Simulator:
 
 
 async def main(config: SimulatorConfig) -> None:
-    from kemu.util.untilsignalled import run_until_signalled
 
     sim = Simulator(config)
     try:

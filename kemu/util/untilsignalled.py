@@ -1,4 +1,5 @@
-"""Run a long-lived asyncio service until SIGTERM or SIGINT, as every component's main.
+"""Run a long-lived asyncio service until SIGTERM or SIGINT (the node agent's and the node
+simulator's mains), and wait on it until it is stopped or one of its loops fails.
 
 A signal may come while the service is still starting (waiting for an apiserver, say):
 then the start is cancelled rather than awaited to its end. An error from the start (the
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 
 async def run_until_signalled(start: Callable[[], Awaitable[None]],
@@ -33,3 +34,17 @@ async def run_until_signalled(start: Callable[[], Awaitable[None]],
         starting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await starting
+
+
+async def wait_stopped_or_failed(stopped: asyncio.Event,
+                                 tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Until `stopped` is set or one of `tasks` ends; a task that failed raises its error
+    here (a background loop of a service must not die unnoticed)."""
+    stop = asyncio.create_task(stopped.wait())
+    try:
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    for t in done:
+        if t is not stop and not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
