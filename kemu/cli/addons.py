@@ -22,8 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 DNS_LABELS = {"k8s-app": "kube-dns"}
+METRICS_PORT = 9153  # CoreDNS's prometheus plugin port, which kube-dns Services expose
 DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]
+             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+             {"name": "metrics", "port": METRICS_PORT, "protocol": "TCP",
+              "targetPort": METRICS_PORT}]
 DNS_TOKEN_SECRET = "kube-dns-token"
 TOKEN_KEY = "token"
 DNS_TLS_SECRET = "kube-dns-tls"
@@ -36,7 +39,9 @@ def cluster_dns_ip(service_cidr: str = "10.96.0.0/12") -> str:
 
 
 def dns_service(*, service_cidr: str = "10.96.0.0/12") -> dict[str, Any]:
-    """The `kube-dns` Service in front of the DNS pods."""
+    """The `kube-dns` Service in front of the DNS pods: DNS on 53, and the pods'
+    Prometheus metrics on 9153 with the scrape annotations kubeadm's CoreDNS Service
+    carries, so a Prometheus configured for Kubernetes finds them."""
     spec: dict[str, Any] = {
         "clusterIP": cluster_dns_ip(service_cidr),
         "ports": [dict(p) for p in DNS_PORTS],
@@ -44,7 +49,9 @@ def dns_service(*, service_cidr: str = "10.96.0.0/12") -> dict[str, Any]:
     }
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                         "labels": {**DNS_LABELS, "kubernetes.io/name": "KubeDNS"}},
+                         "labels": {**DNS_LABELS, "kubernetes.io/name": "KubeDNS"},
+                         "annotations": {"prometheus.io/port": str(METRICS_PORT),
+                                         "prometheus.io/scrape": "true"}},
             "spec": spec}
 
 
@@ -75,7 +82,8 @@ CERT_MOUNT = "/etc/kemu/pki"
 def dns_deployment(image: str, *, replicas: int = 2, token_secret: str | None = None,
                    cert_dir: str | None = None, cert_secret: str | None = None
                    ) -> dict[str, Any]:
-    """The `kube-dns` Deployment: `kemu dns` on port 53, ready once it answers TCP; with
+    """The `kube-dns` Deployment: `kemu dns` on port 53 with its metrics on 9153, ready
+    once it answers TCP; with
     `token_secret`, its pods send the token in that Secret (key `token`) as KEMU_TOKEN;
     with `cert_dir` (a hostPath) or `cert_secret` (a Secret with ca.crt, tls.crt and
     tls.key), they dial TLS with the client certificate found there."""
@@ -119,11 +127,14 @@ def dns_deployment(image: str, *, replicas: int = 2, token_secret: str | None = 
                         "name": "kemu-dns",
                         "image": image,
                         "imagePullPolicy": "IfNotPresent",
-                        "args": ["dns", "--listen", "0.0.0.0:53", *tls_args],
+                        "args": ["dns", "--listen", "0.0.0.0:53", "--metrics-listen",
+                                 f"0.0.0.0:{METRICS_PORT}", *tls_args],
                         **({"env": env} if env else {}),
                         **mounts,
                         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                                   {"name": "dns-tcp", "containerPort": 53,
+                                   "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": METRICS_PORT,
                                    "protocol": "TCP"}],
                         "readinessProbe": {"tcpSocket": {"port": 53},
                                            "periodSeconds": 2},

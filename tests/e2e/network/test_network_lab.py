@@ -223,6 +223,16 @@ def test_service_name_resolves_through_cluster_dns_pods(cl: LabCluster, api: Cli
     assert miss.returncode != 0 or app["cluster_ip"] not in miss.stdout
     # And the name works end to end.
     assert wget(cl, "dns-client", f"http://{APP}/", count=3)
+    # The DNS pods' Prometheus metrics on 9153, as a Prometheus in the cluster scrapes
+    # CoreDNS: through the kube-dns Service's metrics port, and from each pod the queries
+    # it answered above, by rcode (the Service spread them over both pods).
+    via_service = sh(cl, "dns-client", "wget -qO- -T 5 "
+                     "http://kube-dns.kube-system.svc.cluster.local:9153/metrics").stdout
+    assert "coredns_dns_requests_total{" in via_service, via_service
+    scraped = "".join(sh(cl, "dns-client", f"wget -qO- -T 5 http://{ip}:9153/metrics").stdout
+                      for ip in endpoint_ips(api, "kube-dns", "kube-system"))
+    assert 'rcode="NOERROR"' in scraped and 'rcode="NXDOMAIN"' in scraped, scraped
+    assert "coredns_dns_request_duration_seconds_bucket{" in scraped, scraped
 
 
 def test_dig_srv_and_ptr_against_an_embedded_dns_server(cl: LabCluster,

@@ -26,13 +26,14 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
+DNS_ARGS = ["dns", "--listen", "0.0.0.0:53", "--metrics-listen", "0.0.0.0:9153"]
 TLS_ARGS = ["--certificate-authority", "/etc/kemu/pki/ca.crt", "--client-certificate",
             "/etc/kemu/pki/tls.crt", "--client-key", "/etc/kemu/pki/tls.key"]
 
 
 def test_a_cert_secret_is_mounted_by_a_secret_volume_not_a_host_path() -> None:
     d = addons.dns_deployment("reg/kemu/kemu:1", cert_secret="kube-dns-tls")
-    assert _container(d)["args"] == ["dns", "--listen", "0.0.0.0:53", *TLS_ARGS]
+    assert _container(d)["args"] == [*DNS_ARGS, *TLS_ARGS]
     assert _container(d)["volumeMounts"] == [{"name": "pki", "mountPath": "/etc/kemu/pki",
                                               "readOnly": True}]
     assert d["spec"]["template"]["spec"]["volumes"] == [
@@ -43,16 +44,35 @@ def test_a_cert_secret_is_mounted_by_a_secret_volume_not_a_host_path() -> None:
 
 def test_the_host_path_and_token_modes_are_unchanged() -> None:
     host = addons.dns_deployment("kemu/kemu:latest", cert_dir="/state/pki/dns")
-    assert _container(host)["args"][3:] == TLS_ARGS
+    assert _container(host)["args"][len(DNS_ARGS):] == TLS_ARGS
     assert host["spec"]["template"]["spec"]["volumes"] == [
         {"name": "pki", "hostPath": {"path": "/state/pki/dns", "type": "Directory"}}]
     token = addons.dns_deployment("kemu/kemu:latest", token_secret="kube-dns-token")
-    assert _container(token)["args"] == ["dns", "--listen", "0.0.0.0:53"]
+    assert _container(token)["args"] == DNS_ARGS
     assert "volumes" not in token["spec"]["template"]["spec"]
     assert _container(token)["env"][0]["valueFrom"]["secretKeyRef"] == {
         "name": "kube-dns-token", "key": "token"}
     with pytest.raises(ValueError, match="give one or neither"):
         addons.dns_deployment("x", cert_dir="/a", cert_secret="b")
+
+
+def test_the_dns_pods_serve_metrics_on_9153_behind_the_service_as_coredns_does() -> None:
+    """kubeadm's kube-dns Service exposes CoreDNS's metrics port with the scrape
+    annotations; the pods listen there."""
+    service = addons.dns_service()
+    assert {"name": "metrics", "port": 9153, "protocol": "TCP",
+            "targetPort": 9153} in service["spec"]["ports"]
+    assert service["metadata"]["annotations"] == {"prometheus.io/port": "9153",
+                                                  "prometheus.io/scrape": "true"}
+    container = _container(addons.dns_deployment("kemu/kemu:latest"))
+    assert {"name": "metrics", "containerPort": 9153,
+            "protocol": "TCP"} in container["ports"]
+    args = container["args"]
+    assert args[args.index("--metrics-listen") + 1] == "0.0.0.0:9153"
+    # The dns command accepts what the pods run.
+    parsed = build_parser().parse_args(args)
+    assert parsed.metrics_listen == "0.0.0.0:9153"
+    manifest.from_dict(service)
 
 
 def test_the_tls_secret_holds_the_three_files() -> None:
