@@ -41,6 +41,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from kemu.util.httphead import read_request, respond
 from kemu.util.listen import check_bindable
 
 log = logging.getLogger(__name__)
@@ -411,30 +412,23 @@ async def _answer(registry: CollectorRegistry, reader: asyncio.StreamReader,
                   writer: asyncio.StreamWriter) -> None:
     """One HTTP/1.x request, then close: GET /metrics (text or OpenMetrics), else 404."""
     try:
-        async with asyncio.timeout(10):
-            head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, _, rest = lines[0].partition(" ")
-        path = rest.partition(" ")[0].partition("?")[0]
-        headers = {k.strip().lower(): v.strip() for k, _, v in
-                   (ln.partition(":") for ln in lines[1:] if ln)}
-        if method not in ("GET", "HEAD"):
-            status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
-        elif path in ("/metrics", "/"):
-            encoder, ctype = choose_encoder(headers.get("accept", ""))
-            status, body = "200 OK", encoder(registry)
-        elif path in ("/healthz", "/livez"):
-            status, ctype, body = "200 OK", "text/plain", b"ok\n"
+        request = await read_request(reader)
+        if request is None:
+            return
+        head_only = request.method == "HEAD"
+        if request.method not in ("GET", "HEAD"):
+            await respond(writer, 405, b"GET only\n", content_type="text/plain")
+        elif request.path in ("/metrics", "/"):
+            encoder, ctype = choose_encoder(request.headers.get("accept", ""))
+            await respond(writer, 200, encoder(registry), content_type=ctype,
+                          head_only=head_only)
+        elif request.path in ("/healthz", "/livez"):
+            await respond(writer, 200, b"ok\n", content_type="text/plain",
+                          head_only=head_only)
         else:
-            status, ctype, body = "404 Not Found", "text/plain", b"not found: try /metrics\n"
-        writer.write((f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                      ).encode("latin-1"))
-        if method != "HEAD":
-            writer.write(body)
-        await writer.drain()
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-            ConnectionError, UnicodeError):
+            await respond(writer, 404, b"not found: try /metrics\n",
+                          content_type="text/plain", head_only=head_only)
+    except (ConnectionError, UnicodeError):
         pass
     except Exception:
         log.exception("metrics: scrape failed")

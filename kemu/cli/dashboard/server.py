@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import grpc
 
@@ -37,6 +36,8 @@ from kemu.cli.dashboard.rows import ROWS, Row, row_of
 from kemu.client.aio import AsyncClient
 from kemu.client.errors import ClientError, Timeout, Unavailable, from_rpc_error
 from kemu.client.informer import Informer
+from kemu.util import httphead
+from kemu.util.httphead import read_request
 from kemu.util.tls import ClientTLS
 
 log = logging.getLogger(__name__)
@@ -168,35 +169,6 @@ class WatchingClient(AsyncClient):
 def sse(event: str, data: Any) -> str:
     """One Server-Sent Event; the JSON has no raw newline, so it is one `data:` line."""
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-
-
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
-    """The request head, or None when it is not a well-formed, bounded HTTP/1.x head."""
-    try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-            ConnectionError):
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        return None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    url = urlsplit(parts[1])
-    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-    return Request(parts[0], url.path, query, headers)
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str] | None:
@@ -362,14 +334,9 @@ class Dashboard:
 async def respond(writer: asyncio.StreamWriter, status: int, body: str | bytes, *,
                   content_type: str = "text/plain; charset=utf-8",
                   headers: tuple[tuple[str, str], ...] = (), head_only: bool = False) -> None:
-    data = body.encode() if isinstance(body, str) else body
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-              421: "Misdirected Request"}.get(status, "Error")
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(data)}", "Connection: close",
-             *(f"{k}: {v}" for k, v in (*SECURITY_HEADERS, *headers))]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head_only else data))
-    await writer.drain()
+    """`httphead.respond` with the dashboard's security headers on every answer."""
+    await httphead.respond(writer, status, body, content_type=content_type,
+                           headers=(*SECURITY_HEADERS, *headers), head_only=head_only)
 
 
 async def start_sse(writer: asyncio.StreamWriter) -> None:

@@ -133,30 +133,6 @@ def test_sse_is_one_data_line() -> None:
         'event: log\ndata: {"text":"a\\nb\\r\\n"}\n\n'
 
 
-@pytest.mark.parametrize(("head", "expected"), [
-    pytest.param(b"GET /api/logs?namespace=a&pod=b%2Fc HTTP/1.1\r\nHost: x:1\r\n\r\n",
-                 ("GET", "/api/logs", {"namespace": "a", "pod": "b/c"}, "x:1"), id="get"),
-    pytest.param(b"GET / HTTP/2\r\n\r\n", None, id="not-http1"),
-    pytest.param(b"nonsense\r\n\r\n", None, id="garbage"),
-    pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", None, id="unterminated"),
-    pytest.param(b"GET / HTTP/1.1\r\nX: " + b"a" * 100_000 + b"\r\n\r\n", None, id="too-big"),
-])
-def test_read_request(head: bytes, expected: tuple[str, str, dict[str, str], str] | None
-                      ) -> None:
-    async def parse() -> server.Request | None:
-        reader = asyncio.StreamReader(limit=server.MAX_HEAD_BYTES)
-        reader.feed_data(head)
-        reader.feed_eof()
-        return await server.read_request(reader)
-
-    req = asyncio.run(parse())
-    if expected is None:
-        assert req is None
-    else:
-        assert req is not None
-        assert (req.method, req.path, req.query, req.headers.get("host")) == expected
-
-
 @pytest.mark.parametrize(("host", "port", "allowed", "refused"), [
     pytest.param("127.0.0.1", 8001, ["127.0.0.1:8001", "localhost:8001", "[::1]:8001"],
                  ["evil.example:8001", "127.0.0.1:8002", ""], id="loopback"),
