@@ -25,12 +25,14 @@ from kemu.api.v1 import api_pb2
 from kemu.services.apiserver import allocators, defaults, fields, validation
 from kemu.services.apiserver.errors import (
     AlreadyExists,
+    APIError,
     BadRequest,
     Conflict,
     FailedPrecondition,
     FieldError,
     Invalid,
     NotFound,
+    Unavailable,
     invalid,
     required,
 )
@@ -96,6 +98,10 @@ def _spec_bytes(obj: api_pb2.Object) -> bytes:
     return bytes(data.SerializeToString(deterministic=True))
 
 
+class _StaleRead(Exception):
+    """An update found nothing to change in the watch cache's copy: read the store's."""
+
+
 @dataclass
 class ListResult:
     items: list[api_pb2.Object]
@@ -107,9 +113,13 @@ class Registry:
 
     def __init__(self, storage: Storage, *, ranges: allocators.Ranges | None = None,
                  rng: random.Random | None = None,
-                 cached_namespace: Callable[[str], api_pb2.Object | None] | None = None
+                 cached_namespace: Callable[[str], api_pb2.Object | None] | None = None,
+                 cached_object: Callable[[Kind, str], api_pb2.Object | None] | None = None
                  ) -> None:
         self.storage = storage
+        # The watch cache's copy of an object by kind and store key: the first guess of an
+        # update, as Kubernetes' GuaranteedUpdate takes the cacher's object (see _current).
+        self.cached_object = cached_object
         # A fast, possibly stale view of namespaces (the watch cache); a miss reads the store.
         self.cached_namespace = cached_namespace
         # Namespaces this apiserver marked Terminating lately: read them live, since the cache
@@ -132,6 +142,22 @@ class Registry:
         if kv is None:
             raise NotFound(kind, name)
         return decode(kv), kv.mod_revision
+
+    async def _current(self, kind: Kind, namespace: str, name: str, *, cached: bool
+                       ) -> tuple[api_pb2.Object, int, bool]:
+        """The object to update, its mod revision and whether it was read from the store.
+
+        With `cached`, the watch cache's copy stands in for a store read, as Kubernetes'
+        GuaranteedUpdate starts from the cacher's object: the write's compare on the mod
+        revision still refuses a stale copy, and every outcome that a stale copy could
+        cause (a failed compare, a precondition or validation error, a no-op) is decided
+        again on a store read (origStateIsCurrent in etcd3/store.go)."""
+        if cached and name and self.cached_object is not None:
+            hit = self.cached_object(kind, kind.store_key(namespace, name))
+            if hit is not None:
+                return self._copy(hit), int(objects.meta(hit).resource_version), False
+        obj, rev = await self._read(kind, namespace, name)
+        return obj, rev, True
 
     def _normalise_namespace(self, obj: api_pb2.Object) -> None:
         kind, meta = objects.kind_of(obj), objects.meta(obj)
@@ -318,16 +344,26 @@ class Registry:
         self._normalise_namespace(request)
         req_meta = objects.meta(request)
         conditional = bool(req_meta.resource_version)
+        cached = not dry_run
         for _attempt in range(_RETRIES):
-            old, rev = await self._read(kind, req_meta.namespace, req_meta.name)
-            if conditional and req_meta.resource_version != str(rev):
-                raise Conflict(kind, req_meta.name)
-            new = (self._status_update(request, old) if status
-                   else self._spec_update(request, old))
-            result = await self._write(new, old, rev, dry_run=dry_run)
+            old, rev, current = await self._current(kind, req_meta.namespace, req_meta.name,
+                                                    cached=cached)
+            cached = False
+            try:
+                if conditional and req_meta.resource_version != str(rev):
+                    raise Conflict(kind, req_meta.name)
+                new = (self._status_update(request, old) if status
+                       else self._spec_update(request, old))
+                result = await self._write(new, old, rev, dry_run=dry_run, fresh=current)
+            except _StaleRead:
+                continue
+            except APIError as e:
+                if current or isinstance(e, Unavailable):
+                    raise
+                continue  # decided on the cache's copy: decide again on the store's
             if result is not None:
                 return result
-            if conditional:
+            if conditional and current:
                 raise Conflict(kind, req_meta.name)
         raise Conflict(kind, req_meta.name, "too many concurrent writers; try again")
 
@@ -377,8 +413,11 @@ class Registry:
             m.finalizers.extend(kept)
 
     async def _write(self, new: api_pb2.Object, old: api_pb2.Object, rev: int, *,
-                     dry_run: bool = False, validate: bool = True) -> api_pb2.Object | None:
-        """Validate and store `new` over `old` read at `rev`; None when `old` moved meanwhile."""
+                     dry_run: bool = False, validate: bool = True,
+                     fresh: bool = True) -> api_pb2.Object | None:
+        """Validate and store `new` over `old` read at `rev`; None when `old` moved meanwhile.
+        `fresh` False: `old` is the watch cache's copy, so a no-op is only a no-op once
+        the store's copy says so (_StaleRead)."""
         kind, meta = objects.kind_of(new), objects.meta(new)
         if validate:
             self._validate(new, old)
@@ -392,11 +431,13 @@ class Registry:
                 return objects.fill_type_meta(new)
             return await self._remove(new, rev)
         meta.resource_version = objects.meta(old).resource_version
-        if encode(new) == encode(old) and \
-                not await self.storage.needs_rewrite(self.key_of(new), rev):
-            # A no-op write keeps the resourceVersion, unless the stored value is stale (an
-            # older encryption key, or plain): that is rewritten, as Kubernetes does.
-            return objects.fill_type_meta(old)
+        if encode(new) == encode(old):
+            if not fresh:
+                raise _StaleRead
+            if not await self.storage.needs_rewrite(self.key_of(new), rev):
+                # A no-op write keeps the resourceVersion, unless the stored value is stale
+                # (an older encryption key, or plain): that is rewritten, as Kubernetes does.
+                return objects.fill_type_meta(old)
         if dry_run:
             return objects.fill_type_meta(new)
         key = self.key_of(new)
@@ -452,19 +493,28 @@ class Registry:
                      resource_version: str = "", uid: str = "") -> api_pb2.Object:
         """Read, change, write, retrying on conflicts (Kubernetes' GuaranteedUpdate)."""
         namespace = self._ns(kind, namespace)
+        cached = True
         for _attempt in range(_RETRIES):
-            old, rev = await self._read(kind, namespace, name)
-            if resource_version and resource_version != str(rev):
-                raise Conflict(kind, name)
-            if uid and uid != objects.meta(old).uid:
-                raise Conflict(kind, name, f"Precondition failed: UID in precondition: {uid}, "
-                               f"UID in object meta: {objects.meta(old).uid}")
-            new = self._copy(old)
-            change(new)
-            result = await self._write(new, old, rev, validate=validate)
+            old, rev, current = await self._current(kind, namespace, name, cached=cached)
+            cached = False
+            try:
+                if resource_version and resource_version != str(rev):
+                    raise Conflict(kind, name)
+                if uid and uid != objects.meta(old).uid:
+                    raise Conflict(kind, name, f"Precondition failed: UID in precondition: "
+                                   f"{uid}, UID in object meta: {objects.meta(old).uid}")
+                new = self._copy(old)
+                change(new)
+                result = await self._write(new, old, rev, validate=validate, fresh=current)
+            except _StaleRead:
+                continue
+            except APIError as e:
+                if current or isinstance(e, Unavailable):
+                    raise
+                continue  # decided on the cache's copy: decide again on the store's
             if result is not None:
                 return result
-            if resource_version:
+            if resource_version and current:
                 raise Conflict(kind, name)
         raise Conflict(kind, name, "too many concurrent writers; try again")
 

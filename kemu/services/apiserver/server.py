@@ -120,7 +120,8 @@ class APIServer:
         ns_cache, ns_kind = self.caches["namespaces"], kinds.resolve("namespaces")
         self.registry = Registry(
             self.storage, ranges=self.ranges,
-            cached_namespace=lambda name: ns_cache.current.get(ns_kind.store_key("", name)))
+            cached_namespace=lambda name: ns_cache.current.get(ns_kind.store_key("", name)),
+            cached_object=lambda kind, key: self.caches[kind.plural].current.get(key))
         self.authorization = Authorization(config.authorization_modes, CacheView(self.caches))
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else \
             health.HealthServicer()
