@@ -7,6 +7,17 @@ every buffered event after R, then live events, with no gap and no repeat, becau
 catch-up read and the registration happen in one step of the event loop, and events are
 dispatched to watchers in the same step that records them. A resourceVersion older than
 the window is Gone (the client lists again), as with Kubernetes' 410.
+
+The window is bounded by age, as Kubernetes' (eventFreshDuration): an event stays while it
+is younger than `fresh` seconds (75) or while fewer than 100 remain, and never more than
+`capacity` (`--watch-cache-size`) stay. A resume within the last 75 s is answered from the
+window; an older one is Gone once later events pushed it out. The window keeps each change
+in the store's serialized form (a decoded pod weighs about 7 times its bytes) and decodes
+it only for a watch that resumes; live events are sent from the decoded objects at hand.
+
+Events are not cached (kube-apiserver's DefaultWatchCacheSizes, "events": 0): they are
+many and short-lived, and few watch them. Each Event watch is its own store watch, and
+Event lists go to the store as every list here does.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily
@@ -32,6 +43,10 @@ from kemu.services.apiserver.registry import decode
 from kemu.services.apiserver.storage import KeyValue, Storage
 
 log = logging.getLogger(__name__)
+# Kinds whose watches go to the store directly (kube-apiserver's DefaultWatchCacheSizes).
+UNCACHED = frozenset({"events"})
+EVENT_FRESH_DURATION = 75.0  # seconds: kube-apiserver's eventFreshDuration
+LOWER_BOUND_CAPACITY = 100  # events kept whatever their age (the watch cache's lower bound)
 WatchEvent = api_pb2.WatchEvent
 ADDED, MODIFIED, DELETED, BOOKMARK = (WatchEvent.ADDED, WatchEvent.MODIFIED, WatchEvent.DELETED,
                                       WatchEvent.BOOKMARK)
@@ -53,6 +68,26 @@ class Change:
     type: int
     obj: api_pb2.Object
     prev: api_pb2.Object | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One change in the window, in the store's form: the object's stored bytes after it
+    (DELETED: before it) and the stored bytes and revision of the object before it."""
+
+    revision: int
+    type: int
+    key: str
+    value: bytes
+    prev: tuple[bytes, int] | None
+    at: float  # when the cache recorded it (monotonic seconds)
+
+    def change(self) -> Change:
+        """The decoded change, as live watchers were sent it."""
+        prev = None if self.prev is None else \
+            decode(KeyValue(self.key, self.prev[0], self.prev[1], self.prev[1]))
+        obj = decode(KeyValue(self.key, self.value, 0, self.revision))
+        return Change(self.revision, self.type, obj, prev)
 
 
 @dataclass(eq=False)
@@ -91,6 +126,9 @@ class Watcher:
     limit: int
     queue: asyncio.Queue[api_pb2.WatchEvent | APIError] = field(default_factory=asyncio.Queue)
     closed: bool = False
+    # An uncached kind's watch: its own store watch, and the revision it has sent up to.
+    task: asyncio.Task[None] | None = None
+    revision: int = 0
 
     def offer(self, event: api_pb2.WatchEvent) -> None:
         if self.closed:
@@ -108,18 +146,26 @@ class Watcher:
 
 
 class Cacher:
-    """The watch cache of one resource type."""
+    """The watch cache of one resource type (for an UNCACHED kind: the door to per-watch
+    store watches, holding nothing)."""
 
     def __init__(self, kind: Kind, storage: Storage, *, capacity: int = 5000,
-                 watcher_queue: int = 100_000) -> None:
+                 watcher_queue: int = 100_000, fresh: float = EVENT_FRESH_DURATION,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.kind = kind
         self.storage = storage
+        self.cached = kind.plural not in UNCACHED
         self.capacity = capacity
+        self.fresh = fresh
+        self.clock = clock
         self.watcher_queue = watcher_queue
         self.current: dict[str, api_pb2.Object] = {}
+        # The stored bytes and revision of each current object: what a window entry refers
+        # to as the object before a change (the same bytes objects, not copies).
+        self._raw: dict[str, tuple[bytes, int]] = {}
         self.revision = 0  # the cache holds every change up to this store revision
         self.oldest = 0  # a watch may resume from any revision >= this
-        self.events: deque[Change] = deque()
+        self.events: deque[Recorded] = deque()
         self.watchers: set[Watcher] = set()
         self.ready = asyncio.Event()
         self._advanced = asyncio.Condition()
@@ -131,6 +177,9 @@ class Cacher:
         self.stopped = False
 
     def start(self) -> None:
+        if not self.cached:
+            self.ready.set()
+            return
         self._task = asyncio.create_task(self._run(), name=f"cacher-{self.kind.plural}")
 
     async def stop(self) -> None:
@@ -142,6 +191,7 @@ class Cacher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for w in list(self.watchers):
+            self._cancel_direct(w)
             w.close(Unavailable("apiserver is shutting down"))
 
     # ---- the store side ----------------------------------------------------------------
@@ -186,6 +236,7 @@ class Cacher:
         first = not self.ready.is_set()
         self.error = None
         self.current = {kv.key: decode(kv) for kv in kvs}
+        self._raw = {kv.key: (kv.value, kv.mod_revision) for kv in kvs}
         self.events.clear()
         self.revision = self.oldest = revision
         if not first:
@@ -200,35 +251,51 @@ class Cacher:
         header_rev = getattr(resp, "header").revision  # noqa: B009
         if not events:
             # A progress notification: the stream has sent everything up to header_rev.
+            self._trim()
             if header_rev > self.revision:
                 self.revision = header_rev
                 self._notify()
             return
+        now = self.clock()
         for ev in events:
             key = ev.kv.key.decode()
             rev = ev.kv.mod_revision
             prev = self.current.get(key)
+            raw_prev = self._raw.get(key)
             if ev.type == 1:  # DELETE
-                if prev is None:
+                if prev is None or raw_prev is None:
                     continue
                 gone = api_pb2.Object()
                 gone.CopyFrom(prev)
                 objects.meta(gone).resource_version = str(rev)
                 del self.current[key]
-                self._record(Change(rev, DELETED, gone, prev))
+                del self._raw[key]
+                self._record(Change(rev, DELETED, gone, prev),
+                             Recorded(rev, DELETED, key, raw_prev[0], raw_prev, now))
             else:
-                obj = decode(KeyValue(key, ev.kv.value, ev.kv.create_revision, rev))
+                value = ev.kv.value
+                obj = decode(KeyValue(key, value, ev.kv.create_revision, rev))
                 self.current[key] = obj
+                self._raw[key] = (value, rev)
                 kind = ADDED if ev.kv.create_revision == rev or prev is None else MODIFIED
-                self._record(Change(rev, kind, obj, prev))
+                self._record(Change(rev, kind, obj, prev),
+                             Recorded(rev, kind, key, value, raw_prev, now))
             self.revision = max(self.revision, rev)
         self._notify()
 
-    def _record(self, change: Change) -> None:
-        self.events.append(change)
-        while len(self.events) > self.capacity:
-            dropped = self.events.popleft()
-            self.oldest = dropped.revision
+    def _trim(self) -> None:
+        """Drop the window's oldest events: beyond `capacity`, or older than `fresh` while
+        more than the lower bound remain (Kubernetes' eventFreshDuration)."""
+        now = self.clock()
+        keep = min(LOWER_BOUND_CAPACITY, self.capacity)
+        events = self.events
+        while events and (len(events) > self.capacity or
+                          (len(events) > keep and now - events[0].at > self.fresh)):
+            self.oldest = events.popleft().revision
+
+    def _record(self, change: Change, recorded: Recorded) -> None:
+        self.events.append(recorded)
+        self._trim()
         prepared: dict[int, api_pb2.WatchEvent] = {}
         for w in list(self.watchers):
             t = w.filter.translate(change)
@@ -270,6 +337,8 @@ class Cacher:
         if self.stopped:
             raise Unavailable("apiserver is shutting down")
         w = Watcher(flt, self.watcher_queue)
+        if not self.cached:
+            return self._watch_direct(w, resource_version)
         if resource_version in ("", "0"):
             for key in sorted(self.current):
                 obj = self.current[key]
@@ -277,34 +346,109 @@ class Cacher:
                     w.queue.put_nowait(WatchEvent(type=ADDED, object=obj))
             self.watchers.add(w)
             return w
-        try:
-            rv = int(resource_version)
-        except ValueError:
-            raise Gone(f"invalid resourceVersion {resource_version!r}") from None
+        rv = _parse_rv(resource_version)
         if rv > self.revision:
             await self._wait_for(rv, wait_timeout)
         if self.stopped:
             raise Unavailable("apiserver is shutting down")
+        self._trim()
         if rv < self.oldest:
             raise Gone(f"too old resource version: {rv} ({self.oldest})")
-        for change in self.events:  # one synchronous step: no event can slip between
-            if change.revision <= rv:
+        for recorded in self.events:  # one synchronous step: no event can slip between
+            if recorded.revision <= rv:
                 continue
+            change = recorded.change()
             t = flt.translate(change)
             if t is not None:
                 w.queue.put_nowait(WatchEvent(type=t, object=change.obj))  # type: ignore[arg-type]
         self.watchers.add(w)
         return w
 
+    def _watch_direct(self, w: Watcher, resource_version: str) -> Watcher:
+        """An uncached kind's watch: a store watch of its own, from the revision asked
+        (from now: the store's current objects first, as ADDED)."""
+        start = None if resource_version in ("", "0") else _parse_rv(resource_version)
+        w.task = asyncio.create_task(self._pump(w, start),
+                                     name=f"watch-{self.kind.plural}-direct")
+        self.watchers.add(w)
+        return w
+
+    async def _pump(self, w: Watcher, start: int | None) -> None:
+        prefix = self.kind.store_prefix()
+        try:
+            if start is None:
+                kvs, start = await self.storage.list(prefix)
+                for kv in kvs:  # in key order, as the store ranges
+                    obj = decode(kv)
+                    if w.filter.matches(obj):
+                        w.queue.put_nowait(WatchEvent(type=ADDED, object=obj))
+            w.revision = start
+            async for resp in self.storage.watch(prefix, start + 1, prev_kv=True):
+                if not resp.events:
+                    w.revision = max(w.revision, resp.header.revision)
+                for ev in resp.events:
+                    change = _direct_change(ev)
+                    if change is None:
+                        continue
+                    t = w.filter.translate(change)
+                    if t is not None:
+                        w.offer(WatchEvent(type=t, object=change.obj))  # type: ignore[arg-type]
+                    w.revision = max(w.revision, change.revision)
+                if w.closed:
+                    return
+            w.close(Unavailable("the store ended the watch; resume from the last "
+                                "resourceVersion received"))
+        except asyncio.CancelledError:
+            raise
+        except APIError as e:
+            w.close(e)
+        except Exception as e:
+            w.close(Unavailable(f"store watch failed: {e}"))
+        finally:
+            self.watchers.discard(w)
+
+    @staticmethod
+    def _cancel_direct(w: Watcher) -> None:
+        if w.task is not None and not w.task.done():
+            w.task.cancel()
+
     def unregister(self, w: Watcher) -> None:
         self.watchers.discard(w)
+        self._cancel_direct(w)
 
-    def bookmark(self) -> api_pb2.WatchEvent:
-        """A BOOKMARK at the cache's revision: valid once a watcher's queue is drained."""
+    def bookmark(self, w: Watcher | None = None) -> api_pb2.WatchEvent:
+        """A BOOKMARK at the cache's revision (an uncached kind's watch: the revision its
+        store watch has reached): valid once a watcher's queue is drained."""
+        revision = w.revision if w is not None and not self.cached else self.revision
         ev = WatchEvent(type=BOOKMARK)
-        getattr(ev.object, self.kind.envelope_field).metadata.resource_version = str(
-            self.revision)
+        getattr(ev.object, self.kind.envelope_field).metadata.resource_version = str(revision)
         return objects.fill_type_meta(ev.object) and ev
+
+
+def _parse_rv(resource_version: str) -> int:
+    try:
+        return int(resource_version)
+    except ValueError:
+        raise Gone(f"invalid resourceVersion {resource_version!r}") from None
+
+
+def _direct_change(ev: object) -> Change | None:
+    """A store watch event (with its prev_kv) as a Change; None for a delete of a key the
+    store sent no previous value for."""
+    kv, before = getattr(ev, "kv"), getattr(ev, "prev_kv")  # noqa: B009 - etcd Event
+    key, rev = kv.key.decode(), kv.mod_revision
+    prev = decode(KeyValue(key, before.value, before.create_revision, before.mod_revision)) \
+        if before.value else None
+    if getattr(ev, "type") == 1:  # noqa: B009 - DELETE
+        if prev is None:
+            return None
+        gone = api_pb2.Object()
+        gone.CopyFrom(prev)
+        objects.meta(gone).resource_version = str(rev)
+        return Change(rev, DELETED, gone, prev)
+    obj = decode(KeyValue(key, kv.value, kv.create_revision, rev))
+    return Change(rev, ADDED if kv.create_revision == rev or prev is None else MODIFIED,
+                  obj, prev)
 
 
 async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
@@ -317,7 +461,7 @@ async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
                     if bookmarks else await w.queue.get()
             except TimeoutError:
                 if w.queue.empty():
-                    yield cacher.bookmark()
+                    yield cacher.bookmark(w)
                 continue
             if isinstance(item, APIError):
                 raise item

@@ -190,16 +190,19 @@ class Storage:
         return resp.header.revision
 
     async def watch(self, prefix: str, start_revision: int,
-                    progress: asyncio.Event | None = None) -> AsyncIterator[rpc_pb2.WatchResponse]:
+                    progress: asyncio.Event | None = None, *,
+                    prev_kv: bool = False) -> AsyncIterator[rpc_pb2.WatchResponse]:
         """Stream the watch responses for a prefix from a revision (progress notify on).
 
         Setting `progress` asks the store for a progress notification (etcd's
-        WatchProgressRequest), which tells how current the stream is.
+        WatchProgressRequest), which tells how current the stream is. `prev_kv`: each event
+        carries the key's value before it (what a watch with no cache behind it needs to
+        tell an object leaving a selector from one that never matched).
         """
         outgoing: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue()
         outgoing.put_nowait(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
             key=prefix.encode(), range_end=prefix_end(prefix.encode()),
-            start_revision=start_revision, progress_notify=True)))
+            start_revision=start_revision, progress_notify=True, prev_kv=prev_kv)))
 
         async def requests() -> AsyncIterator[rpc_pb2.WatchRequest]:
             while (req := await outgoing.get()) is not None:
