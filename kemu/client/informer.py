@@ -5,6 +5,10 @@ resourceVersion, keeps every object in a dict keyed `namespace/name` (or `name` 
 cluster-scoped kinds), and calls handlers that usually just enqueue a key. When the watch
 ends it resumes from the last resourceVersion seen; when that is too old (Gone) it lists
 again and reports the differences as events, so nothing is missed.
+
+A transform (client-go's SetTransform) may slim each object before it is stored and handed
+to handlers, e.g. dropping what the component never reads; it must keep the name,
+namespace and resourceVersion the informer keys and resumes by.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from kemu.client.errors import ClientError, Gone
 
 log = logging.getLogger(__name__)
 Handler = Callable[[api_pb2.Object | None, api_pb2.Object | None], None]
+Transform = Callable[[api_pb2.Object], api_pb2.Object]
 W = api_pb2.WatchEvent
 
 
@@ -45,6 +50,7 @@ class Informer:
     handlers: list[Handler] = field(default_factory=list)
     resource_version: str = ""
     synced: asyncio.Event = field(default_factory=asyncio.Event)
+    transform: Transform | None = None
     _task: asyncio.Task[None] | None = None
 
     def add_handler(self, handler: Handler) -> None:
@@ -79,7 +85,8 @@ class Informer:
         resp = await self.client.list(self.resource, self.namespace,
                                       label_selector=self.label_selector,
                                       field_selector=self.field_selector)
-        fresh = {key_of(o): o for o in resp.items}
+        items = resp.items if self.transform is None else map(self.transform, resp.items)
+        fresh = {key_of(o): o for o in items}
         old_store, self.store = self.store, fresh
         for key, obj in fresh.items():
             before = old_store.get(key)
@@ -96,7 +103,7 @@ class Informer:
         if event.type == W.BOOKMARK:
             self.resource_version = objects.meta(event.object).resource_version
             return
-        obj = event.object
+        obj = event.object if self.transform is None else self.transform(event.object)
         key = key_of(obj)
         old = self.store.get(key)
         if event.type == W.DELETED:
