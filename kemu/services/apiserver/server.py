@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import signal
@@ -53,6 +54,7 @@ from kemu.util.metrics import (
 from kemu.util.tls import ClientTLS, ServerTLS, add_port
 
 log = logging.getLogger("kemu.apiserver")
+GC_GEN0_THRESHOLD = 10_000  # objects; Python's default is 700
 DRAIN_WINDOW = 0.5  # seconds new calls are refused with UNAVAILABLE before the listener closes
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _MAX_MESSAGE = 64 * 1024 * 1024  # what the apiserver may send (a large list)
@@ -304,6 +306,13 @@ def run(config: APIServerConfig) -> None:
     async def main() -> None:
         server = await serve(config)
         log.info("apiserver listening on %s", config.listen)
+        # Start-up objects (modules, grpc) live for the whole run: frozen out of the
+        # collector's view, and with a first generation of 10,000 objects the per-request
+        # garbage (mostly acyclic) triggers far fewer collections (GC time in the scheduler
+        # benchmark: 1.4 to 0.4 CPU s per 3,000 pods).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import signal
@@ -61,6 +62,7 @@ from kemu.util.metrics import (
 )
 
 log = logging.getLogger("kemu.scheduler")
+GC_GEN0_THRESHOLD = 10_000  # objects; Python's default is 700
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 
@@ -515,6 +517,13 @@ def run(config: SchedulerConfig) -> None:
         service = SchedulerService(config)
         await service.start()
         log.info("scheduler started apiserver=%s", config.apiserver)
+        # Start-up objects (modules, grpc, the informers' first lists) live for the whole
+        # run: frozen out of the collector's view, and with a first generation of 10,000
+        # objects the per-pod garbage (mostly acyclic) triggers far fewer collections (GC
+        # time in the scheduler benchmark: 0.2 to 0.1 CPU s per 3,000 pods).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

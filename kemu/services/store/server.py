@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ from kemu.util.metrics import (
 from kemu.util.tls import ServerTLS, TLSConfigError, add_port
 
 log = logging.getLogger(__name__)
+GC_GEN0_THRESHOLD = 10_000  # objects; Python's default is 700
 
 SERVICES = ("KV", "Watch", "Lease", "Cluster", "Maintenance")
 
@@ -190,6 +192,13 @@ def _store_metrics(store: Store, data_dir: Path) -> list[Metric]:
 
 async def _main(config: StoreConfig) -> None:
     handle = await serve(config)
+    # Start-up objects (modules, grpc) live for the whole run: frozen out of the
+    # collector's view, and with a first generation of 10,000 objects the per-request
+    # garbage (mostly acyclic) triggers far fewer collections (GC time in the scheduler
+    # benchmark: 0.3 to 0.1 CPU s per 3,000 pods).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
