@@ -31,13 +31,23 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
+# Message descriptor -> manifest (JSON) field name -> Python attribute name. Watches with
+# a field selector look fields up for every event they are offered: built once per type.
+_ATTRS: dict[Any, dict[str, str]] = {}
+
+
+def _attrs(desc: Any) -> dict[str, str]:
+    names = _ATTRS.get(desc)
+    if names is None:
+        names = _ATTRS[desc] = {f.json_name: f.name for f in desc.fields}
+    return names
+
+
 def field_value(msg: Message, path: tuple[str, ...]) -> str:
     """The text of a scalar field reached by manifest names; '' when unset."""
     current: Any = msg
     for part in path:
-        by_json = {f.json_name: f for f in current.DESCRIPTOR.fields}
-        f = by_json[part]
-        current = getattr(current, f.name)
+        current = getattr(current, _attrs(current.DESCRIPTOR)[part])
     return _scalar_text(current)
 
 
