@@ -41,6 +41,7 @@ from kemu.services.apiserver.encryption import TransformError
 from kemu.services.apiserver.errors import APIError, Gone, Unavailable
 from kemu.services.apiserver.registry import decode
 from kemu.services.apiserver.storage import KeyValue, Storage
+from kemu.services.apiserver.stored import Raw, StoredObjects, decode_raw
 
 log = logging.getLogger(__name__)
 # Kinds whose watches go to the store directly (kube-apiserver's DefaultWatchCacheSizes).
@@ -60,14 +61,25 @@ class WatcherOverflow(APIError):
     """A client watch fell too far behind and was closed; the client should resume."""
 
 
-@dataclass(frozen=True)
 class Change:
-    """One store event for one object, with the object before it (None when created)."""
+    """One store event for one object, with the object before it (None when created).
 
-    revision: int
-    type: int
-    obj: api_pb2.Object
-    prev: api_pb2.Object | None
+    The object before is decoded only when a watch's filter asks for it (a label or field
+    selector): a watch of everything, or of a namespace, needs only the object after."""
+
+    __slots__ = ("_prev", "_prev_raw", "key", "obj", "revision", "type")
+
+    def __init__(self, revision: int, type: int, obj: api_pb2.Object,
+                 prev: api_pb2.Object | None = None, *, key: str = "",
+                 prev_raw: Raw | None = None) -> None:
+        self.revision, self.type, self.obj, self.key = revision, type, obj, key
+        self._prev, self._prev_raw = prev, prev_raw
+
+    @property
+    def prev(self) -> api_pb2.Object | None:
+        if self._prev is None and self._prev_raw is not None:
+            self._prev = decode_raw(self.key, self._prev_raw)
+        return self._prev
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +91,13 @@ class Recorded:
     type: int
     key: str
     value: bytes
-    prev: tuple[bytes, int] | None
+    prev: Raw | None
     at: float  # when the cache recorded it (monotonic seconds)
 
     def change(self) -> Change:
         """The decoded change, as live watchers were sent it."""
-        prev = None if self.prev is None else \
-            decode(KeyValue(self.key, self.prev[0], self.prev[1], self.prev[1]))
         obj = decode(KeyValue(self.key, self.value, 0, self.revision))
-        return Change(self.revision, self.type, obj, prev)
+        return Change(self.revision, self.type, obj, key=self.key, prev_raw=self.prev)
 
 
 @dataclass(eq=False)
@@ -109,6 +119,12 @@ class Filter:
     def translate(self, change: Change) -> int | None:
         """The event type this watch sees for a change, or None to skip it (as Kubernetes:
         an object that stops matching is DELETED, one that starts matching is ADDED)."""
+        if not self.field_reqs and self.selector.empty():
+            # Only the namespace, which the object before shares (same key): the change
+            # as it is, without decoding the object before.
+            if self.namespace and objects.meta(change.obj).namespace != self.namespace:
+                return None
+            return change.type
         now_ok = change.type != DELETED and self.matches(change.obj)
         was_ok = self.matches(change.prev)
         if change.type == DELETED:
@@ -159,10 +175,9 @@ class Cacher:
         self.fresh = fresh
         self.clock = clock
         self.watcher_queue = watcher_queue
-        self.current: dict[str, api_pb2.Object] = {}
-        # The stored bytes and revision of each current object: what a window entry refers
-        # to as the object before a change (the same bytes objects, not copies).
-        self._raw: dict[str, tuple[bytes, int]] = {}
+        # Every object, as stored bytes (see stored.py); a window entry refers to the same
+        # bytes objects, not copies.
+        self.current = StoredObjects()
         self.revision = 0  # the cache holds every change up to this store revision
         self.oldest = 0  # a watch may resume from any revision >= this
         self.events: deque[Recorded] = deque()
@@ -235,8 +250,7 @@ class Cacher:
     def _reset(self, kvs: list[KeyValue], revision: int) -> None:
         first = not self.ready.is_set()
         self.error = None
-        self.current = {kv.key: decode(kv) for kv in kvs}
-        self._raw = {kv.key: (kv.value, kv.mod_revision) for kv in kvs}
+        self.current = StoredObjects({kv.key: (kv.value, kv.mod_revision) for kv in kvs})
         self.events.clear()
         self.revision = self.oldest = revision
         if not first:
@@ -257,28 +271,24 @@ class Cacher:
                 self._notify()
             return
         now = self.clock()
+        raw = self.current.raw
         for ev in events:
             key = ev.kv.key.decode()
             rev = ev.kv.mod_revision
-            prev = self.current.get(key)
-            raw_prev = self._raw.get(key)
+            raw_prev = raw.get(key)
             if ev.type == 1:  # DELETE
-                if prev is None or raw_prev is None:
+                if raw_prev is None:
                     continue
-                gone = api_pb2.Object()
-                gone.CopyFrom(prev)
-                objects.meta(gone).resource_version = str(rev)
-                del self.current[key]
-                del self._raw[key]
-                self._record(Change(rev, DELETED, gone, prev),
+                del raw[key]
+                gone = decode_raw(key, raw_prev, rev)  # the last state, at the delete
+                self._record(Change(rev, DELETED, gone, key=key, prev_raw=raw_prev),
                              Recorded(rev, DELETED, key, raw_prev[0], raw_prev, now))
             else:
                 value = ev.kv.value
                 obj = decode(KeyValue(key, value, ev.kv.create_revision, rev))
-                self.current[key] = obj
-                self._raw[key] = (value, rev)
-                kind = ADDED if ev.kv.create_revision == rev or prev is None else MODIFIED
-                self._record(Change(rev, kind, obj, prev),
+                raw[key] = (value, rev)
+                kind = ADDED if ev.kv.create_revision == rev or raw_prev is None else MODIFIED
+                self._record(Change(rev, kind, obj, key=key, prev_raw=raw_prev),
                              Recorded(rev, kind, key, value, raw_prev, now))
             self.revision = max(self.revision, rev)
         self._notify()
