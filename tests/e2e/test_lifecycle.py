@@ -21,6 +21,7 @@ from kemu.client.errors import Forbidden, Unavailable
 from kemu.nodeagent.netnslock import NetnsLock
 from kemu.util.tls import ClientTLS
 from tests.support import processes
+from tests.support.hostnetwork import host_network  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -37,7 +38,8 @@ def kemu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_up_status_down(tmp_path: Path) -> None:
+@pytest.mark.timeout(2400)  # may first wait for the host network (README walkthrough)
+def test_up_status_down(tmp_path: Path, host_network: None) -> None:  # noqa: F811
     env = {**os.environ, "KEMU_HOME": str(tmp_path / "home"),
            "KEMU_CONFIG": str(tmp_path / "config")}
     ports = _ports()
