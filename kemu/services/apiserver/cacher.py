@@ -483,7 +483,8 @@ async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
 def cache_metrics(caches: Iterable[Cacher]) -> list[Metric]:
     """kube-apiserver's watch and object counts, read from the caches at scrape time:
     `apiserver_registered_watchers{group,version,kind}` and
-    `apiserver_storage_objects{resource}` (resource as `deployments.apps`)."""
+    `apiserver_storage_objects{resource}` (resource as `deployments.apps`; none for an
+    uncached kind)."""
     watchers = GaugeMetricFamily("apiserver_registered_watchers",
                                  "Number of currently registered watchers for a given "
                                  "resources", labels=("group", "version", "kind"))
@@ -493,6 +494,8 @@ def cache_metrics(caches: Iterable[Cacher]) -> list[Metric]:
     for cache in caches:
         group, _, version = cache.kind.api_version.rpartition("/")
         watchers.add_metric((group, version, cache.kind.kind), len(cache.watchers))
+        if not cache.cached:
+            continue  # nothing held to count (a 0 would read as "no Events")
         stored.add_metric((f"{cache.kind.plural}.{group}" if group else cache.kind.plural,),
                           len(cache.current))
     return [watchers, stored]

@@ -229,6 +229,9 @@ async def test_events_are_not_cached_and_each_watch_reads_the_store(store: FakeS
         with pytest.raises(asyncio.CancelledError):
             await w.task
         assert not cache.watchers
+        watchers, stored = cacher.cache_metrics([cache])
+        assert [s.value for s in watchers.samples] == [0]
+        assert stored.samples == []  # no object count from a cache that holds nothing
     finally:
         await cache.stop()
 
