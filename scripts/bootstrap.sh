@@ -13,6 +13,9 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v "$PY" >/dev/null 2>&1 || need+=(python3)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# The README's walkthrough (and the tests that replay it) use curl and dig.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
