@@ -117,8 +117,10 @@ class Registry:
                  cached_object: Callable[[Kind, str], api_pb2.Object | None] | None = None
                  ) -> None:
         self.storage = storage
-        # The watch cache's copy of an object by kind and store key: the first guess of an
-        # update, as Kubernetes' GuaranteedUpdate takes the cacher's object (see _current).
+        # The watch cache's copy of an object by kind and store key, a fresh object the
+        # registry may change (the cache decodes it from stored bytes on every read): the
+        # first guess of an update, as Kubernetes' GuaranteedUpdate takes the cacher's
+        # object (see _current).
         self.cached_object = cached_object
         # A fast, possibly stale view of namespaces (the watch cache); a miss reads the store.
         self.cached_namespace = cached_namespace
@@ -155,7 +157,7 @@ class Registry:
         if cached and name and self.cached_object is not None:
             hit = self.cached_object(kind, kind.store_key(namespace, name))
             if hit is not None:
-                return self._copy(hit), int(objects.meta(hit).resource_version), False
+                return hit, int(objects.meta(hit).resource_version), False
         obj, rev = await self._read(kind, namespace, name)
         return obj, rev, True
 

@@ -45,7 +45,12 @@ def run(store: str, body: Callable[[Registry, dict[str, api_pb2.Object]], Awaita
         stale: dict[str, api_pb2.Object] = {}
 
         def cached(kind: Kind, key: str) -> api_pb2.Object | None:
-            return stale.get(key)
+            hit = stale.get(key)  # a fresh object per read, as the watch cache's
+            if hit is None:
+                return None
+            copy = api_pb2.Object()
+            copy.CopyFrom(hit)
+            return copy
         registry = Registry(storage, cached_object=cached)
         ns = api_pb2.Object()
         ns.namespace.metadata.name = "default"
