@@ -173,7 +173,11 @@ class Project:
 
 
 def health(project: Project, service: str) -> str:
-    cid = project.run("ps", "-q", service).stdout.strip()
+    """The health of a service's running container, asked of the engine by compose's
+    labels: a poll costs one `docker` call instead of a `docker-compose ps` (Python, ~1 s)."""
+    cid = project.docker("ps", "-q", "--filter",
+                         f"label=com.docker.compose.project={project.name}", "--filter",
+                         f"label=com.docker.compose.service={service}").strip()
     if not cid:
         return "missing"
     return project.docker("inspect", "--format", "{{.State.Health.Status}}", cid).strip()
