@@ -22,14 +22,17 @@ RPC to its Kubernetes verb and resource). Authorizers read roles, bindings and p
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from kemu.api import kinds
 from kemu.api.v1 import api_pb2, rbac_pb2
 from kemu.services.apiserver.errors import BadRequest, Forbidden
 from kemu.services.apiserver.identity import Identity
+from kemu.services.apiserver.stored import Raw, decode_raw
+
+T = TypeVar("T")
 
 MODES = ("AlwaysAllow", "AlwaysDeny", "RBAC", "Node")
 MASTERS = "system:masters"
@@ -87,20 +90,62 @@ class View(Protocol):
 
     def get(self, plural: str, namespace: str, name: str) -> api_pb2.Object | None: ...
 
+    def project(self, plural: str, fn: Callable[[api_pb2.Object], T]) -> list[T]:
+        """`fn` of every current object; `fn` must be a pure function of the object, so
+        a view may reuse its answer while the object is unchanged."""
+        ...
+
+
+def _same(obj: api_pb2.Object) -> api_pb2.Object:
+    return obj
+
 
 class CacheView:
     """The apiserver's watch caches (as Kubernetes' authorizers read informers): as fresh as
-    what any watcher has been sent."""
+    what any watcher has been sent.
+
+    The caches hold stored bytes and decode on read, and authorizers read on every request
+    (RBAC every binding, the Node authorizer every pod), so what they derive from an object
+    is kept per object and reused while the cache holds the same bytes for it: an object
+    is decoded again only after it changed. Authorizers only read what they are given."""
 
     def __init__(self, caches: Mapping[str, object]) -> None:
         self.caches = caches
+        self._derived: dict[tuple[str, Callable[..., Any]], dict[str, tuple[Any, Any]]] = {}
+
+    def project(self, plural: str, fn: Callable[[api_pb2.Object], T]) -> list[T]:
+        current = getattr(self.caches[plural], "current", {})
+        raw: Mapping[str, Raw] | None = getattr(current, "raw", None)
+        if raw is None:  # a cache of decoded objects
+            return [fn(obj) for obj in current.values()]
+        memo = self._derived.get((plural, fn), {})
+        fresh: dict[str, tuple[Any, Any]] = {}
+        for key, stored in raw.items():
+            known = memo.get(key)
+            fresh[key] = known if known is not None and known[0] is stored else \
+                (stored, fn(decode_raw(key, stored)))
+        self._derived[(plural, fn)] = fresh
+        return [derived for _, derived in fresh.values()]
 
     def objects(self, plural: str) -> Iterable[api_pb2.Object]:
-        return list(getattr(self.caches[plural], "current", {}).values())
+        return self.project(plural, _same)
 
     def get(self, plural: str, namespace: str, name: str) -> api_pb2.Object | None:
-        current: Mapping[str, api_pb2.Object] = getattr(self.caches[plural], "current", {})
-        return current.get(kinds.resolve(plural).store_key(namespace, name))
+        current = getattr(self.caches[plural], "current", {})
+        key = kinds.resolve(plural).store_key(namespace, name)
+        raw: Mapping[str, Raw] | None = getattr(current, "raw", None)
+        if raw is None:
+            found: api_pb2.Object | None = current.get(key)
+            return found
+        stored = raw.get(key)
+        if stored is None:
+            return None
+        memo = self._derived.setdefault((plural, _same), {})
+        known = memo.get(key)
+        if known is None or known[0] is not stored:
+            known = memo[key] = (stored, decode_raw(key, stored))
+        obj: api_pb2.Object = known[1]
+        return obj
 
 
 class StaticView:
@@ -114,6 +159,9 @@ class StaticView:
 
     def objects(self, plural: str) -> Iterable[api_pb2.Object]:
         return list(self.by_plural.get(plural, []))
+
+    def project(self, plural: str, fn: Callable[[api_pb2.Object], T]) -> list[T]:
+        return [fn(obj) for obj in self.by_plural.get(plural, [])]
 
     def get(self, plural: str, namespace: str, name: str) -> api_pb2.Object | None:
         kind = kinds.resolve(plural)

@@ -46,6 +46,13 @@ GRAPH: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+def _placement(obj: Any) -> tuple[str, str, frozenset[tuple[str, str]]]:
+    """What the Node authorizer needs of a pod: its node, namespace and `references`
+    (a small tuple the view keeps per pod instead of the decoded pod)."""
+    pod = obj.pod
+    return pod.spec.node_name, pod.metadata.namespace, frozenset(references(pod))
+
+
 def references(pod: Any) -> set[tuple[str, str]]:
     """(resource, name) of every Secret, ConfigMap and claim that `pod` uses."""
     found: set[tuple[str, str]] = set()
@@ -110,10 +117,8 @@ class NodeAuthorizer:
             return Verdict(Decision.NO_OPINION,
                            "can only get individual resources of this type")
         wanted = (attrs.resource, attrs.name)
-        for obj in self.view.objects("pods"):
-            pod = obj.pod
-            if pod.spec.node_name == node and pod.metadata.namespace == attrs.namespace and \
-                    wanted in references(pod):
+        for pod_node, namespace, refs in self.view.project("pods", _placement):
+            if pod_node == node and namespace == attrs.namespace and wanted in refs:
                 return Verdict(Decision.ALLOW)
         return _no_relationship(node)
 
