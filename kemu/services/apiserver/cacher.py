@@ -183,7 +183,8 @@ class Cacher:
         self.events: deque[Recorded] = deque()
         self.watchers: set[Watcher] = set()
         self.ready = asyncio.Event()
-        self._advanced = asyncio.Condition()
+        # Set (and replaced) each time the cache advances; waiters hold the one they saw.
+        self._advanced = asyncio.Event()
         self._want_progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Why the cache cannot be filled (a value it cannot decrypt): client watches fail
@@ -319,10 +320,9 @@ class Cacher:
                 self.watchers.discard(w)
 
     def _notify(self) -> None:
-        async def wake() -> None:
-            async with self._advanced:
-                self._advanced.notify_all()
-        asyncio.ensure_future(wake())  # noqa: RUF006 - fire and forget, it only notifies
+        """Wake whoever waits for the cache to advance: no task per store response."""
+        self._advanced.set()
+        self._advanced = asyncio.Event()
 
     async def _wait_for(self, revision: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -331,9 +331,8 @@ class Cacher:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Timeout(f"Too large resource version: {revision}, current: {self.revision}")
-            async with self._advanced:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._advanced.wait(), timeout=min(left, 0.5))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), timeout=min(left, 0.5))
 
     # ---- the client side ---------------------------------------------------------------
 
@@ -467,7 +466,10 @@ async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
     try:
         while True:
             try:
-                item = await asyncio.wait_for(w.queue.get(), timeout=bookmark_interval) \
+                # What is already queued is taken at once: wait_for costs a timer and a
+                # task per event, paid only when the stream has to wait.
+                item = w.queue.get_nowait() if not w.queue.empty() else \
+                    await asyncio.wait_for(w.queue.get(), timeout=bookmark_interval) \
                     if bookmarks else await w.queue.get()
             except TimeoutError:
                 if w.queue.empty():

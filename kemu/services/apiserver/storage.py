@@ -73,11 +73,12 @@ class Storage:
         self.encryption = encryption
         self._channels = [aio_channel(e, tls, options=_CHANNEL_OPTIONS)
                           for e in self.endpoints]
+        self._kv_stubs = [rpc_pb2_grpc.KVStub(c) for c in self._channels]
         self._current = 0
 
     @property
     def _kv(self) -> rpc_pb2_grpc.KVStub:
-        return rpc_pb2_grpc.KVStub(self._channels[self._current])
+        return self._kv_stubs[self._current]
 
     def watch_stub(self) -> rpc_pb2_grpc.WatchStub:
         return rpc_pb2_grpc.WatchStub(self._channels[self._current])
