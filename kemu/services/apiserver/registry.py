@@ -46,6 +46,7 @@ from kemu.services.apiserver.storage import (
     unchanged,
     value_is,
 )
+from kemu.util.logsetup import event
 
 log = logging.getLogger(__name__)
 Object = api_pb2.Object
@@ -260,7 +261,8 @@ class Registry:
             resp = await self.storage.txn(txn)
             if resp.succeeded:
                 meta.resource_version = str(resp.header.revision)
-                log.info("created %s rv=%s", objects.ref(obj), meta.resource_version)
+                # With the request log's verbosity: kube-apiserver logs no create at -v 0.
+                event(log, "created", v=3, object=objects.ref(obj), rv=meta.resource_version)
                 return objects.fill_type_meta(obj)
             if resp.responses[0].response_range.kvs:
                 if generated:
@@ -487,7 +489,7 @@ class Registry:
         if not resp.succeeded:
             return None
         objects.meta(obj).resource_version = str(resp.header.revision)
-        log.info("deleted %s", objects.ref(obj))
+        event(log, "deleted", v=3, object=objects.ref(obj))
         return objects.fill_type_meta(obj)
 
     async def mutate(self, kind: Kind, namespace: str, name: str,
