@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the `kubernetes` Service (default: none)")
     a.add_argument("--service-node-port-range", type=_port_range, default=(30000, 32767))
     a.add_argument("--watch-cache-size", type=int, default=5000,
-                   help="recent events kept per resource for watches that resume")
+                   help="at most this many recent changes kept per resource for watches "
+                   "that resume (those of the last 75 s, at least 100; Events are not "
+                   "cached, as in kube-apiserver)")
     a.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that ask for them")
     a.add_argument("--authorization-mode", type=_authorization_modes, default=("AlwaysAllow",),
