@@ -108,6 +108,10 @@ class NodeInfo:
     unschedulable: bool = False
     taints: tuple[core_pb2.Taint, ...] = ()
     prefer_no_schedule: tuple[core_pb2.Taint, ...] = ()
+    # allocatable minus requested, per resource named in either, and pods still allowed:
+    # kept in step with `usage` so the fit check is one lookup per requested resource.
+    free: dict[str, int] = field(default_factory=dict)
+    free_pods: int = 0
 
     def set_node(self, node: core_pb2.Node) -> None:
         self.node = node
@@ -118,6 +122,13 @@ class NodeInfo:
         self.taints = tuple(node.spec.taints)
         self.prefer_no_schedule = tuple(t for t in self.taints
                                         if t.effect == "PreferNoSchedule")
+        self._recompute_free()
+
+    def _recompute_free(self) -> None:
+        allocatable, requested = self.allocatable, self.usage.requested
+        self.free = {name: allocatable.get(name, 0) - requested.get(name, 0)
+                     for name in allocatable.keys() | requested.keys()}
+        self.free_pods = allocatable.get(resources.PODS, 0) - self.usage.pods
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -128,6 +139,10 @@ class NodeInfo:
             self.remove_pod(info.key)
         self.pods[info.key] = info
         self.usage.add(info.requests, info.non_zero_requests)
+        free = self.free
+        for name, value in info.requests.items():
+            free[name] = free.get(name, 0) - value
+        self.free_pods -= 1
         self.used_ports.update(info.ports)
         if info.spread:
             self.spread_counts[info.spread] += 1
@@ -137,6 +152,10 @@ class NodeInfo:
         if info is None:
             return None
         self.usage.add(info.requests, info.non_zero_requests, sign=-1)
+        free = self.free
+        for name, value in info.requests.items():
+            free[name] = free.get(name, 0) + value
+        self.free_pods += 1
         self.used_ports.subtract(info.ports)
         for port in info.ports:
             if self.used_ports[port] <= 0:

@@ -72,16 +72,16 @@ class NodeResourcesFit:
         ordered = state.get(NAME)
         if ordered is None:
             ordered = state[NAME] = resources.fit_order(pod.requests)
-        # The common case, a pod that fits, inline: this runs for hundreds of nodes per pod.
-        usage, allocatable = node.usage, node.allocatable
-        if usage.pods < allocatable.get(resources.PODS, 0):
-            requested = usage.requested
+        # The common case, a pod that fits, inline: this runs for hundreds of nodes per pod,
+        # so it reads the node's running free amounts (allocatable minus requested).
+        if node.free_pods > 0:
+            free = node.free
             for name, want in ordered:
-                if want > allocatable.get(name, 0) - requested.get(name, 0):
+                if want > free.get(name, 0):
                     break
             else:
                 return SUCCESS
-        short = resources.insufficient(ordered, usage, allocatable)
+        short = resources.insufficient(ordered, node.usage, node.allocatable)
         return Unschedulable(*map(reason_for, short)) if short else SUCCESS
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
