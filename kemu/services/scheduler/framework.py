@@ -123,6 +123,15 @@ class ScorePlugin(Plugin, Protocol):
 
 
 @runtime_checkable
+class BatchScorePlugin(ScorePlugin, Protocol):
+    """A score plugin that can also rank all feasible nodes in one call, returning the
+    same scores as `score` node by node (one Python call per cycle instead of per node)."""
+
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+                    ) -> list[int]: ...
+
+
+@runtime_checkable
 class NormalizeScorePlugin(Plugin, Protocol):
     """Rescales a score plugin's raw scores (in place) to 0..MAX_NODE_SCORE."""
 
@@ -246,7 +255,9 @@ class Framework:
         self.scores = [(p, w) for p, w in scores if w > 0]
         self.pre_scores = [p for p, _ in self.scores if isinstance(p, PreScorePlugin)]
         # Protocol isinstance checks are slow: decide once which plugins normalize.
-        self.scores_run = [(p, w, isinstance(p, NormalizeScorePlugin)) for p, w in self.scores]
+        self.scores_run = [(p, w, isinstance(p, NormalizeScorePlugin),
+                            p.score_nodes if isinstance(p, BatchScorePlugin) else None)
+                           for p, w in self.scores]
         self.percentage = percentage_of_nodes_to_score
         self.rng = rng or random.Random()
         self._next_start = 0
@@ -338,6 +349,7 @@ class Framework:
 
     def _score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         totals = [0] * len(nodes)
+        first = True
         try:
             skipped: set[str] = set()
             for pre in self.pre_scores:
@@ -346,11 +358,14 @@ class Framework:
                     raise SchedulingError(f"{pre.name} prescore: {status.message}")
                 if isinstance(status, Skip):
                     skipped.add(pre.name)
-            for plugin, weight, normalizes in self.scores_run:
+            for plugin, weight, normalizes, score_nodes in self.scores_run:
                 if plugin.name in skipped:
                     continue  # the same score for every node: it cannot change the pick
-                score = plugin.score
-                scores = [score(state, pod, n) for n in nodes]
+                if score_nodes is not None:
+                    scores = score_nodes(state, pod, nodes)
+                else:
+                    score = plugin.score
+                    scores = [score(state, pod, n) for n in nodes]
                 if normalizes:
                     plugin.normalize_scores(state, pod, scores)  # type: ignore[attr-defined]
                 if min(scores) < 0 or max(scores) > MAX_NODE_SCORE:
@@ -359,7 +374,12 @@ class Framework:
                     raise SchedulingError(
                         f"{plugin.name} scored node {nodes[i].name} {s}, outside "
                         f"[0, {MAX_NODE_SCORE}]")
-                totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
+                if len(scores) != len(nodes):
+                    raise SchedulingError(f"{plugin.name} scored {len(scores)} of "
+                                          f"{len(nodes)} nodes")
+                totals = ([s * weight for s in scores] if first else
+                          [t + s * weight for t, s in zip(totals, scores, strict=True)])
+                first = False
         except SchedulingError:
             raise
         except Exception as e:

@@ -1,8 +1,9 @@
 """The scheduler's fast paths give the same answers as the plain functions they replace.
 
-NodeResourcesFit's Filter reads the node's running `free` amounts; it runs hundreds of
-times per pod, so it is written for speed. Here it is checked against
-`insufficient_reasons` and `least_allocated_score` on random nodes, pods and churn.
+NodeResourcesFit's Filter reads the node's running `free` amounts and both it and
+SelectorSpread score all feasible nodes in one call; these run hundreds of times per pod,
+so they are written for speed. Here they are checked against `insufficient_reasons`,
+`least_allocated_score` and the per-node `score` on random nodes, pods and churn.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from kemu.api.v1 import core_pb2
 from kemu.services.scheduler import resources
 from kemu.services.scheduler.framework import SUCCESS, CycleState, Unschedulable
 from kemu.services.scheduler.nodeinfo import NodeInfo, PodInfo
-from kemu.services.scheduler.plugins import node_resources_fit
+from kemu.services.scheduler.plugins import node_resources_fit, selector_spread
 from tests.unit.scheduler.sched_builders import container, node, pod
 
 RESOURCES = ("cpu", "memory", "ephemeral-storage", "example.com/gpu", "pods")
@@ -45,6 +46,7 @@ def random_pod(rng: random.Random, name: str) -> core_pb2.Pod:
 def test_fit_filter_and_scores_match_the_plain_functions() -> None:
     rng = random.Random(20261122)
     fit = node_resources_fit.NodeResourcesFit()
+    spread = selector_spread.SelectorSpread()
     infos: list[NodeInfo] = []
     for i in range(40):
         info = NodeInfo(f"n{i}")
@@ -71,6 +73,9 @@ def test_fit_filter_and_scores_match_the_plain_functions() -> None:
         per_node = [fit.score(state, candidate, n) for n in infos]
         assert per_node == [node_resources_fit.least_allocated_score(
             candidate.non_zero_requests, n.usage, n.allocatable) for n in infos]
+        assert fit.score_nodes(state, candidate, infos) == per_node
+        assert spread.score_nodes(state, candidate, infos) == \
+            [spread.score(state, candidate, n) for n in infos]
         # Churn: place the pod somewhere, sometimes remove one, sometimes update a node.
         target = rng.choice(infos)
         target.add_pod(candidate)

@@ -89,6 +89,26 @@ class NodeResourcesFit:
         state[_SCORE_STATE] = (nz.get(resources.CPU, 0), nz.get(resources.MEMORY, 0))
         return SUCCESS
 
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+                    ) -> list[int]:
+        """`score` for every node in one loop (the same arithmetic, inline)."""
+        pod_cpu, pod_memory = state[_SCORE_STATE]
+        out: list[int] = []
+        append = out.append
+        cpu_key, mem_key = resources.CPU, resources.MEMORY
+        for node in nodes:
+            usage, allocatable = node.usage, node.allocatable
+            cpu_cap = allocatable.get(cpu_key, 0)
+            cpu_req = usage.non_zero_cpu + pod_cpu
+            cpu = (cpu_cap - cpu_req) * MAX_NODE_SCORE // cpu_cap \
+                if cpu_cap > 0 and cpu_req <= cpu_cap else 0
+            mem_cap = allocatable.get(mem_key, 0)
+            mem_req = usage.non_zero_memory + pod_memory
+            memory = (mem_cap - mem_req) * MAX_NODE_SCORE // mem_cap \
+                if mem_cap > 0 and mem_req <= mem_cap else 0
+            append((cpu + memory) // 2)
+        return out
+
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         pod_cpu, pod_memory = state[_SCORE_STATE]
         # least_allocated_cpu_memory inline (it runs for every feasible node of every pod).

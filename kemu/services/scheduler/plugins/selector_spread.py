@@ -36,5 +36,12 @@ class SelectorSpread:
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         return node.spread_counts.get(pod.spread, 0) if pod.spread else 0
 
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+                    ) -> list[int]:
+        spread = pod.spread
+        if not spread:
+            return [0] * len(nodes)
+        return [n.spread_counts.get(spread, 0) for n in nodes]
+
     def normalize_scores(self, state: CycleState, pod: PodInfo, scores: list[int]) -> None:
         scores[:] = spread_scores(scores)
