@@ -17,10 +17,12 @@ asyncio loop and costs O(nodes) plugin calls per pod.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol, runtime_checkable
 
 from kemu.services.scheduler.nodeinfo import NodeInfo, PodInfo
@@ -330,12 +332,12 @@ class Framework:
         statuses: dict[str, Status] = {}
         processed = 0
         checks = [(plugin, plugin.filter) for plugin in filters]  # bound once per cycle
-        for i in range(total):
-            node = nodes[(start + i) % total]
+        # Nodes from `start` round to just before it, without index arithmetic per node.
+        for node in itertools.chain(islice(nodes, start, None), islice(nodes, start)):
             processed += 1
             for plugin, check in checks:
                 status = check(state, pod, node)
-                if not status.ok:
+                if status is not SUCCESS and not status.ok:
                     if isinstance(status, Error):
                         raise SchedulingError(
                             f"{plugin.name} on node {node.name}: {status.message}")
