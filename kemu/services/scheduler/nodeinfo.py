@@ -112,11 +112,16 @@ class NodeInfo:
     # kept in step with `usage` so the fit check is one lookup per requested resource.
     free: dict[str, int] = field(default_factory=dict)
     free_pods: int = 0
+    # allocatable cpu and memory, read by the LeastAllocated score of every feasible node.
+    allocatable_cpu: int = 0
+    allocatable_memory: int = 0
 
     def set_node(self, node: core_pb2.Node) -> None:
         self.node = node
         self.present = True
         self.allocatable = resources.node_allocatable(node.status)
+        self.allocatable_cpu = self.allocatable.get(resources.CPU, 0)
+        self.allocatable_memory = self.allocatable.get(resources.MEMORY, 0)
         self.ready = ready_status(node)
         self.unschedulable = node.spec.unschedulable
         self.taints = tuple(node.spec.taints)

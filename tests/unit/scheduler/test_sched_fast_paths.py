@@ -62,6 +62,8 @@ def test_fit_filter_and_scores_match_the_plain_functions() -> None:
         for info in infos:
             usage, allocatable = info.usage, info.allocatable
             assert info.free_pods == allocatable.get(resources.PODS, 0) - usage.pods
+            assert (info.allocatable_cpu, info.allocatable_memory) == \
+                (allocatable.get(resources.CPU, 0), allocatable.get(resources.MEMORY, 0))
             for name in RESOURCES:
                 assert info.free.get(name, 0) == \
                     allocatable.get(name, 0) - usage.requested.get(name, 0)

@@ -95,14 +95,13 @@ class NodeResourcesFit:
         pod_cpu, pod_memory = state[_SCORE_STATE]
         out: list[int] = []
         append = out.append
-        cpu_key, mem_key = resources.CPU, resources.MEMORY
         for node in nodes:
-            usage, allocatable = node.usage, node.allocatable
-            cpu_cap = allocatable.get(cpu_key, 0)
+            usage = node.usage
+            cpu_cap = node.allocatable_cpu
             cpu_req = usage.non_zero_cpu + pod_cpu
             cpu = (cpu_cap - cpu_req) * MAX_NODE_SCORE // cpu_cap \
                 if cpu_cap > 0 and cpu_req <= cpu_cap else 0
-            mem_cap = allocatable.get(mem_key, 0)
+            mem_cap = node.allocatable_memory
             mem_req = usage.non_zero_memory + pod_memory
             memory = (mem_cap - mem_req) * MAX_NODE_SCORE // mem_cap \
                 if mem_cap > 0 and mem_req <= mem_cap else 0
