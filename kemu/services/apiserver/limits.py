@@ -181,13 +181,17 @@ class LimitsInterceptor(AroundInterceptor):
         if self.draining:
             await context.abort_with_status(status(
                 grpc.StatusCode.UNAVAILABLE, "apiserver is shutting down", "ServiceUnavailable"))
-        client = client_of(context.peer(), context.invocation_metadata())
-        if self.rate is not None and not self.rate.allow(client.key):
-            log.info("rate limited %s on %s", client.label, method)
-            await context.abort_with_status(_too_many(
-                f"rate limit exceeded: {client.label} sent more than "
-                f"{self.limits.requests_per_second:g} requests per second (burst "
-                f"{self.limits.burst}); retry with back-off (--max-requests-per-second)"))
+        # Who the client is matters only to a limit that is on (not worked out otherwise:
+        # it reads the peer and walks the metadata on every call).
+        client: ClientID | None = None
+        if self.rate is not None:
+            client = client_of(context.peer(), context.invocation_metadata())
+            if not self.rate.allow(client.key):
+                log.info("rate limited %s on %s", client.label, method)
+                await context.abort_with_status(_too_many(
+                    f"rate limit exceeded: {client.label} sent more than "
+                    f"{self.limits.requests_per_second:g} requests per second (burst "
+                    f"{self.limits.burst}); retry with back-off (--max-requests-per-second)"))
         if method != WATCH_METHOD:
             self.calls_in_flight += 1
             self._idle.clear()
@@ -201,6 +205,8 @@ class LimitsInterceptor(AroundInterceptor):
         if self.watches is None:
             yield
             return
+        if client is None:
+            client = client_of(context.peer(), context.invocation_metadata())
         if not self.watches.acquire(client.key):
             log.info("refused a watch of %s: %d open", client.label, self.watches.limit)
             await context.abort_with_status(_too_many(
