@@ -347,18 +347,33 @@ class Registry:
         request = self._copy(obj)
         self._normalise_namespace(request)
         req_meta = objects.meta(request)
-        conditional = bool(req_meta.resource_version)
-        cached = not dry_run
+
+        def make(old: api_pb2.Object) -> api_pb2.Object:
+            return (self._status_update(request, old) if status
+                    else self._spec_update(request, old))
+
+        return await self._guaranteed_update(
+            kind, req_meta.namespace, req_meta.name, make,
+            resource_version=req_meta.resource_version, cached=not dry_run, dry_run=dry_run)
+
+    async def _guaranteed_update(self, kind: Kind, namespace: str, name: str,
+                                 make: Callable[[api_pb2.Object], api_pb2.Object], *,
+                                 resource_version: str, cached: bool, dry_run: bool = False,
+                                 validate: bool = True) -> api_pb2.Object:
+        """Kubernetes' GuaranteedUpdate: read the object (first the watch cache's copy when
+        `cached`), `make` the new one from it, and write it only if the store still holds
+        that revision, retrying on conflicts. What a cached copy decided (a precondition,
+        a validation error, a no-op) is decided again on a store read before it is
+        answered; `resource_version` is the caller's precondition."""
         for _attempt in range(_RETRIES):
-            old, rev, current = await self._current(kind, req_meta.namespace, req_meta.name,
-                                                    cached=cached)
+            old, rev, current = await self._current(kind, namespace, name, cached=cached)
             cached = False
             try:
-                if conditional and req_meta.resource_version != str(rev):
-                    raise Conflict(kind, req_meta.name)
-                new = (self._status_update(request, old) if status
-                       else self._spec_update(request, old))
-                result = await self._write(new, old, rev, dry_run=dry_run, fresh=current)
+                if resource_version and resource_version != str(rev):
+                    raise Conflict(kind, name)
+                new = make(old)
+                result = await self._write(new, old, rev, dry_run=dry_run, validate=validate,
+                                           fresh=current)
             except _StaleRead:
                 continue
             except APIError as e:
@@ -367,9 +382,9 @@ class Registry:
                 continue  # decided on the cache's copy: decide again on the store's
             if result is not None:
                 return result
-            if conditional and current:
-                raise Conflict(kind, req_meta.name)
-        raise Conflict(kind, req_meta.name, "too many concurrent writers; try again")
+            if resource_version and current:
+                raise Conflict(kind, name)
+        raise Conflict(kind, name, "too many concurrent writers; try again")
 
     def _spec_update(self, request: api_pb2.Object, old: api_pb2.Object) -> api_pb2.Object:
         kind = objects.kind_of(request)
@@ -497,30 +512,18 @@ class Registry:
                      resource_version: str = "", uid: str = "") -> api_pb2.Object:
         """Read, change, write, retrying on conflicts (Kubernetes' GuaranteedUpdate)."""
         namespace = self._ns(kind, namespace)
-        cached = True
-        for _attempt in range(_RETRIES):
-            old, rev, current = await self._current(kind, namespace, name, cached=cached)
-            cached = False
-            try:
-                if resource_version and resource_version != str(rev):
-                    raise Conflict(kind, name)
-                if uid and uid != objects.meta(old).uid:
-                    raise Conflict(kind, name, f"Precondition failed: UID in precondition: "
-                                   f"{uid}, UID in object meta: {objects.meta(old).uid}")
-                new = self._copy(old)
-                change(new)
-                result = await self._write(new, old, rev, validate=validate, fresh=current)
-            except _StaleRead:
-                continue
-            except APIError as e:
-                if current or isinstance(e, Unavailable):
-                    raise
-                continue  # decided on the cache's copy: decide again on the store's
-            if result is not None:
-                return result
-            if resource_version and current:
-                raise Conflict(kind, name)
-        raise Conflict(kind, name, "too many concurrent writers; try again")
+
+        def make(old: api_pb2.Object) -> api_pb2.Object:
+            if uid and uid != objects.meta(old).uid:
+                raise Conflict(kind, name, f"Precondition failed: UID in precondition: "
+                               f"{uid}, UID in object meta: {objects.meta(old).uid}")
+            new = self._copy(old)
+            change(new)
+            return new
+
+        return await self._guaranteed_update(kind, namespace, name, make,
+                                             resource_version=resource_version, cached=True,
+                                             validate=validate)
 
     # ---- delete ------------------------------------------------------------------------
 
