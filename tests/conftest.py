@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import processes
+
+# A suite started in the background by a shell without job control (`make test &` in a
+# script, CI wrappers) inherits SIGINT ignored, and an ignored signal stays ignored across
+# exec: every kemuctl the tests start would then ignore the Ctrl-C they send it. A handler
+# here is reset to the default in each child, so the children see Ctrl-C as a user's.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
