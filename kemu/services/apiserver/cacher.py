@@ -275,22 +275,18 @@ class Cacher:
         raw = self.current.raw
         for ev in events:
             key = ev.kv.key.decode()
-            rev = ev.kv.mod_revision
             raw_prev = raw.get(key)
-            if ev.type == 1:  # DELETE
-                if raw_prev is None:
-                    continue
+            change = _change_of(ev, key, raw_prev)
+            if change is None:
+                continue
+            rev = change.revision
+            if change.type == DELETED:
                 del raw[key]
-                gone = decode_raw(key, raw_prev, rev)  # the last state, at the delete
-                self._record(Change(rev, DELETED, gone, key=key, prev_raw=raw_prev),
-                             Recorded(rev, DELETED, key, raw_prev[0], raw_prev, now))
+                value = raw_prev[0] if raw_prev is not None else b""
             else:
                 value = ev.kv.value
-                obj = decode(KeyValue(key, value, ev.kv.create_revision, rev))
                 raw[key] = (value, rev)
-                kind = ADDED if ev.kv.create_revision == rev or raw_prev is None else MODIFIED
-                self._record(Change(rev, kind, obj, key=key, prev_raw=raw_prev),
-                             Recorded(rev, kind, key, value, raw_prev, now))
+            self._record(change, Recorded(rev, change.type, key, value, raw_prev, now))
             self.revision = max(self.revision, rev)
         self._notify()
 
@@ -441,23 +437,26 @@ def _parse_rv(resource_version: str) -> int:
         raise Gone(f"invalid resourceVersion {resource_version!r}") from None
 
 
-def _direct_change(ev: object) -> Change | None:
-    """A store watch event (with its prev_kv) as a Change; None for a delete of a key the
-    store sent no previous value for."""
-    kv, before = getattr(ev, "kv"), getattr(ev, "prev_kv")  # noqa: B009 - etcd Event
-    key, rev = kv.key.decode(), kv.mod_revision
-    prev = decode(KeyValue(key, before.value, before.create_revision, before.mod_revision)) \
-        if before.value else None
+def _change_of(ev: object, key: str, raw_prev: Raw | None) -> Change | None:
+    """A store watch event as a Change, given the stored bytes and revision of the object
+    before it (None: there was none); None for a delete of a key with nothing before."""
+    kv = getattr(ev, "kv")  # noqa: B009 - etcd Event
+    rev = kv.mod_revision
     if getattr(ev, "type") == 1:  # noqa: B009 - DELETE
-        if prev is None:
+        if raw_prev is None:
             return None
-        gone = api_pb2.Object()
-        gone.CopyFrom(prev)
-        objects.meta(gone).resource_version = str(rev)
-        return Change(rev, DELETED, gone, prev)
+        gone = decode_raw(key, raw_prev, rev)  # the last state, at the delete
+        return Change(rev, DELETED, gone, key=key, prev_raw=raw_prev)
     obj = decode(KeyValue(key, kv.value, kv.create_revision, rev))
-    return Change(rev, ADDED if kv.create_revision == rev or prev is None else MODIFIED,
-                  obj, prev)
+    kind = ADDED if kv.create_revision == rev or raw_prev is None else MODIFIED
+    return Change(rev, kind, obj, key=key, prev_raw=raw_prev)
+
+
+def _direct_change(ev: object) -> Change | None:
+    """A store watch event with its prev_kv (an uncached kind's own watch) as a Change."""
+    kv, before = getattr(ev, "kv"), getattr(ev, "prev_kv")  # noqa: B009 - etcd Event
+    raw_prev = (before.value, before.mod_revision) if before.value else None
+    return _change_of(ev, kv.key.decode(), raw_prev)
 
 
 async def stream(cacher: Cacher, w: Watcher, *, bookmarks: bool,
