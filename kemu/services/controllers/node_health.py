@@ -8,6 +8,7 @@ when a pod on a tainted node is due for eviction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -114,12 +115,57 @@ def zone_state(ready: Iterable[str]) -> str:
     """Kubernetes' ComputeZoneState over the Ready statuses of a zone's nodes: no node
     Ready is a full disruption; more than two not Ready and at least 55% a partial one."""
     states = list(ready)
-    not_ready = sum(1 for s in states if s != "True")
-    if states and not_ready == len(states):
+    return zone_state_of(len(states), sum(1 for s in states if s != "True"))
+
+
+def zone_state_of(size: int, not_ready: int) -> str:
+    """`zone_state` from the counts alone: `size` nodes, `not_ready` of them not Ready."""
+    if size and not_ready == size:
         return FULL
-    if not_ready > 2 and not_ready / len(states) >= UNHEALTHY_ZONE_THRESHOLD:
+    if not_ready > 2 and not_ready / size >= UNHEALTHY_ZONE_THRESHOLD:
         return PARTIAL
     return NORMAL
+
+
+class ZoneCensus:
+    """How many nodes each zone has and how many are not Ready, kept up to date as nodes
+    change, so that the disruption state of every zone costs a pass over the zones, not
+    over the nodes. (Recounting every node for each node's decision made the controller
+    quadratic: at 1,000 nodes renewing Leases it took three quarters of the controller
+    manager's CPU, and its informers fell behind.)"""
+
+    def __init__(self) -> None:
+        self._of: dict[str, tuple[str, bool]] = {}  # node name -> (zone, ready)
+        self._size: Counter[str] = Counter()
+        self._not_ready: Counter[str] = Counter()
+
+    def set(self, name: str, node: core_pb2.Node) -> None:
+        """Count `node` (named `name`) as it is now."""
+        entry = (zone_of(node), ready_status(node) == "True")
+        old = self._of.get(name)
+        if old == entry:
+            return
+        self.remove(name)
+        self._of[name] = entry
+        self._size[entry[0]] += 1
+        self._not_ready[entry[0]] += not entry[1]
+
+    def remove(self, name: str) -> None:
+        old = self._of.pop(name, None)
+        if old is None:
+            return
+        zone, ready = old
+        self._size[zone] -= 1
+        self._not_ready[zone] -= not ready
+        if not self._size[zone]:
+            del self._size[zone], self._not_ready[zone]
+
+    def states(self) -> dict[str, str]:
+        """Each zone's state (NORMAL, PARTIAL or FULL)."""
+        return {z: zone_state_of(n, self._not_ready[z]) for z, n in self._size.items()}
+
+    def sizes(self) -> dict[str, int]:
+        return dict(self._size)
 
 
 def no_execute_policy(zone: str, states: dict[str, str], sizes: dict[str, int]) -> str:

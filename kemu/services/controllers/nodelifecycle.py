@@ -115,6 +115,9 @@ class NodeLifecycleController:
         self.pods_on: dict[str, set[str]] = {}  # node name -> pod keys bound there
         self._taint_seen: dict[tuple[str, str, str], float] = {}  # no timeAdded: first seen
         self._last_policy: dict[str, str] = {}  # node -> NoExecute policy last applied
+        self.census = health.ZoneCensus()  # Ready nodes by zone, for disruption handling
+        for obj in self.nodes.list():  # informers already synced: on_node saw none of them
+            self.census.set(obj.node.metadata.name, obj.node)
         self.nodes.add_handler(self.on_node)
         self.leases.add_handler(self.on_lease)
         self.pods.add_handler(self.on_pod)
@@ -127,7 +130,10 @@ class NodeLifecycleController:
             return
         name = obj.node.metadata.name
         if new is not None:
+            self.census.set(name, new.node)
             self.observe(name)
+        else:
+            self.census.remove(name)
         self.queue.add(name)
 
     def on_lease(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
@@ -217,6 +223,7 @@ class NodeLifecycleController:
         if obj is None or probe is None:
             self.pods_on.pop(name, None)
             self._last_policy.pop(name, None)
+            self.census.remove(name)
             self._taint_seen = {k: v for k, v in self._taint_seen.items() if k[0] != name}
             return
         node = obj.node
@@ -235,13 +242,9 @@ class NodeLifecycleController:
 
     def _no_execute_policy(self, node: core_pb2.Node) -> str:
         """Kubernetes' disruption handling, from the Ready statuses in the cache."""
-        by_zone: dict[str, list[str]] = {}
-        for obj in self.nodes.list():
-            n = node if obj.node.metadata.name == node.metadata.name else obj.node
-            by_zone.setdefault(health.zone_of(n), []).append(health.ready_status(n))
-        states = {z: health.zone_state(r) for z, r in by_zone.items()}
-        policy = health.no_execute_policy(health.zone_of(node), states,
-                                          {z: len(r) for z, r in by_zone.items()})
+        self.census.set(node.metadata.name, node)  # it may be newer than the cache's
+        states = self.census.states()
+        policy = health.no_execute_policy(health.zone_of(node), states, self.census.sizes())
         if policy != self._last_policy.get(node.metadata.name, health.ADD):
             log.warning("node=%s zone=%r taint-based eviction %s (zones: %s)",
                         node.metadata.name, health.zone_of(node),

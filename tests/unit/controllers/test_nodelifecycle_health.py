@@ -5,6 +5,8 @@ DaemonSet pods and for tolerations without seconds)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from kemu.api.v1 import core_pb2
@@ -133,6 +135,28 @@ def test_pod_not_ready() -> None:
 ])
 def test_zone_state(ready: list[str], state: str) -> None:
     assert h.zone_state(ready) == state
+
+
+def test_zone_census_follows_changes_as_a_recount_would() -> None:
+    """Nodes added, changing zone and Ready, and removed, in a seeded random order: after
+    every step the census agrees with zone_state over the nodes as they are."""
+    rng = random.Random(7)
+    census, now = h.ZoneCensus(), {}
+    for _ in range(2000):
+        name = f"n{rng.randrange(40)}"
+        if rng.random() < 0.15:
+            census.remove(name)
+            now.pop(name, None)
+        else:
+            n = node(rng.choice(["True", "False", "Unknown", ""]))
+            n.metadata.labels[h.ZONE_LABEL] = rng.choice(["a", "b", "c"])
+            census.set(name, n)
+            now[name] = n
+        by_zone: dict[str, list[str]] = {}
+        for n in now.values():
+            by_zone.setdefault(h.zone_of(n), []).append(h.ready_status(n))
+        assert census.states() == {z: h.zone_state(r) for z, r in by_zone.items()}
+        assert census.sizes() == {z: len(r) for z, r in by_zone.items()}
 
 
 @pytest.mark.parametrize(("zone", "states", "sizes", "policy"), [
