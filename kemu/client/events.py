@@ -25,8 +25,10 @@ from typing import Any, Protocol
 from kemu.api import kinds
 from kemu.api.v1 import api_pb2, core_pb2, meta_pb2
 from kemu.client.errors import ClientError, Conflict, NotFound
+from kemu.util.logsetup import v_level
 
 log = logging.getLogger(__name__)
+V3 = v_level(3)
 NORMAL, WARNING = "Normal", "Warning"
 
 
@@ -109,8 +111,11 @@ class EventRecorder:
                                        uid=m.uid, api_version=kinds.resolve(kind).api_version,
                                        resource_version=m.resource_version,
                                        field_path=field_path)
-        log.info("event %s %s/%s %s %s: %s", kind, m.namespace, m.name, type_, reason,
-                 message)
+        # At -v 3, not INFO: a burst of pods records thousands of events, and a line for
+        # each cost the controller manager time it needed for its informers;
+        # `kemuctl get events` shows them all.
+        log.log(V3, "event %s %s/%s %s %s: %s", kind, m.namespace, m.name, type_, reason,
+                message)
         try:
             self._queue.put_nowait(_Pending(ref, type_, reason, message, time.time()))
         except asyncio.QueueFull:

@@ -81,6 +81,9 @@ class NodeIPAMController:
         # node name -> (uid, cidr) for every subnet this controller counts as used.
         self.assigned: dict[str, tuple[str, str]] = {}
         self._reported: set[str] = set()
+        # node name -> the out-of-range podCIDR already logged: a node's every status
+        # update re-adopts it, and a line per heartbeat drowned the log at scale.
+        self._outside: dict[str, str] = {}
         self.nodes.add_handler(self.on_node)
 
     def on_node(self, old: api_pb2.Object | None, new: api_pb2.Object | None) -> None:
@@ -111,8 +114,10 @@ class NodeIPAMController:
         try:
             fresh = self.allocator.occupy(cidr)
         except CIDROutOfRange:
-            log.info("node=%s keeps podCIDR=%s outside cluster_cidr=%s", name, cidr,
-                     self.allocator.cluster_cidr)
+            if self._outside.get(name) != cidr:
+                self._outside[name] = cidr
+                log.info("node=%s keeps podCIDR=%s outside cluster_cidr=%s", name, cidr,
+                         self.allocator.cluster_cidr)
             return
         if not fresh:
             log.warning("node=%s podCIDR=%s is also another node's", name, cidr)
@@ -130,6 +135,7 @@ class NodeIPAMController:
                     self.queue.num_requeues(key), message)
 
     def _release(self, name: str, why: str) -> None:
+        self._outside.pop(name, None)
         held = self.assigned.pop(name, None)
         if held is not None and any(c == held[1] for _, c in self.assigned.values()):
             return  # a duplicate pre-assigned subnet: another node still uses it
