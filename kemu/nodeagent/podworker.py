@@ -17,6 +17,11 @@ Order of a sync, as the kubelet's:
 6. app containers are started, restarted by the restart policy with back-off, killed and
    made again when their liveness probe fails or their spec changed;
 7. the status is computed (status.py) and written through UpdateStatus when it changed.
+
+Between 2 and 3, and again before 7: a container that Docker says exited with 137 but not
+(yet) OOMKilled, a moment ago, is not settled (`ContainerInfo.settle_left`): the sync does
+nothing more and the pod is queued again for when it settles, so an OOM-killed container is
+never written as `Error`, nor restarted or made terminal on the strength of that first look.
 """
 
 from __future__ import annotations
@@ -108,6 +113,9 @@ class Instances:
     def sandbox(self) -> ContainerInfo | None:
         return self.sandboxes[0] if self.sandboxes else None
 
+    def all(self) -> list[ContainerInfo]:
+        return [*self.sandboxes, *(i for lst in self.by_name.values() for i in lst)]
+
 
 @dataclass
 class _Waiting:
@@ -149,6 +157,7 @@ class PodWorker:
         self._events_sent: set[tuple[str, str, str]] = set()
         self._uid_of: dict[str, str] = {}  # pod key -> uid last synced (to forget it later)
         self._terminating: dict[str, asyncio.Task[None]] = {}
+        self._stopped: dict[str, set[str]] = {}  # pod uid -> containers this agent stopped
 
     # ---- lookups ------------------------------------------------------------------------
 
@@ -204,6 +213,8 @@ class PodWorker:
         if pod.metadata.HasField("deletion_timestamp"):
             self._start_termination(key, obj, mine)
             return
+        if self._hold_unsettled(key, pod, mine):
+            return
         waiting = _Waiting()
         inst = Instances.of(mine)
         overdue = self._past_deadline(key, pod)
@@ -224,6 +235,8 @@ class PodWorker:
                     status.pod_ips.extend(before.pod_ips)
         else:
             self._sync_probes(obj, inst)
+        if self._hold_unsettled(key, pod, inst.all()):
+            return  # one died meanwhile: its status is written once Docker has settled it
         await self._write_status(obj, status)
         event(log, "synced pod", v=2, pod=key, phase=status.phase,
               duration_ms=round((time.monotonic() - start) * 1000, 2))
@@ -265,6 +278,43 @@ class PodWorker:
         written = self._written_status.get(pod.metadata.uid)
         return pod.status.phase in podstatus.TERMINAL or (
             written is not None and written.phase in podstatus.TERMINAL)
+
+    def _hold_unsettled(self, key: str, pod: Any, infos: list[ContainerInfo]) -> bool:
+        """True (and the pod queued again) when a container's exit is not settled yet.
+
+        Docker may mark an exit OOMKilled a moment after it was seen (see
+        `ContainerInfo.settle_left`); acting on the first look would write reason `Error`
+        into a terminal status, which is never rewritten, or into the lastState of a
+        restart. So nothing is decided: the sync ends here and the work queue brings the
+        pod back when the settle window is over (or earlier, on Docker's `oom` event), with
+        the cached inspect dropped so the next look asks Docker again. Sandboxes do not
+        count, nor containers this agent stopped itself (a liveness kill, a terminal pod's
+        stop): their 137 is the agent's own SIGKILL."""
+        uid = pod.metadata.uid
+        stopped = self._stopped.get(uid)
+        if stopped:
+            stopped &= {i.id for i in infos}  # forget containers removed since
+        now = self.clock.now()
+        left = 0.0
+        for info in infos:
+            if info.labels.get(naming.KIND) == naming.KIND_SANDBOX or \
+                    (stopped and info.id in stopped):
+                continue
+            wait = info.settle_left(now)
+            if wait > 0:
+                self.runtime.invalidate(info.id)
+                left = max(left, wait)
+        if left <= 0:
+            return False
+        self.queue.add_after(key, left + 0.05)
+        event(log, "container exit not settled, looking again", v=2, pod=key,
+              after_s=round(left, 2))
+        return True
+
+    async def _stop(self, pod: Any, container_id: str, grace: float) -> None:
+        """Stop a container the pod keeps, remembering that its exit is the agent's doing."""
+        self._stopped.setdefault(pod.metadata.uid, set()).add(container_id)
+        await self.runtime.stop(container_id, grace)
 
     def _sync_probes(self, obj: api_pb2.Object, inst: Instances) -> None:
         pod = obj.pod
@@ -324,7 +374,7 @@ class PodWorker:
         killed = False
         for info in instances:
             if info.running:
-                await self.runtime.stop(info.id, 0)
+                await self._stop(pod, info.id, 0)
                 killed = True
         return killed
 
@@ -339,7 +389,7 @@ class PodWorker:
             for lst in inst.by_name.values():
                 for info in lst:
                     if info.running:
-                        await self.runtime.stop(info.id, 0)
+                        await self._stop(pod, info.id, 0)
             for info in inst.sandboxes:
                 await self.runtime.remove(info.id)
         image = self.config.pause_image
@@ -412,7 +462,7 @@ class PodWorker:
             if reason in ("startup", "liveness") and \
                     probe.HasField("termination_grace_period_seconds"):
                 grace = float(probe.termination_grace_period_seconds)
-            await self.runtime.stop(cur.id, grace)
+            await self._stop(pod, cur.id, grace)
             ctx.changed = True
             cur = await self.runtime.inspect(cur.id)
             if reason in ("changed", "sandbox"):
@@ -535,7 +585,7 @@ class PodWorker:
                                          ctx.pod_ip, float(HOOK_TIMEOUT))
             if not ok:
                 self.recorder.event(pod, WARNING, "FailedPostStartHook", message, c.name)
-                await self.runtime.stop(cid, float(pod.spec.termination_grace_period_seconds))
+                await self._stop(pod, cid, float(pod.spec.termination_grace_period_seconds))
 
     async def _ensure_image(self, pod: Any, c: Any, waiting: _Waiting) -> bool:
         result = await self.puller.ensure(pod, c)
@@ -638,11 +688,11 @@ class PodWorker:
         but no longer holds a network namespace or runs anything. True if it stopped any."""
         self.probes.forget(pod.metadata.uid)
         apps = [i for lst in inst.by_name.values() for i in lst if i.running]
-        await asyncio.gather(*(self.runtime.stop(
-            i.id, float(pod.spec.termination_grace_period_seconds)) for i in apps))
+        await asyncio.gather(*(self._stop(
+            pod, i.id, float(pod.spec.termination_grace_period_seconds)) for i in apps))
         sandboxes = [i for i in inst.sandboxes if i.running]
         for info in sandboxes:
-            await self.runtime.stop(info.id, 0)
+            await self._stop(pod, info.id, 0)
         return bool(apps or sandboxes)
 
     # ---- deletion -----------------------------------------------------------------------
@@ -728,6 +778,7 @@ class PodWorker:
         self.puller.forget(uid)
         self._written.pop(uid, None)
         self._written_status.pop(uid, None)
+        self._stopped.pop(uid, None)
         self._events_sent = {e for e in self._events_sent if e[0] != uid}
         path = self._pod_path(uid)
         if path.exists():

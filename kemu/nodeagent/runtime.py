@@ -28,6 +28,9 @@ import docker.errors  # type: ignore[import-untyped]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+SETTLE_SECONDS = 3.0  # how long Docker may take to mark an exit OOMKilled (see ContainerInfo)
+SIGKILLED = 137  # 128 + SIGKILL: the exit code of an OOM kill, and of any other kill -9
+
 
 class ContainerRuntimeError(Exception):
     """Root of the runtime's errors."""
@@ -78,6 +81,35 @@ class ContainerInfo:
     @property
     def exited(self) -> bool:
         return self.state in ("exited", "dead")
+
+    def settle_left(self, now: datetime) -> float:
+        """Seconds before Docker's record of this exit can be taken as final; 0 when it is.
+
+        Docker (20.10 with containerd) sets `State.OOMKilled` from containerd's OOM event,
+        which can reach the daemon after the exit itself: an inspect just after a SIGKILL
+        may still say OOMKilled false. So an exit with code 137 (128 + SIGKILL) that is not
+        marked OOMKilled, younger than SETTLE_SECONDS, is not settled: the pod worker does
+        not act on it (no terminal phase, no restart, no reason `Error` written) and looks
+        again, and the inspect cache does not keep it. Other exit codes, and exits already
+        marked OOMKilled, are final at once.
+
+        The memory limit is deliberately not consulted: the cgroup OOM killer needs one,
+        but the kernel's global OOM killer does not, and Docker marks either. A plain
+        `kill -9` also gives 137 and only costs those few seconds of waiting.
+
+        An OOM event that never comes cannot be waited for: containerd watches a cgroup
+        for OOM only once the start has returned, so a process killed in its first
+        milliseconds stays OOMKilled false (containerd/containerd#8180). Such an exit
+        settles as `Error`, as it does under the kubelet on the same runtime.
+        """
+        if not self.exited or self.finished_at is None or self.oom_killed \
+                or self.exit_code != SIGKILLED:
+            return 0.0
+        return max(0.0, SETTLE_SECONDS - (now - self.finished_at).total_seconds())
+
+    def exit_settled(self, now: datetime) -> bool:
+        """Whether this inspect, taken at `now`, is Docker's final word (see settle_left)."""
+        return self.settle_left(now) <= 0
 
 
 @dataclass
@@ -212,14 +244,6 @@ def container_info(doc: Mapping[str, Any]) -> ContainerInfo:
         image_id=doc.get("Image", ""), ip=ip)
 
 
-def _settled(info: ContainerInfo) -> bool:
-    """Whether a cached inspect can be reused: Docker records OOMKilled from an event that
-    may come just after the exit, so a fresh exit is looked at again for a few seconds."""
-    if not info.exited or info.finished_at is None:
-        return True
-    return (datetime.now(UTC) - info.finished_at).total_seconds() > 3
-
-
 def _label_filters(labels: Mapping[str, str]) -> list[str]:
     return [f"{k}={v}" for k, v in labels.items()]
 
@@ -235,7 +259,8 @@ class DockerRuntime:
         except docker.errors.DockerException as e:
             raise RuntimeUnavailable(f"cannot reach Docker at {self._base_url}: {e}") from e
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
-        self._inspected: dict[str, ContainerInfo] = {}
+        # container id -> (its last inspect, when it was taken)
+        self._inspected: dict[str, tuple[ContainerInfo, datetime]] = {}
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -307,9 +332,12 @@ class DockerRuntime:
         rows = await self._run(self.api.containers, all=True,
                                filters={"label": _label_filters(labels)})
         async def one(row: Mapping[str, Any]) -> ContainerInfo | None:
-            cached = self._inspected.get(row["Id"])
-            if cached is not None and cached.state == row.get("State") and _settled(cached):
-                return cached  # a container's inspect only changes with its state
+            cached, at = self._inspected.get(row["Id"], (None, None))
+            # A container's inspect only changes with its state, except OOMKilled just
+            # after an exit: an inspect taken before the exit settled is taken again.
+            if cached is not None and at is not None and cached.state == row.get("State") \
+                    and cached.exit_settled(at):
+                return cached
             try:
                 return await self.inspect(row["Id"])
             except ContainerNotFound:
@@ -326,9 +354,11 @@ class DockerRuntime:
         self._inspected.pop(container_id, None)
 
     async def inspect(self, container_id: str) -> ContainerInfo:
+        """A fresh inspect (never the cache), which the cache then keeps."""
+        asked = datetime.now(UTC)  # before the call: the document is no older than this
         doc = await self._run(self.api.inspect_container, container_id)
         info = container_info(doc)
-        self._inspected[info.id] = info
+        self._inspected[info.id] = (info, asked)
         return info
 
     async def stats(self, container_id: str) -> Mapping[str, Any]:

@@ -63,6 +63,9 @@ def _ts(dt: datetime | None) -> Timestamp:
 
 
 def terminated_reason(info: ContainerInfo) -> str:
+    """The kubelet's reason for an exit. OOMKilled is Docker's word, which may come a moment
+    after the exit: the pod worker passes an exit here only once it has settled
+    (`ContainerInfo.settle_left`), so an OOM kill is not written as `Error` first."""
     if info.state == "created" and info.error:
         return "StartError"
     if info.oom_killed:
