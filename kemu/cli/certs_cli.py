@@ -16,6 +16,9 @@ EncryptionConfiguration that encrypts Secrets with a new random AES-256 key (aes
 `key1`), then `identity` so that Secrets written before still read. It holds the key, so it
 is written readable by its owner only, and never replaced unless `--force` (the Secrets it
 encrypted would no longer read).
+
+The cryptography package is imported by the commands, not with this module: every `kemu`
+process (a store, a scheduler) builds the whole command line and would otherwise carry it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ from __future__ import annotations
 import argparse
 import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-
-from kemu.util.certs import CertError, CertificateAuthority, identity, write_pair
+if TYPE_CHECKING:
+    from cryptography import x509
 
 APISERVER_SANS = ("127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
                   "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
@@ -82,6 +84,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _init(args: argparse.Namespace) -> list[str]:
+    from kemu.util.certs import CertError, CertificateAuthority, write_pair
+
     if (args.dir / "ca.crt").exists() and not args.force:
         raise CertError(f"{args.dir / 'ca.crt'} exists: every certificate it signed would "
                         f"stop being trusted; pass --force to replace it")
@@ -105,6 +109,7 @@ def _unique(*names: str) -> tuple[str, ...]:
 
 def _encryption_config(args: argparse.Namespace) -> list[str]:
     from kemu.services.apiserver.encryption import write_new_config
+    from kemu.util.certs import CertError
 
     path: Path = args.out
     if path.exists():
@@ -117,6 +122,8 @@ def _encryption_config(args: argparse.Namespace) -> list[str]:
 
 
 def _issue(args: argparse.Namespace) -> list[str]:
+    from kemu.util.certs import CertificateAuthority, write_pair
+
     ca = CertificateAuthority.load(args.dir)
     pair = ca.issue(args.name, groups=args.group, sans=args.san, server=args.server)
     crt, key = write_pair(args.dir, args.out or args.name.replace(":", "-"), pair)
@@ -124,6 +131,10 @@ def _issue(args: argparse.Namespace) -> list[str]:
 
 
 def describe(cert: x509.Certificate) -> str:
+    from cryptography import x509
+
+    from kemu.util.certs import identity
+
     user, groups = identity(cert)
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -137,6 +148,10 @@ def describe(cert: x509.Certificate) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """`kemu certs ...`; a CertError reaches kemu's one-line error handler."""
+    from cryptography import x509
+
+    from kemu.util.certs import CertError
+
     if args.certs_command == "init":
         lines = _init(args)
     elif args.certs_command == "issue":

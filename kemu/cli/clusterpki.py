@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kemu.cli.certs_cli import APISERVER_SANS, CLIENTS
-from kemu.services.apiserver.encryption import write_new_config
-from kemu.util.certs import CertificateAuthority, write_pair
 from kemu.util.tls import ClientTLS
 
 DNS_USER = "system:serviceaccount:kube-system:kube-dns"
@@ -85,6 +83,11 @@ def ensure(directory: Path, *, sans: Sequence[str] = (),
            nodes: Sequence[tuple[str, str]] = ()) -> ClusterPKI:
     """The cluster's PKI in `directory`: what exists is kept, what is missing is made
     (`sans`: more addresses of the apiserver; `nodes`: (name, IP) of each agent)."""
+    # cryptography comes with the work, not with the module: `kemu logs` and every kemu
+    # process's command line import this module, and would otherwise carry it.
+    from kemu.services.apiserver.encryption import write_new_config
+    from kemu.util.certs import CertificateAuthority, write_pair
+
     pki = ClusterPKI(directory)
     if pki.ca.exists():
         ca = CertificateAuthority.load(directory)

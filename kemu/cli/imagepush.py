@@ -15,14 +15,13 @@ import argparse
 import subprocess
 import sys
 
-from kemu.cli.lifecycle import lab_state, state_dir
-from kemu.images.build import NODE_IMAGES
-from kemu.lab import registry
 from kemu.lab._run import LabError
 
 
 def _lab_registry(name: str) -> str | None:
     """The address of cluster `name`'s lab registry, or None for a one-node cluster."""
+    from kemu.cli.lifecycle import lab_state, state_dir
+
     d = state_dir(name)
     if not d.exists():
         raise LabError(f"no cluster named {name!r}: start one with `kemu up --name {name}`")
@@ -45,6 +44,11 @@ def _present(refs: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every `kemu` process (a store, a scheduler) builds the
+    # whole command line, and the docker SDK is only for the commands that use it.
+    from kemu.images.build import NODE_IMAGES
+    from kemu.lab import registry
+
     refs = list(args.images) or list(NODE_IMAGES)
     try:
         _present(refs)

@@ -99,7 +99,7 @@ def _choose_subnet(name: str) -> str:
 
 def up(name: str, nodes: int, ports: Ports, control_plane: str = "containers") -> int:
     """Start (or reuse) an N-node lab cluster; print what to do next."""
-    from kemu.lab import Lab
+    from kemu.lab.harness import Lab
     from kemu.lab.netns import exists as netns_exists
 
     d = state_dir(name)
@@ -216,7 +216,7 @@ def _wait_ready(api: str, nodes: list[str], first: LabNode, timeout: float = 120
 def down(name: str) -> list[str]:
     """Stop the agents and remove the lab (namespaces, dockerds, containers); the control
     plane is stopped by the caller. Returns lines to print."""
-    from kemu.lab import Lab
+    from kemu.lab.harness import Lab
 
     d = state_dir(name)
     state = lab_state(d)

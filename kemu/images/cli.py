@@ -10,8 +10,6 @@ import argparse
 import sys
 import time
 
-from kemu.images.build import LABEL_IMAGE, build_images
-from kemu.images.engine import DockerEngine
 from kemu.images.errors import ImageError
 
 
@@ -68,6 +66,9 @@ def _human(size: int) -> str:
 
 
 def _list() -> int:
+    from kemu.images.build import LABEL_IMAGE
+    from kemu.images.engine import DockerEngine
+
     rows = []
     for info in DockerEngine.connect().list(label=LABEL_IMAGE):
         for ref in sorted(info.tags) or ["<none>"]:
@@ -82,6 +83,10 @@ def _list() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run `kemu images ...`; return the exit code."""
+    # The docker SDK is imported by the commands that use it: every `kemu` process (a
+    # store, a scheduler) builds this parser, and would otherwise carry it in memory.
+    from kemu.images.build import build_images
+
     try:
         if args.images_command == "list":
             return _list()

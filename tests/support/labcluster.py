@@ -23,8 +23,7 @@ from kemu.api import manifest
 from kemu.api.v1 import api_pb2
 from kemu.client import Client
 from kemu.client.errors import AlreadyExists
-from kemu.lab import Lab
-from kemu.lab.harness import LabNode
+from kemu.lab.harness import Lab, LabNode
 from tests.support import processes
 from tests.support.processes import Proc
 

@@ -46,8 +46,8 @@ import pytest
 from kemu.api import manifest
 from kemu.client import Client
 from kemu.client.errors import Forbidden, Unavailable
-from kemu.lab import Lab
 from kemu.lab.forward import Forwarder
+from kemu.lab.harness import Lab
 from kemu.util.certs import CertificateAuthority, write_pair
 from kemu.util.tls import ClientTLS
 from tests.support import processes

@@ -20,8 +20,7 @@ import docker.errors
 import pytest
 import requests
 
-from kemu.images import build_images
-from kemu.images.build import LABEL_HASH, LABEL_IMAGE, kemu_version
+from kemu.images.build import LABEL_HASH, LABEL_IMAGE, build_images, kemu_version
 
 ROOT = Path(__file__).resolve().parents[3]
 TEST_LABEL = {"io.kemu.test": "images"}

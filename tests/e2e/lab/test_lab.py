@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kemu.lab import Lab, registry
+from kemu.lab import registry
 from kemu.lab._run import LabError
 from kemu.lab.dockerd import DATA_ROOT, RUN_ROOT, container_cgroups, mounts_under
+from kemu.lab.harness import Lab
 from kemu.lab.netns import short_id
 from kemu.lab.registry import RegistryPaths
 

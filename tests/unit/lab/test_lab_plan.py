@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
-from kemu.lab import Lab
 from kemu.lab.bridge import bridge_name
 from kemu.lab.dockerd import DockerdPaths, dockerd_argv
+from kemu.lab.harness import Lab
 from kemu.lab.netns import (
     AddressPlan,
     netns_name,
