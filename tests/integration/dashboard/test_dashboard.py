@@ -258,7 +258,10 @@ def test_html_from_the_api_is_shown_as_text(browser: Any) -> None:
 
 def test_clicking_a_pod_shows_its_log(browser: Any, tmp_path: Path,
                                       request: pytest.FixtureRequest) -> None:
-    name = texts_of(browser, 'tr[data-resource="pods"][data-name^="web-"] td.name')[0]
+    web_pods = 'tr[data-resource="pods"][data-name^="web-"] td.name'
+    WebDriverWait(browser, WAIT).until(lambda d: texts_of(d, web_pods),
+                                       message="a web pod in the table")
+    name = texts_of(browser, web_pods)[0]
     click(browser, f"{row('pods', f'default/{name}')} td.name", "a web pod")
     wait_text(browser, "#detail-title", lambda t: t == f"pods default/{name}", "the pod panel")
     wait_text(browser, "#logs-text", lambda t: "this container never ran" in t,
