@@ -101,6 +101,22 @@ def pod_scheduling_changed(old: core_pb2.Pod, new: core_pb2.Pod) -> bool:
     return old.spec != new.spec or old.metadata.labels != new.metadata.labels
 
 
+def without_running_status(obj: api_pb2.Object) -> api_pb2.Object:
+    """The pod informer's transform: a bound pod that has not finished is kept without its
+    status. The scheduler reads only a bound pod's spec, metadata and whether it finished
+    (which a terminal pod, kept whole, still says), and it writes status only to pending
+    pods, which are kept whole too. A decoded pod takes 5.2 KB, one without status 2.6 KB:
+    protobuf's arena grows in doubling blocks and the status tips it into the next one, so
+    at 10,000 pods this is 26 MB of the scheduler's memory. The copy is re-parsed from
+    bytes so that it gets an arena of its own size (about 9 µs a pod)."""
+    pod = obj.pod
+    if not pod.spec.node_name or not pod.HasField("status") \
+            or pod.status.phase in TERMINAL_PHASES:
+        return obj
+    pod.ClearField("status")
+    return api_pb2.Object.FromString(obj.SerializeToString())
+
+
 def pod_scheduled_condition(pod: core_pb2.Pod) -> meta_pb2.Condition | None:
     for cond in pod.status.conditions:
         if cond.type == "PodScheduled":
@@ -411,7 +427,7 @@ class SchedulerService:
         self.client = AsyncClient(config.apiserver)
         self.scheduler = Scheduler(config, self.client)
         self.nodes = Informer(self.client, "nodes")
-        self.pods = Informer(self.client, "pods")
+        self.pods = Informer(self.client, "pods", transform=without_running_status)
         self.nodes.add_handler(self.scheduler.on_node)
         self.pods.add_handler(self.scheduler.on_pod)
         self.ready = asyncio.Event()
