@@ -19,7 +19,7 @@ from kemu.images import cli as images_cli
 from kemu.nodeagent import cli as agent_cli
 from kemu.services.controllers import cli as controllers_cli
 from kemu.services.scheduler import cli as scheduler_cli
-from kemu.util import logsetup, tls
+from kemu.util import logsetup, mallocarenas, tls
 from kemu.util.argtypes import host_port
 from kemu.util.metricsflag import add_metrics_flag
 
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    mallocarenas.limit()  # before any thread of gRPC's starts
     args = build_parser().parse_args(argv)
     logsetup.configure_from_args(args.command, args)
     try:
