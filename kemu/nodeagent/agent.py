@@ -33,7 +33,7 @@ from kemu.nodeagent.config import AgentConfig
 from kemu.nodeagent.fakeruntime import FAKE_RUNTIME_NAME, FakeNodeStatus, FakeRuntime
 from kemu.nodeagent.lbannounce import Announcer
 from kemu.nodeagent.lease import NodeLease
-from kemu.nodeagent.metrics import AgentMetrics
+from kemu.nodeagent.metrics import AgentMetrics, serve_agent_metrics
 from kemu.nodeagent.netnslock import NetnsLock
 from kemu.nodeagent.node import NodeStatus
 from kemu.nodeagent.podnetwork import PodNetwork, PodNetworkConfig
@@ -41,12 +41,14 @@ from kemu.nodeagent.podworker import PodWorker
 from kemu.nodeagent.probes import ProbeManager
 from kemu.nodeagent.proxy import Proxier, ProxyConfig, SubprocessIptables
 from kemu.nodeagent.pvc import LocalPathProvisioner
+from kemu.nodeagent.resourcemetrics import CpuTap, ResourceMetrics
 from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, RuntimeUnavailable
 from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
+from kemu.nodeagent.stats import NodeStats
 from kemu.util.grpcdecode import DecodeErrorInterceptor
 from kemu.util.grpcopts import KEEPALIVE_SERVER_OPTIONS
-from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint, maybe_serve_metrics
+from kemu.util.metrics import GrpcServerMetrics, MetricsEndpoint
 from kemu.util.tls import TLSConfigError, add_port, warn_insecure
 from kemu.util.untilsignalled import run_until_signalled, wait_stopped_or_failed
 
@@ -319,14 +321,19 @@ class Agent:
         return self._service_proxy
 
     async def _serve(self, runtime: AgentRuntime, pods: Informer) -> None:
+        # One sampler for the Stats RPC (the Metrics service) and /metrics/resource.
+        tap = CpuTap(runtime)
+        stats = NodeStats(tap, self.config.node_name)
         try:
-            self.metrics_endpoint = await maybe_serve_metrics(self.config.metrics_listen,
-                                                              self.metrics.registry)
+            if self.config.metrics_listen is not None:
+                self.metrics_endpoint = await serve_agent_metrics(
+                    self.config.metrics_listen, self.metrics.registry,
+                    ResourceMetrics(stats, tap, pods.get))
         except OSError as e:
             raise AgentError(f"--metrics-listen: {e}") from None
         server = self.server = new_grpc_server(self.metrics.registry)
         nodeagent_pb2_grpc.add_NodeAgentServicer_to_server(
-            NodeAgentService(runtime, self.config.node_name, pods), server)
+            NodeAgentService(runtime, self.config.node_name, pods, stats=stats), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -8,20 +8,36 @@
 - `kubeproxy_sync_proxy_rules_duration_seconds` and `..._last_timestamp_seconds`: each
   iptables-restore of the Service rules (the sync runs in a thread; prometheus_client's
   metrics take their own locks).
+
+`serve_agent_metrics` serves them at /metrics and, as the kubelet does on a path of its
+own, the resource series of `resourcemetrics` at /metrics/resource. (The shared endpoint of
+kemu.util.metrics serves one registry, with no await before encoding; this one samples
+first, so the agent has its own small server on the same HTTP helpers.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from kemu.api.v1 import api_pb2
-from kemu.util.metrics import CallbackCollector, new_registry
+from kemu.nodeagent.resourcemetrics import ResourceMetrics
+from kemu.util.httphead import read_request, respond
+from kemu.util.listen import check_bindable
+from kemu.util.metrics import CallbackCollector, MetricsEndpoint, new_registry
+
+log = logging.getLogger(__name__)
+RESOURCE_PATH = "/metrics/resource"
+_MAX_HEAD = 16 * 1024
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 # The kubelet's pod start buckets (seconds).
@@ -83,3 +99,57 @@ class AgentMetrics:
                                     "Number of pods that have a running pod sandbox",
                                     value=phases.get("Running", 0))
         return [by_phase, running]
+
+
+async def _answer(registry: CollectorRegistry, resource: ResourceMetrics,
+                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One HTTP/1.x request, then close: GET /metrics, /metrics/resource (sampled now, or
+    from the samples' cache), /healthz; else 404."""
+    try:
+        request = await read_request(reader)
+        if request is None:
+            return
+        head_only = request.method == "HEAD"
+        encoder, ctype = choose_encoder(request.headers.get("accept", ""))
+        if request.method not in ("GET", "HEAD"):
+            await respond(writer, 405, b"GET only\n", content_type="text/plain")
+        elif request.path in ("/metrics", "/"):
+            await respond(writer, 200, encoder(registry), content_type=ctype,
+                          head_only=head_only)
+        elif request.path == RESOURCE_PATH:
+            await resource.refresh()
+            await respond(writer, 200, encoder(resource.registry), content_type=ctype,
+                          head_only=head_only)
+        elif request.path in ("/healthz", "/livez"):
+            await respond(writer, 200, b"ok\n", content_type="text/plain",
+                          head_only=head_only)
+        else:
+            await respond(writer, 404, b"not found: try /metrics or /metrics/resource\n",
+                          content_type="text/plain", head_only=head_only)
+    except (ConnectionError, UnicodeError):
+        pass
+    except Exception:
+        log.exception("metrics: scrape failed")
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def serve_agent_metrics(listen: str, registry: CollectorRegistry,
+                              resource: ResourceMetrics) -> MetricsEndpoint:
+    """Serve `registry` at http://listen/metrics and `resource` at /metrics/resource on
+    the running loop (port 0: a free one). OSError with one line when it cannot bind."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    check_bindable(listen)
+    try:
+        server = await asyncio.start_server(
+            lambda r, w: _answer(registry, resource, r, w), host, int(port),
+            limit=_MAX_HEAD, reuse_address=True)
+    except OSError as e:
+        raise OSError(f"cannot listen on {listen}: {e.strerror or e}") from None
+    endpoint = MetricsEndpoint(server, registry)
+    log.info("metrics: serving http://%s:%d/metrics and %s", host, endpoint.port,
+             RESOURCE_PATH)
+    return endpoint

@@ -3,7 +3,8 @@ network namespace of the test's own (joined to the host by a veth pair, so its r
 touch the host's), running a pod on the host's dockerd; its /metrics scraped with urllib.
 
 Asserts the kubelet's pod start latency and pod counts, kube-proxy's sync duration and the
-gRPC server series of the NodeAgent port.
+gRPC server series of the NodeAgent port; and the kubelet's resource series on
+/metrics/resource, against what the apiserver's Metrics service (`kemuctl top`) reports.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import secrets
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import docker
+import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from kemu.api import quantity
+from kemu.api.v1 import metrics_pb2, metrics_pb2_grpc
 from kemu.client import Client
 from tests.conftest import Cluster
 from tests.e2e.nodeagent.conftest import docker_client  # noqa: F401 - the fixture
@@ -30,7 +36,7 @@ from tests.e2e.nodeagent.helpers import (
     create_pod,
     wait_pod,
 )
-from tests.integration.metrics.scrape import value, wait_metric
+from tests.integration.metrics.scrape import Samples, value, wait_metric
 from tests.support import processes
 
 pytestmark = pytest.mark.e2e
@@ -122,3 +128,47 @@ def test_agent_reports_pod_start_pods_per_phase_and_proxy_syncs(agent: Agent) ->
         time.time() - 3600
     assert value(samples, "grpc_server_handled_total", grpc_service="grpc.health.v1.Health",
                  grpc_method="Check", grpc_code="OK")  # the readiness probe's calls
+
+
+def scrape_resource(address: str) -> Samples:
+    """Every sample of http://address/metrics/resource as (name, labels, value)."""
+    with urllib.request.urlopen(f"http://{address}/metrics/resource", timeout=30) as resp:
+        assert resp.status == 200
+        text = resp.read().decode()
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
+            for s in family.samples]
+
+
+def test_resource_metrics_agree_with_the_metrics_service(agent: Agent) -> None:
+    ns = f"resource-{secrets.token_hex(2)}"
+    with Client(agent.cluster.server, read_retry_seconds=10) as api:
+        create_namespace(api, ns)
+        create_pod(api, "napper", ns, agent.node,
+                   [{"name": "nap", "image": TOOLS_IMAGE, "command": ["sleep", "3600"]}])
+        wait_pod(api, ns, "napper", lambda p: p.status.phase == "Running", 60, "Running")
+    ours = {"container": "nap", "namespace": ns, "pod": "napper"}
+    deadline = time.monotonic() + 60
+    while True:
+        samples = scrape_resource(agent.metrics)
+        if (value(samples, "container_memory_working_set_bytes", **ours) or 0) > 0:
+            break
+        assert time.monotonic() < deadline, f"no usage of the pod's container: {samples}"
+        time.sleep(0.5)
+    assert value(samples, "scrape_error") == 0
+    memory = value(samples, "container_memory_working_set_bytes", **ours) or 0
+    cpu = value(samples, "container_cpu_usage_seconds_total", **ours)
+    started = value(samples, "container_start_time_seconds", **ours) or 0
+    assert cpu is not None and 0 <= cpu < (time.time() - started) * (os.cpu_count() or 1) + 1
+    assert time.time() - 120 < started <= time.time()
+    assert value(samples, "pod_memory_working_set_bytes", namespace=ns, pod="napper") == memory
+    assert (value(samples, "node_memory_working_set_bytes") or 0) >= memory
+    assert (value(samples, "node_cpu_usage_seconds_total") or 0) >= cpu
+    assert "kubelet_running_pods" not in {name for name, _, _ in samples}
+
+    with grpc.insecure_channel(agent.cluster.server) as channel:
+        resp = metrics_pb2_grpc.MetricsStub(channel).ListPodMetrics(
+            metrics_pb2.ListPodMetricsRequest(namespace=ns), timeout=30)
+    [pod] = resp.items
+    [container] = pod.containers
+    served = float(quantity.parse(container.usage["memory"]))
+    assert container.name == "nap" and memory / 2 <= served <= memory * 2, (memory, served)
