@@ -10,34 +10,24 @@
   metrics take their own locks).
 
 `serve_agent_metrics` serves them at /metrics and, as the kubelet does on a path of its
-own, the resource series of `resourcemetrics` at /metrics/resource. (The shared endpoint of
-kemu.util.metrics serves one registry, with no await before encoding; this one samples
-first, so the agent has its own small server on the same HTTP helpers.)
+own, the resource series of `resourcemetrics` at /metrics/resource, sampled for each scrape.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from kemu.api.v1 import api_pb2
 from kemu.nodeagent.resourcemetrics import ResourceMetrics
-from kemu.util.httphead import read_request, respond
-from kemu.util.listen import check_bindable
-from kemu.util.metrics import CallbackCollector, MetricsEndpoint, new_registry
+from kemu.util.metrics import CallbackCollector, MetricsEndpoint, new_registry, serve_metrics
 
-log = logging.getLogger(__name__)
 RESOURCE_PATH = "/metrics/resource"
-_MAX_HEAD = 16 * 1024
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 # The kubelet's pod start buckets (seconds).
@@ -101,55 +91,13 @@ class AgentMetrics:
         return [by_phase, running]
 
 
-async def _answer(registry: CollectorRegistry, resource: ResourceMetrics,
-                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """One HTTP/1.x request, then close: GET /metrics, /metrics/resource (sampled now, or
-    from the samples' cache), /healthz; else 404."""
-    try:
-        request = await read_request(reader)
-        if request is None:
-            return
-        head_only = request.method == "HEAD"
-        encoder, ctype = choose_encoder(request.headers.get("accept", ""))
-        if request.method not in ("GET", "HEAD"):
-            await respond(writer, 405, b"GET only\n", content_type="text/plain")
-        elif request.path in ("/metrics", "/"):
-            await respond(writer, 200, encoder(registry), content_type=ctype,
-                          head_only=head_only)
-        elif request.path == RESOURCE_PATH:
-            await resource.refresh()
-            await respond(writer, 200, encoder(resource.registry), content_type=ctype,
-                          head_only=head_only)
-        elif request.path in ("/healthz", "/livez"):
-            await respond(writer, 200, b"ok\n", content_type="text/plain",
-                          head_only=head_only)
-        else:
-            await respond(writer, 404, b"not found: try /metrics or /metrics/resource\n",
-                          content_type="text/plain", head_only=head_only)
-    except (ConnectionError, UnicodeError):
-        pass
-    except Exception:
-        log.exception("metrics: scrape failed")
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
 async def serve_agent_metrics(listen: str, registry: CollectorRegistry,
                               resource: ResourceMetrics) -> MetricsEndpoint:
-    """Serve `registry` at http://listen/metrics and `resource` at /metrics/resource on
-    the running loop (port 0: a free one). OSError with one line when it cannot bind."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    check_bindable(listen)
-    try:
-        server = await asyncio.start_server(
-            lambda r, w: _answer(registry, resource, r, w), host, int(port),
-            limit=_MAX_HEAD, reuse_address=True)
-    except OSError as e:
-        raise OSError(f"cannot listen on {listen}: {e.strerror or e}") from None
-    endpoint = MetricsEndpoint(server, registry)
-    log.info("metrics: serving http://%s:%d/metrics and %s", host, endpoint.port,
-             RESOURCE_PATH)
-    return endpoint
+    """Serve `registry` at http://listen/metrics and `resource`, sampled for each scrape, at
+    /metrics/resource (port 0: a free one). OSError with one line when it cannot bind."""
+
+    async def sampled() -> CollectorRegistry:
+        await resource.refresh()
+        return resource.registry
+
+    return await serve_metrics(listen, registry, extra={RESOURCE_PATH: sampled})

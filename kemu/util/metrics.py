@@ -24,7 +24,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -408,25 +408,36 @@ class MetricsEndpoint:
 _MAX_HEAD = 16 * 1024
 
 
-async def _answer(registry: CollectorRegistry, reader: asyncio.StreamReader,
-                  writer: asyncio.StreamWriter) -> None:
-    """One HTTP/1.x request, then close: GET /metrics (text or OpenMetrics), else 404."""
+SampledRegistry = Callable[[], Awaitable[CollectorRegistry]]
+"""A registry served on a path of its own, made current (sampled) before each scrape, as
+the node agent's /metrics/resource."""
+
+
+async def _answer(registry: CollectorRegistry, extra: Mapping[str, SampledRegistry],
+                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One HTTP/1.x request, then close: GET /metrics (text or OpenMetrics) or one of the
+    `extra` paths, /healthz; else 404."""
     try:
         request = await read_request(reader)
         if request is None:
             return
         head_only = request.method == "HEAD"
+        encoder, ctype = choose_encoder(request.headers.get("accept", ""))
         if request.method not in ("GET", "HEAD"):
             await respond(writer, 405, b"GET only\n", content_type="text/plain")
         elif request.path in ("/metrics", "/"):
-            encoder, ctype = choose_encoder(request.headers.get("accept", ""))
             await respond(writer, 200, encoder(registry), content_type=ctype,
+                          head_only=head_only)
+        elif request.path in extra:
+            sampled = await extra[request.path]()
+            await respond(writer, 200, encoder(sampled), content_type=ctype,
                           head_only=head_only)
         elif request.path in ("/healthz", "/livez"):
             await respond(writer, 200, b"ok\n", content_type="text/plain",
                           head_only=head_only)
         else:
-            await respond(writer, 404, b"not found: try /metrics\n",
+            paths = " or ".join(["/metrics", *extra])
+            await respond(writer, 404, f"not found: try {paths}\n".encode(),
                           content_type="text/plain", head_only=head_only)
     except (ConnectionError, UnicodeError):
         pass
@@ -438,20 +449,25 @@ async def _answer(registry: CollectorRegistry, reader: asyncio.StreamReader,
             await writer.wait_closed()
 
 
-async def serve_metrics(listen: str, registry: CollectorRegistry) -> MetricsEndpoint:
-    """Serve `registry` at http://listen/metrics on the running loop (port 0: a free one).
-    OSError with one line when the address cannot be bound."""
+async def serve_metrics(listen: str, registry: CollectorRegistry, *,
+                        extra: Mapping[str, SampledRegistry] | None = None
+                        ) -> MetricsEndpoint:
+    """Serve `registry` at http://listen/metrics on the running loop (port 0: a free one),
+    and each of `extra` on its path. OSError with one line when the address cannot be
+    bound."""
+    paths = dict(extra or {})
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     check_bindable(listen)
     try:
         server = await asyncio.start_server(
-            lambda r, w: _answer(registry, r, w), host, int(port), limit=_MAX_HEAD,
+            lambda r, w: _answer(registry, paths, r, w), host, int(port), limit=_MAX_HEAD,
             reuse_address=True)
     except OSError as e:
         raise OSError(f"cannot listen on {listen}: {e.strerror or e}") from None
     endpoint = MetricsEndpoint(server, registry)
-    log.info("metrics: serving http://%s:%d/metrics", host, endpoint.port)
+    log.info("metrics: serving http://%s:%d%s", host, endpoint.port,
+             " and ".join(["/metrics", *paths]))
     return endpoint
 
 
