@@ -41,7 +41,7 @@ from kemu.nodeagent.podworker import PodWorker
 from kemu.nodeagent.probes import ProbeManager
 from kemu.nodeagent.proxy import Proxier, ProxyConfig, SubprocessIptables
 from kemu.nodeagent.pvc import LocalPathProvisioner
-from kemu.nodeagent.resourcemetrics import CpuTap, ResourceMetrics
+from kemu.nodeagent.resourcemetrics import ResourceMetrics
 from kemu.nodeagent.runtime import ContainerRuntimeError, DockerRuntime, RuntimeUnavailable
 from kemu.nodeagent.service import NodeAgentService
 from kemu.nodeagent.serviceproxy import ServiceProxy
@@ -322,13 +322,12 @@ class Agent:
 
     async def _serve(self, runtime: AgentRuntime, pods: Informer) -> None:
         # One sampler for the Stats RPC (the Metrics service) and /metrics/resource.
-        tap = CpuTap(runtime)
-        stats = NodeStats(tap, self.config.node_name)
+        stats = NodeStats(runtime, self.config.node_name)
         try:
             if self.config.metrics_listen is not None:
                 self.metrics_endpoint = await serve_agent_metrics(
                     self.config.metrics_listen, self.metrics.registry,
-                    ResourceMetrics(stats, tap, pods.get))
+                    ResourceMetrics(stats, pods.get))
         except OSError as e:
             raise AgentError(f"--metrics-listen: {e}") from None
         server = self.server = new_grpc_server(self.metrics.registry)

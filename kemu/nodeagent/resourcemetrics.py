@@ -7,9 +7,9 @@ cache (a sample per container at most every few seconds, shared with concurrent 
 there is no second sampling loop. The memory series are the working set of those samples.
 
 CPU: the samples keep a rate (cores over the engine's ~1 s window), which is no counter.
-The counter comes from the same `docker stats` documents: `CpuTap` sits between the
-sampler and the runtime and keeps each document's cumulative `cpu_usage.total_usage`
-(nanoseconds of CPU the container used since it started). So
+The counter comes from the same `docker stats` documents: each sample also keeps the
+document's cumulative `cpu_usage.total_usage` (nanoseconds of CPU the container used since
+it started, `Usage.cpu_usage_ns`). So
 `container_cpu_usage_seconds_total` is the engine's own counter, read when the sample was
 taken. The node's and a pod's counters are sums over their containers; a container that
 goes away leaves its last reading in the sum, so those two never go down while the agent
@@ -29,7 +29,6 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -37,33 +36,9 @@ from prometheus_client.metrics_core import Metric
 
 from kemu.api.v1 import api_pb2
 from kemu.nodeagent import naming
-from kemu.nodeagent.runtime import ContainerInfo, ContainerRuntimeError
-from kemu.nodeagent.stats import NodeStats, StatsRuntime
+from kemu.nodeagent.runtime import ContainerRuntimeError
+from kemu.nodeagent.stats import NodeStats
 from kemu.util.metrics import CallbackCollector
-
-
-class CpuTap:
-    """A StatsRuntime that passes every call through and keeps, per container, the
-    cumulative CPU nanoseconds of the last stats document it returned. Containers the
-    last listing did not show are forgotten (the sampler lists before it samples)."""
-
-    def __init__(self, runtime: StatsRuntime) -> None:
-        self.runtime = runtime
-        self.cpu_ns: dict[str, int] = {}
-
-    async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
-        found = await self.runtime.list_containers(labels)
-        listed = {c.id for c in found}
-        for cid in [c for c in self.cpu_ns if c not in listed]:
-            del self.cpu_ns[cid]
-        return found
-
-    async def stats(self, container_id: str) -> Mapping[str, Any]:
-        doc = await self.runtime.stats(container_id)
-        total = ((doc.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
-        if total is not None:
-            self.cpu_ns[container_id] = int(total)
-        return doc
 
 
 @dataclass(frozen=True)
@@ -164,14 +139,13 @@ def resource_registry(snapshot: Callable[[], ResourceSnapshot]) -> CollectorRegi
 
 
 class ResourceMetrics:
-    """Samples the node through `stats` (whose runtime is `tap`) when scraped: `await
+    """Samples the node through `stats` when scraped: `await
     refresh()`, then encode `registry`. `pod(key)` is the agent's cached pod by
     `namespace/name` (a container of a pod gone or replaced is left out)."""
 
-    def __init__(self, stats: NodeStats, tap: CpuTap,
-                 pod: Callable[[str], api_pb2.Object | None], *,
+    def __init__(self, stats: NodeStats, pod: Callable[[str], api_pb2.Object | None], *,
                  wall: Callable[[], float] = time.time) -> None:
-        self.stats, self.tap, self.pod, self.wall = stats, tap, pod, wall
+        self.stats, self.pod, self.wall = stats, pod, wall
         self.snapshot = ResourceSnapshot(0.0, 0, wall())
         self.registry = resource_registry(lambda: self.snapshot)
         self._node_cpu = _Monotonic()
@@ -187,7 +161,8 @@ class ResourceMetrics:
         running = [c for c in listed if c.running]
         self.stats.cache.prune(c.id for c in running)
         usages = await asyncio.gather(*(self.stats.cache.usage(c.id) for c in running))
-        cpu = {c.id: self.tap.cpu_ns[c.id] / 1e9 for c in running if c.id in self.tap.cpu_ns}
+        cpu = {c.id: u.cpu_usage_ns / 1e9 for c, u in zip(running, usages, strict=True)
+               if u is not None and u.cpu_usage_ns is not None}
         node_mem, node_at = 0, 0.0
         containers: list[ContainerSample] = []
         by_pod: dict[tuple[str, str, str], list[tuple[str, ContainerSample]]] = {}

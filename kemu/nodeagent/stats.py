@@ -36,12 +36,14 @@ DEFAULT_TTL = 5.0
 @dataclass(frozen=True)
 class Usage:
     """One container's usage: cpu in nanocores over `window` seconds, memory working set
-    in bytes, sampled at `at` (unix seconds)."""
+    in bytes, sampled at `at` (unix seconds), and the CPU nanoseconds it has used since it
+    started (the engine's cumulative counter, None when the document has none)."""
 
     cpu_nanocores: int
     memory_bytes: int
     at: float
     window: float
+    cpu_usage_ns: int | None = None
 
 
 class StatsRuntime(Protocol):
@@ -101,7 +103,9 @@ def usage_of(doc: Mapping[str, Any], *, now: float) -> Usage | None:
     read, preread = _docker_time(doc.get("read")), _docker_time(doc.get("preread"))
     at = read if read is not None else now
     window = at - preread if preread is not None and at > preread else 1.0
-    return Usage(round(cores * 1e9), working_set(doc), at, window)
+    total = ((doc.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+    return Usage(round(cores * 1e9), working_set(doc), at, window,
+                 int(total) if total is not None else None)
 
 
 class StatsCache:

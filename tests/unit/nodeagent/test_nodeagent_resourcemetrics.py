@@ -1,5 +1,5 @@
 """The agent's /metrics/resource: the kubelet's resource series (names, labels, types,
-values) from a stub snapshot, from samples taken through the CPU tap, and over HTTP on the
+values) from a stub snapshot, from the samples the Stats service takes, and over HTTP on the
 agent's metrics port beside /metrics."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from kemu.nodeagent.fakeruntime import FakeRuntime
 from kemu.nodeagent.metrics import AgentMetrics, serve_agent_metrics
 from kemu.nodeagent.resourcemetrics import (
     ContainerSample,
-    CpuTap,
     PodSample,
     ResourceMetrics,
     ResourceSnapshot,
@@ -123,9 +122,8 @@ def pod_cache(**uids: str) -> Any:
 
 
 def resource(engine: Any, pods: Any) -> tuple[ResourceMetrics, NodeStats]:
-    tap = CpuTap(engine)
-    stats = NodeStats(tap, "n1", ttl=0.0)  # no cache: every refresh samples again
-    return ResourceMetrics(stats, tap, pods), stats
+    stats = NodeStats(engine, "n1", ttl=0.0)  # no cache: every refresh samples again
+    return ResourceMetrics(stats, pods), stats
 
 
 async def test_samples_are_the_stats_services_and_node_cpu_never_goes_down() -> None:
