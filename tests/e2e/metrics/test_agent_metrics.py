@@ -14,14 +14,12 @@ import secrets
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import docker
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from kemu.api import quantity
 from kemu.api.v1 import metrics_pb2, metrics_pb2_grpc
@@ -36,7 +34,7 @@ from tests.e2e.nodeagent.helpers import (
     create_pod,
     wait_pod,
 )
-from tests.integration.metrics.scrape import Samples, value, wait_metric
+from tests.integration.metrics.scrape import Samples, scrape, value, wait_metric
 from tests.support import processes
 
 pytestmark = pytest.mark.e2e
@@ -131,12 +129,8 @@ def test_agent_reports_pod_start_pods_per_phase_and_proxy_syncs(agent: Agent) ->
 
 
 def scrape_resource(address: str) -> Samples:
-    """Every sample of http://address/metrics/resource as (name, labels, value)."""
-    with urllib.request.urlopen(f"http://{address}/metrics/resource", timeout=30) as resp:
-        assert resp.status == 200
-        text = resp.read().decode()
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
-            for s in family.samples]
+    """Every sample of http://address/metrics/resource (sampled on the scrape)."""
+    return scrape(address, "/metrics/resource", timeout=30)
 
 
 def test_resource_metrics_agree_with_the_metrics_service(agent: Agent) -> None:

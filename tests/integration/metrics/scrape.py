@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 Samples = list[tuple[str, dict[str, str], float]]
 
 
-def scrape(address: str) -> Samples:
-    """Every sample of http://address/metrics as (name, labels, value)."""
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
+def scrape(address: str, path: str = "/metrics", timeout: float = 5.0) -> Samples:
+    """Every sample of http://address/metrics (or `path`) as (name, labels, value)."""
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as resp:
         assert resp.status == 200
         text = resp.read().decode()
     return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
