@@ -119,11 +119,7 @@ class CacheView:
         if raw is None:  # a cache of decoded objects
             return [fn(obj) for obj in current.values()]
         memo = self._derived.get((plural, fn), {})
-        fresh: dict[str, tuple[Any, Any]] = {}
-        for key, stored in raw.items():
-            known = memo.get(key)
-            fresh[key] = known if known is not None and known[0] is stored else \
-                (stored, fn(decode_raw(key, stored)))
+        fresh = {key: _reuse(memo, key, stored, fn) for key, stored in raw.items()}
         self._derived[(plural, fn)] = fresh
         return [derived for _, derived in fresh.values()]
 
@@ -141,11 +137,19 @@ class CacheView:
         if stored is None:
             return None
         memo = self._derived.setdefault((plural, _same), {})
-        known = memo.get(key)
-        if known is None or known[0] is not stored:
-            known = memo[key] = (stored, decode_raw(key, stored))
+        known = memo[key] = _reuse(memo, key, stored, _same)
         obj: api_pb2.Object = known[1]
         return obj
+
+
+def _reuse(memo: Mapping[str, tuple[Any, Any]], key: str, stored: Raw,
+           fn: Callable[[api_pb2.Object], Any]) -> tuple[Any, Any]:
+    """(stored, fn(object)) for the cache's entry `key`: the memo's while it was derived
+    from these very bytes, else decoded and derived anew."""
+    known = memo.get(key)
+    if known is not None and known[0] is stored:
+        return known
+    return stored, fn(decode_raw(key, stored))
 
 
 class StaticView:
