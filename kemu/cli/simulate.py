@@ -59,7 +59,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="Lease renewals and status posts per second, all nodes together, "
                         "at most (default 200)")
     n.add_argument("--concurrency", type=_int, default=32,
-                   help="API calls in flight at most for registrations, pods and heartbeats")
+                   help="API calls in flight at most for registrations and pods "
+                        "(heartbeats have their own: as many as --heartbeat-qps)")
     n.add_argument("--run-pods", action=argparse.BooleanOptionalAction, default=True,
                    help="make pods bound to these nodes Running and Ready (default); with "
                         "--no-run-pods they stay as the scheduler left them, as the nodes "
