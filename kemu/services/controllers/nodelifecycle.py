@@ -114,7 +114,9 @@ class NodeLifecycleController:
         self.probes: dict[str, Probe] = {}
         self.pods_on: dict[str, set[str]] = {}  # node name -> pod keys bound there
         self._taint_seen: dict[tuple[str, str, str], float] = {}  # no timeAdded: first seen
-        self._last_policy: dict[str, str] = {}  # node -> NoExecute policy last applied
+        # zone -> NoExecute policy last logged: one line when a zone's changes, as
+        # Kubernetes logs a zone's state, not one for each of its nodes
+        self._last_policy: dict[str, str] = {}
         self.census = health.ZoneCensus()  # Ready nodes by zone, for disruption handling
         for obj in self.nodes.list():  # informers already synced: on_node saw none of them
             self.census.set(obj.node.metadata.name, obj.node)
@@ -222,7 +224,6 @@ class NodeLifecycleController:
         obj = self.nodes.get(name)
         if obj is None or probe is None:
             self.pods_on.pop(name, None)
-            self._last_policy.pop(name, None)
             self.census.remove(name)
             self._taint_seen = {k: v for k, v in self._taint_seen.items() if k[0] != name}
             return
@@ -243,16 +244,15 @@ class NodeLifecycleController:
     def _no_execute_policy(self, node: core_pb2.Node) -> str:
         """Kubernetes' disruption handling, from the Ready statuses in the cache."""
         self.census.set(node.metadata.name, node)  # it may be newer than the cache's
-        states = self.census.states()
-        policy = health.no_execute_policy(health.zone_of(node), states, self.census.sizes())
-        if policy != self._last_policy.get(node.metadata.name, health.ADD):
-            log.warning("node=%s zone=%r taint-based eviction %s (zones: %s)",
-                        node.metadata.name, health.zone_of(node),
+        states, zone = self.census.states(), health.zone_of(node)
+        policy = health.no_execute_policy(zone, states, self.census.sizes())
+        if policy != self._last_policy.get(zone, health.ADD):
+            log.warning("zone=%r taint-based eviction %s (zones: %s)", zone,
                         {health.REMOVE: "stopped: every zone is fully disrupted",
                          health.KEEP: "paused: the zone is partially disrupted",
                          health.ADD: "resumed"}[policy],
                         ", ".join(f"{z or '-'}={s}" for z, s in sorted(states.items())))
-        self._last_policy[node.metadata.name] = policy
+        self._last_policy[zone] = policy
         return policy
 
     async def _mark_unknown(self, node: core_pb2.Node, silent: float) -> core_pb2.Node | None:
