@@ -57,6 +57,27 @@ def controller_of(meta: meta_pb2.ObjectMeta) -> meta_pb2.OwnerReference | None:
     return None
 
 
+CONTROLLER_INDEX = "controller"
+
+
+def by_controller(obj: api_pb2.Object) -> tuple[str, ...]:
+    """The index value of an object: its controller's uid, or `orphan/NAMESPACE` when it
+    has none (those a controller of that namespace may adopt)."""
+    meta = objects.meta(obj)
+    ref = controller_of(meta)
+    return (ref.uid,) if ref is not None else (f"orphan/{meta.namespace}",)
+
+
+def claim_candidates(informer: Informer, owner: Owner) -> list[api_pb2.Object]:
+    """What `RefManager.claim` can claim for `owner`: the objects it controls and the orphans
+    of its namespace, from the informer's controller index (a controller owns none of
+    the objects other controllers own, so those are never looked at; at 10,000 pods a
+    ReplicaSet's sync read every one of them and kept the controller manager busy)."""
+    informer.add_index(CONTROLLER_INDEX, by_controller)
+    return (informer.by_index(CONTROLLER_INDEX, owner.uid)
+            + informer.by_index(CONTROLLER_INDEX, f"orphan/{owner.meta.namespace}"))
+
+
 def resolve_controller(owners: Informer, kind: str, meta: meta_pb2.ObjectMeta) -> str | None:
     """The cache key of the object's controller of `kind`, if the cache holds that very
     object (same uid): a reference to a deleted and recreated owner resolves to nothing

@@ -40,6 +40,7 @@ from kemu.services.controllers.controllerref import (
     Owner,
     RefManager,
     WorkloadClient,
+    claim_candidates,
     controller_of,
     log_sync_error,
     matching_owners,
@@ -231,8 +232,7 @@ class DaemonSetController:
     async def _claim(self, ds: apps_pb2.DaemonSet, selector: labelsel.Selector
                      ) -> list[core_pb2.Pod]:
         owner = Owner(KIND, API_VERSION, _copy_meta(ds.metadata))
-        candidates = [o for o in self.pods.list()
-                      if o.pod.metadata.namespace == ds.metadata.namespace]
+        candidates = claim_candidates(self.pods, owner)
         manager = RefManager(self.client, owner, selector, "pods",
                              owner_check(self.client, "daemonsets", owner))
         return [o.pod for o in await manager.claim(candidates)]

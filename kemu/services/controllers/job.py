@@ -44,6 +44,7 @@ from kemu.services.controllers.controllerref import (
     Owner,
     RefManager,
     WorkloadClient,
+    claim_candidates,
     controller_of,
     matching_owners,
     owner_check,
@@ -284,8 +285,7 @@ class JobController:
                                          cap=self.max_pod_failure_backoff)
 
     async def _claim(self, owner: Owner, selector: labelsel.Selector) -> list[core_pb2.Pod]:
-        namespace = owner.meta.namespace
-        candidates = [o for o in self.pods.list() if o.pod.metadata.namespace == namespace]
+        candidates = claim_candidates(self.pods, owner)
         manager = RefManager(self.client, owner, selector, "pods",
                              owner_check(self.client, "jobs", owner))
         return [o.pod for o in await manager.claim(candidates)]

@@ -35,6 +35,7 @@ from kemu.services.controllers.controllerref import (
     Owner,
     RefManager,
     WorkloadClient,
+    claim_candidates,
     controller_of,
     log_sync_error,
     matching_owners,
@@ -269,9 +270,8 @@ class ReplicaSetController:
             raise error
 
     async def _claim(self, owner: Owner, selector: labelsel.Selector) -> list[core_pb2.Pod]:
-        namespace = owner.meta.namespace
-        candidates = [o for o in self.pods.list()
-                      if o.pod.metadata.namespace == namespace and podutil.is_active(o.pod)]
+        candidates = [o for o in claim_candidates(self.pods, owner)
+                      if podutil.is_active(o.pod)]
         manager = RefManager(self.client, owner, selector, "pods",
                              owner_check(self.client, self.workload.resource, owner))
         return [o.pod for o in await manager.claim(candidates)]

@@ -38,6 +38,7 @@ from kemu.services.controllers.controllerref import (
     Owner,
     RefManager,
     WorkloadClient,
+    claim_candidates,
     controller_of,
     log_sync_error,
     matching_owners,
@@ -204,9 +205,8 @@ class StatefulSetController:
     async def _claim(self, sts: apps_pb2.StatefulSet, selector: labelsel.Selector
                      ) -> list[Pod]:
         owner = Owner(KIND, API_VERSION, _copy_meta(sts.metadata))
-        candidates = [o for o in self.pods.list()
-                      if o.pod.metadata.namespace == sts.metadata.namespace
-                      and sp.is_member(sts, o.pod)]
+        candidates = [o for o in claim_candidates(self.pods, owner)
+                      if sp.is_member(sts, o.pod)]
         manager = RefManager(self.client, owner, selector, "pods",
                              owner_check(self.client, "statefulsets", owner))
         return [o.pod for o in await manager.claim(candidates)]
