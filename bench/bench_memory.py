@@ -29,7 +29,7 @@ bench/results/memory-quick.json unless --results says where). Schema:
                      "simulator": float (each one's own peak)},
      "settled_rss_mb": {same names: RSS after the settle period},
      "all_running_s": float (first Deployment created to all pods Running),
-     "node_not_ready_events": int (NodeNotReady events while filling: live nodes
+     "node_not_ready_events": int (NodeNotReady events up to the settle period's end: live nodes
                                marked NotReady by a lagging controller manager; 0 expected),
      "lines": [str]}
 
@@ -82,13 +82,15 @@ def deployment(name: str, replicas: int) -> Any:
                                                                 "memory": "16Mi"}}}]}}}})
 
 
-async def fill(api: str, deployments: int, pods: int, deadline: float,
+async def fill(api: str, deployments: int, pods: int, deadline: float, settle: float,
                not_ready: list[str]) -> float:
-    """Create the Deployments and wait until `pods` pods are Running; seconds taken.
+    """Create the Deployments and wait until `pods` pods are Running, then `settle` seconds
+    more (steady state: heartbeats, resyncs, no more creation); seconds taken to Running.
     Progress comes from a watch of the namespace's pods, as an informer follows them:
     listing all 10,000 pods every few seconds would measure the bench's own lists (a
     transient ~90 MB in the apiserver each), not the cluster it holds. A second watch
-    collects the node lifecycle controller's NodeNotReady events into `not_ready`: a
+    collects the node lifecycle controller's NodeNotReady events into `not_ready`, until
+    the settle period ends (a node silent during the burst is found 40 s later): a
     controller manager that falls behind its Lease informer under the burst marks live
     nodes NotReady, which the memory figure alone would not show."""
     async with AsyncClient(api, timeout=120) as client:
@@ -125,7 +127,9 @@ async def fill(api: str, deployments: int, pods: int, deadline: float,
             while True:
                 running = sum(1 for phase in phases.values() if phase == "Running")
                 if running >= pods:
-                    return time.monotonic() - started
+                    took = time.monotonic() - started
+                    await asyncio.sleep(settle)
+                    return took
                 if watching.done():
                     watching.result()  # the watch failed: say why
                     raise RuntimeError("the pod watch ended")
@@ -156,8 +160,7 @@ def run(nodes: int, pods: int, deployments: int, settle: float, tmp: Path
                 asyncio.run(wait_nodes_ready(api.address, nodes, 60 + nodes / 20, sim))
                 not_ready: list[str] = []
                 took = asyncio.run(fill(api.address, deployments, pods, 120 + pods / 10,
-                                        not_ready))
-                time.sleep(settle)  # steady state: heartbeats, resyncs, no more creation
+                                        settle, not_ready))
                 sampler.sample()
                 settled = dict(sampler.last)
                 for p in (sched, cm, sim):
@@ -179,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=None, help="default 1000")
     p.add_argument("--pods", type=int, default=None, help="default 10000")
     p.add_argument("--deployments", type=int, default=10)
-    p.add_argument("--settle", type=float, default=20.0,
-                   help="seconds to keep sampling once every pod is Running")
+    p.add_argument("--settle", type=float, default=45.0,
+                   help="seconds to keep sampling once every pod is Running (default 45: "
+                        "past the 40 s grace in which a node silent during the burst is "
+                        "found NotReady)")
     p.add_argument("--results", type=Path, default=None, help="where to write the JSON")
     args = p.parse_args(argv)
     nodes = args.nodes or (100 if args.quick else 1000)
