@@ -148,7 +148,7 @@ def scheduler(d: dict[str, Any], s: Section) -> None:
         s.summary.append((f"scheduler {r['nodes']} nodes / {r['pods']} pods",
                           f"{r['pods_per_s']:.0f} pods/s", f"{threshold:g} pods/s",
                           f"{r['ratio']:.2f}"))
-    s.body += [f"Reference: {d['reference']['name']} threshold of {threshold:g} pods/s "
+    s.body += [f"Reference: {d['reference']['name']} of {threshold:g} pods/s "
                "(target at least that; stretch 1,000).", "",
                *_table(("nodes", "pods", "pods/s", "ratio", "p50", "p99", "peak RSS MB"),
                        rows)]
