@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -219,12 +220,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     mallocarenas.limit()  # before any thread of gRPC's starts
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader went away (`kemu images list | head -1`): not an error of ours, and
+        # quiet as cat is; stdout goes to /dev/null so the flush at exit fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logsetup.configure_from_args(args.command, args)
     try:
         return dispatch(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as e:  # one line for the user; -vv shows the traceback
         if args.verbose > 1:
             logging.exception("kemu %s failed", args.command)
