@@ -25,7 +25,6 @@ nodes` shows) and there are no pod or container series.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,21 +153,15 @@ class ResourceMetrics:
     async def refresh(self) -> ResourceSnapshot:
         """Take (or reuse, within the cache's TTL) the samples and keep the snapshot."""
         try:
-            listed = await self.stats.runtime.list_containers({naming.NODE: self.stats.node})
+            sampled = await self.stats.sample()
         except ContainerRuntimeError:
             self.snapshot = ResourceSnapshot(0.0, 0, self.wall(), error=True)
             return self.snapshot
-        running = [c for c in listed if c.running]
-        self.stats.cache.prune(c.id for c in running)
-        usages = await asyncio.gather(*(self.stats.cache.usage(c.id) for c in running))
-        cpu = {c.id: u.cpu_usage_ns / 1e9 for c, u in zip(running, usages, strict=True)
-               if u is not None and u.cpu_usage_ns is not None}
+        cpu = {c.id: u.cpu_usage_ns / 1e9 for c, u in sampled if u.cpu_usage_ns is not None}
         node_mem, node_at = 0, 0.0
         containers: list[ContainerSample] = []
         by_pod: dict[tuple[str, str, str], list[tuple[str, ContainerSample]]] = {}
-        for info, usage in zip(running, usages, strict=True):
-            if usage is None:
-                continue
+        for info, usage in sampled:
             node_mem += usage.memory_bytes
             node_at = max(node_at, usage.at)
             labels = info.labels

@@ -67,17 +67,23 @@ def _docker_time(text: Any) -> float | None:
     return dt.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
 
 
+def _total_usage(stats: Mapping[str, Any]) -> int | None:
+    """`cpu_usage.total_usage` of a `cpu_stats` or `precpu_stats` part: the CPU
+    nanoseconds the container has used since it started."""
+    total = (stats.get("cpu_usage") or {}).get("total_usage")
+    return int(total) if total is not None else None
+
+
 def cpu_cores(doc: Mapping[str, Any]) -> float | None:
     """Cores used between precpu_stats and cpu_stats, as `docker stats` computes its CPU %
     (divided by 100); None when the engine has no previous reading yet."""
     cpu = doc.get("cpu_stats") or {}
     pre = doc.get("precpu_stats") or {}
-    total = (cpu.get("cpu_usage") or {}).get("total_usage")
-    pre_total = (pre.get("cpu_usage") or {}).get("total_usage")
+    total, pre_total = _total_usage(cpu), _total_usage(pre)
     system, pre_system = cpu.get("system_cpu_usage"), pre.get("system_cpu_usage")
     if total is None or pre_total is None or system is None or pre_system is None:
         return None
-    cpu_delta, system_delta = int(total) - int(pre_total), int(system) - int(pre_system)
+    cpu_delta, system_delta = total - pre_total, int(system) - int(pre_system)
     if system_delta <= 0 or cpu_delta < 0:
         return None
     online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage")
@@ -103,9 +109,8 @@ def usage_of(doc: Mapping[str, Any], *, now: float) -> Usage | None:
     read, preread = _docker_time(doc.get("read")), _docker_time(doc.get("preread"))
     at = read if read is not None else now
     window = at - preread if preread is not None and at > preread else 1.0
-    total = ((doc.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
     return Usage(round(cores * 1e9), working_set(doc), at, window,
-                 int(total) if total is not None else None)
+                 _total_usage(doc.get("cpu_stats") or {}))
 
 
 class StatsCache:
@@ -179,21 +184,25 @@ class NodeStats:
         self.node = node
         self.cache = cache or StatsCache(runtime, ttl=ttl)
 
+    async def sample(self) -> list[tuple[ContainerInfo, Usage]]:
+        """Every running container of the node with its usage (from the cache within its
+        TTL), those without usage yet left out; the cache forgets containers gone. Both the
+        Stats RPC and the agent's /metrics/resource read the node through this."""
+        running = [c for c in await self.runtime.list_containers({naming.NODE: self.node})
+                   if c.running]
+        self.cache.prune(c.id for c in running)
+        usages = await asyncio.gather(*(self.cache.usage(c.id) for c in running))
+        return [(c, u) for c, u in zip(running, usages, strict=True) if u is not None]
+
     async def collect(self, pod_meta: Callable[[str, str], Any | None]
                       ) -> nodeagent_pb2.StatsResponse:
         """Usage of the node and its pods. `pod_meta(namespace, name)` gives the pod's
         ObjectMeta from the agent's cache (None: the pod is gone, leave it out)."""
-        running = [c for c in await self.runtime.list_containers({naming.NODE: self.node})
-                   if c.running]
-        self.cache.prune(c.id for c in running)
-        samples = await asyncio.gather(*(self.cache.usage(c.id) for c in running))
         resp = nodeagent_pb2.StatsResponse()
         node_cpu = node_mem = 0
         node_at, node_window = self.cache.wall(), 0.0
         pods: dict[tuple[str, str], metrics_pb2.PodMetrics] = {}
-        for info, usage in zip(running, samples, strict=True):
-            if usage is None:
-                continue
+        for info, usage in await self.sample():
             node_cpu += usage.cpu_nanocores
             node_mem += usage.memory_bytes
             node_window = max(node_window, usage.window)
