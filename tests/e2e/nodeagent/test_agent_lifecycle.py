@@ -36,7 +36,9 @@ SLEEP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 def _containers(client: docker.DockerClient, uid: str) -> list[str]:
-    return sorted(c.id for c in client.containers.list(
+    """The ids of the pod's containers, from one listing: the SDK's `containers.list`
+    inspects each row after listing, and fails when one is removed in between."""
+    return sorted(row["Id"] for row in client.api.containers(
         all=True, filters={"label": f"io.kemu.pod.uid={uid}"}))
 
 
